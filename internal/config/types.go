@@ -1,0 +1,123 @@
+// Package config loads, expands, strictly decodes, defaults and validates the
+// YAML configuration (DESIGN §4). Load reports every problem at once as
+// "<file>:<line>: <yaml.path>: <message>".
+package config
+
+import (
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations/file"
+	"github.com/rcrouter/rcrouter/destinations/segment"
+	"github.com/rcrouter/rcrouter/destinations/slack"
+	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+// Config is the whole configuration file, after defaults.
+type Config struct {
+	Server       Server                  `yaml:"server"`
+	Inbound      Inbound                 `yaml:"inbound"`
+	Admin        Admin                   `yaml:"admin"`
+	Storage      Storage                 `yaml:"storage"`
+	Defaults     Options                 `yaml:"defaults"`
+	Destinations map[string]*Destination `yaml:"destinations"`
+	Routes       []Route                 `yaml:"routes"`
+
+	// Path is the file it was loaded from; Dir its directory (relative paths
+	// in the file are resolved against Dir).
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+	// Names lists destination names in file order.
+	Names []string `yaml:"-"`
+}
+
+// Server is the `server:` block.
+type Server struct {
+	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
+	WebhookPath  string `yaml:"webhook_path"`   // default /webhooks/revenuecat
+	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1048576
+}
+
+// Inbound is the `inbound:` block: how RevenueCat's requests are checked.
+type Inbound struct {
+	Authorization        []secret.Secret `yaml:"authorization"`
+	SigningSecret        secret.Secret   `yaml:"signing_secret"`
+	AllowUnauthenticated bool            `yaml:"allow_unauthenticated"`
+}
+
+// Admin is the `admin:` block.
+type Admin struct {
+	Token secret.Secret `yaml:"token"`
+}
+
+// Storage is the `storage:` block.
+type Storage struct {
+	Driver    string        `yaml:"driver"` // sqlite (default) | postgres
+	Path      string        `yaml:"path"`   // sqlite; default data/rcrouter.db, relative to Dir
+	DSN       secret.Secret `yaml:"dsn"`    // postgres
+	Retention time.Duration `yaml:"retention"`
+	// DispatchBodyBytes truncates request and response bodies kept in the
+	// dispatch log (default 4096).
+	DispatchBodyBytes int `yaml:"dispatch_body_bytes"`
+}
+
+// Options are the delivery options every destination inherits from
+// `defaults:` and may override field by field.
+type Options struct {
+	Timeout        time.Duration  `yaml:"timeout"`     // default 10s
+	Concurrency    int            `yaml:"concurrency"` // default 4
+	RateLimit      float64        `yaml:"rate_limit"`  // requests per second, 0 = unlimited (Slack: 1)
+	Retry          Retry          `yaml:"retry"`
+	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker"`
+}
+
+// Retry is the retry policy.
+type Retry struct {
+	MaxAttempts     int           `yaml:"max_attempts"`     // default 12
+	InitialInterval time.Duration `yaml:"initial_interval"` // default 5s
+	MaxInterval     time.Duration `yaml:"max_interval"`     // default 1h
+	MaxElapsedTime  time.Duration `yaml:"max_elapsed_time"` // default 72h
+}
+
+// CircuitBreaker is the breaker policy.
+type CircuitBreaker struct {
+	FailureThreshold int           `yaml:"failure_threshold"` // default 10
+	OpenFor          time.Duration `yaml:"open_for"`          // default 30s
+}
+
+// Destination is one entry of `destinations:`: exactly one type block, plus
+// the resolved Options (defaults merged with this destination's overrides).
+type Destination struct {
+	Name    string          `yaml:"-"`
+	Type    string          `yaml:"-"` // segment | slack | webhook | file
+	Segment *segment.Config `yaml:"segment,omitempty"`
+	Slack   *slack.Config   `yaml:"slack,omitempty"`
+	Webhook *webhook.Config `yaml:"webhook,omitempty"`
+	File    *file.Config    `yaml:"file,omitempty"`
+	// Options are inline so that Dump prints them where the file has them.
+	Options Options `yaml:",inline"`
+}
+
+// Route is one entry of `routes:`.
+type Route struct {
+	Name    string   `yaml:"name"`
+	Match   Matchers `yaml:"match,omitempty"`
+	Exclude Matchers `yaml:"exclude,omitempty"`
+	When    string   `yaml:"when,omitempty"`
+	To      []string `yaml:"to"`
+	Stop    bool     `yaml:"stop,omitempty"`
+}
+
+// Matchers are the keys of `match:` and `exclude:`. Each is any-of; keys are
+// all-of. A string in YAML is a one-element list.
+type Matchers struct {
+	Type        []string `yaml:"type,omitempty"` // glob
+	Lifecycle   []string `yaml:"lifecycle,omitempty"`
+	Entitlement []string `yaml:"entitlement,omitempty"`
+	Environment []string `yaml:"environment,omitempty"`
+	Store       []string `yaml:"store,omitempty"`
+	Product     []string `yaml:"product,omitempty"` // glob
+	AppID       []string `yaml:"app_id,omitempty"`
+	Country     []string `yaml:"country,omitempty"`
+	PeriodType  []string `yaml:"period_type,omitempty"`
+}

@@ -1,0 +1,204 @@
+// Package server is rcrouter's HTTP face: the RevenueCat webhook endpoint,
+// health and metrics, the admin API, the live stream and the UI. It is the
+// only package that uses gin. Everything it does beyond HTTP it asks of a
+// Backend, which internal/app implements.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// Backend is what the server needs from the rest of the process.
+type Backend interface {
+	// Accept routes and durably stores one decoded event. It returns
+	// created=false for an event id already stored.
+	Accept(ctx context.Context, e *event.Event) (Accepted, error)
+	// Destinations lists every configured destination (and any with queued
+	// deliveries but no longer configured) with state and counts.
+	Destinations(ctx context.Context) ([]DestinationStatus, error)
+	// Retry makes one delivery due now.
+	Retry(ctx context.Context, deliveryID string) error
+	Replay(ctx context.Context, destination string, f store.ReplayFilter, dryRun bool) (int, error)
+	SendTest(ctx context.Context, destination string) (eventID string, err error)
+	Pause(ctx context.Context, destination string) error
+	Resume(ctx context.Context, destination string) error
+	Reload(ctx context.Context) error
+	// Ready reports why the process cannot take traffic, or nil.
+	Ready(ctx context.Context) error
+}
+
+// Accepted is the answer to one accepted webhook.
+type Accepted struct {
+	Created      bool
+	Destinations []string
+}
+
+// DestinationStatus is one row of GET /api/v1/destinations.
+type DestinationStatus struct {
+	Name          string     `json:"name"`
+	Type          string     `json:"type"`
+	State         string     `json:"state"`
+	Pending       int        `json:"pending"`
+	Dead          int        `json:"dead"`
+	Delivered24h  int        `json:"delivered_24h"`
+	Failed24h     int        `json:"failed_24h"`
+	LastSuccessAt *time.Time `json:"last_success_at"`
+	LastError     string     `json:"last_error"`
+}
+
+// Settings are the reloadable parts of the server's configuration.
+type Settings struct {
+	Authorization        []secret.Secret
+	SigningSecret        secret.Secret
+	AllowUnauthenticated bool
+	AdminToken           secret.Secret
+	MaxBodyBytes         int64
+}
+
+// Options configure a Server.
+type Options struct {
+	Listen      string
+	WebhookPath string
+	Settings    Settings
+	Backend     Backend
+	Store       store.Store
+	Hub         *Hub
+	Logger      *slog.Logger
+	Registry    *prometheus.Registry // private registry served on /metrics
+	Now         func() time.Time
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opts     Options
+	settings atomic.Pointer[Settings]
+	draining atomic.Bool
+	engine   *gin.Engine
+	http     *http.Server
+	received *prometheus.CounterVec
+}
+
+// New builds the server and its routes.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Hub == nil {
+		opts.Hub = NewHub()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{opts: opts}
+	s.SetSettings(opts.Settings)
+	s.received = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rcrouter_webhooks_received_total",
+		Help: "RevenueCat webhooks received, by outcome (accepted, duplicate, unauthorized, bad_request, too_large, unavailable).",
+	}, []string{"outcome"})
+	opts.Registry.MustRegister(s.received)
+
+	e := gin.New()
+	e.Use(gin.Recovery())
+	e.HandleMethodNotAllowed = true
+	e.POST(opts.WebhookPath, s.webhook)
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
+	s.engine = e
+	s.http = &http.Server{
+		Addr:    opts.Listen,
+		Handler: e,
+		// Slowloris protection: headers and bodies must arrive in bounded
+		// time. RevenueCat bodies are small; 10 s is generous.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// No WriteTimeout: the SSE stream is long-lived. Handlers bound their
+		// own work with the request context.
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Backend returns the backend the server was built with (the UI uses it).
+func (s *Server) Backend() Backend { return s.opts.Backend }
+
+// Store returns the store the server reads from.
+func (s *Server) Store() store.Store { return s.opts.Store }
+
+// Hub returns the live dispatch hub.
+func (s *Server) Hub() *Hub { return s.opts.Hub }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.opts.Logger }
+
+// MountUI serves h under /ui/ (and redirects / there). Call it before Serve.
+// The UI does its own authentication with AdminAuth and the session cookie.
+func (s *Server) MountUI(h http.Handler) {
+	s.engine.Any("/ui/*path", gin.WrapH(h))
+	s.engine.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/ui/") })
+}
+
+// SetSettings swaps the reloadable settings atomically.
+func (s *Server) SetSettings(st Settings) {
+	if st.MaxBodyBytes <= 0 {
+		st.MaxBodyBytes = 1 << 20
+	}
+	s.settings.Store(&st)
+}
+
+// Handler returns the HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Drain makes /readyz fail so load balancers stop sending traffic, while the
+// server keeps answering. Shutdown follows.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends. Open SSE streams are closed through the hub.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.opts.Hub.Close()
+	return s.http.Shutdown(ctx)
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	if s.draining.Load() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+		return
+	}
+	if err := s.opts.Backend.Ready(c.Request.Context()); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
