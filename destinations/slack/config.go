@@ -1,6 +1,12 @@
 package slack
 
-import "github.com/rcrouter/rcrouter/internal/secret"
+import (
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
 
 // Config is the `slack:` block of a destination: either WebhookURL
 // (incoming webhook) or Token and Channel (bot, chat.postMessage).
@@ -14,4 +20,40 @@ type Config struct {
 	// Template overrides the default message: Go text/template rendering
 	// Block Kit JSON (an array of blocks) from the normalized event.
 	Template string `yaml:"template"`
+}
+
+// DefaultAPIURL is Slack's Web API.
+const DefaultAPIURL = "https://slack.com/api/"
+
+// Validate checks the block: exactly one mode, URLs that parse, and a
+// template that renders valid Block Kit for every sample event. Each joined
+// error starts with the key it is about; none quotes a secret.
+func (c Config) Validate() error {
+	var errs []error
+	webhook, token := c.WebhookURL.Value() != "", c.Token.Value() != ""
+	switch {
+	case webhook && (token || c.Channel != ""):
+		errs = append(errs, errors.New("webhook_url: set either webhook_url, or token and channel, not both"))
+	case !webhook && !token:
+		errs = append(errs, errors.New("webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"))
+	case token && c.Channel == "":
+		errs = append(errs, errors.New("channel: is required with token"))
+	}
+	if webhook && !isHTTPURL(c.WebhookURL.Value()) {
+		errs = append(errs, errors.New("webhook_url: is not an http(s) URL"))
+	}
+	if c.APIURL != "" && !isHTTPURL(c.APIURL) {
+		errs = append(errs, fmt.Errorf("api_url: %q is not an http(s) URL", c.APIURL))
+	}
+	if c.Template != "" {
+		if _, err := parseTemplate(c.Template); err != nil {
+			errs = append(errs, fmt.Errorf("template: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
 }

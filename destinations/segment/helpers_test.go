@@ -1,0 +1,214 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+const testWriteKey = "wk_test_1234567890"
+
+// batch is one request the fake Segment got.
+type batch struct {
+	body []byte
+	ids  []string
+}
+
+// fakeSegment is an httptest Segment batch API. It checks Basic auth (write
+// key, empty password), records every batch and answers with status(n) for
+// the n-th request (from 0).
+type fakeSegment struct {
+	*httptest.Server
+	t      *testing.T
+	mu     sync.Mutex
+	got    []batch
+	status func(n int) int
+	body   string
+}
+
+func newFakeSegment(t *testing.T, status func(n int) int, body string) *fakeSegment {
+	t.Helper()
+	f := &fakeSegment{t: t, status: status, body: body}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != testWriteKey || pass != "" || r.URL.Path != "/v1/batch" || r.Method != http.MethodPost {
+			t.Errorf("fake segment: got %s %s with basic auth ok=%v user=%q pass=%q", r.Method, r.URL.Path, ok, user, pass)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		var parsed struct {
+			Batch []struct {
+				MessageID string `json:"messageId"`
+			} `json:"batch"`
+		}
+		if err := json.Unmarshal(b, &parsed); err != nil {
+			t.Errorf("fake segment: body is not JSON: %v", err)
+		}
+		var ids []string
+		for _, m := range parsed.Batch {
+			ids = append(ids, m.MessageID)
+		}
+		f.mu.Lock()
+		n := len(f.got)
+		f.got = append(f.got, batch{body: b, ids: ids})
+		f.mu.Unlock()
+		w.WriteHeader(f.status(n))
+		_, _ = io.WriteString(w, f.body)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func always(code int) func(int) int { return func(int) int { return code } }
+
+func (f *fakeSegment) batches() []batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]batch(nil), f.got...)
+}
+
+// fastRetry keeps the library's ten tries quick in tests.
+func fastRetry(int) time.Duration { return time.Millisecond }
+
+func newTestDestination(t *testing.T, endpoint string, cfg Config, opts Options) *Destination {
+	t.Helper()
+	cfg.WriteKey = secret.Secret(testWriteKey)
+	cfg.Endpoint = endpoint
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = 10 * time.Millisecond
+	}
+	if opts.RetryAfter == nil {
+		opts.RetryAfter = fastRetry
+	}
+	if opts.Version == "" {
+		opts.Version = "test"
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	d, err := New("segment-test", cfg, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// purchase is a paid EUR Play purchase built in code, normalized as ingest would.
+func purchase(id, user string) *event.Event {
+	price, local, tax, comm := 10.84, 9.99, 0.1597, 0.15
+	purchased, expires := int64(1767225600000), int64(1769904000000)
+	e := &event.Event{
+		ID:                       id,
+		Type:                     event.TypeInitialPurchase,
+		AppID:                    "app7c41e09ab2",
+		EventTimestampMs:         1767225603000,
+		AppUserID:                user,
+		OriginalAppUserID:        "$RCAnonymousID:3fa9",
+		Aliases:                  []string{"$RCAnonymousID:3fa9", user},
+		ProductID:                "pro_monthly:monthly-autorenew",
+		EntitlementIDs:           []string{"pro"},
+		PeriodType:               "NORMAL",
+		PurchasedAtMs:            &purchased,
+		ExpirationAtMs:           &expires,
+		Store:                    "PLAY_STORE",
+		Environment:              "PRODUCTION",
+		Currency:                 "EUR",
+		Price:                    &price,
+		PriceInPurchasedCurrency: &local,
+		TaxPercentage:            &tax,
+		CommissionPercentage:     &comm,
+		CountryCode:              "DE",
+		SubscriberAttributes:     map[string]event.Attribute{"$email": {Value: "ana@example.org", UpdatedAtMs: 1}},
+	}
+	revenuecat.Normalize(e)
+	return e
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// fixture is one RevenueCat body from <module root>/../shared/fixtures.
+type fixture struct {
+	dir, name string
+	body      []byte
+}
+
+func fixtures(tb testing.TB) []fixture {
+	tb.Helper()
+	root := filepath.Join(moduleRoot(tb), "..", "shared", "fixtures")
+	var out []fixture
+	for _, dir := range []string{"revenuecat", "revenuecat-docs"} {
+		paths, err := filepath.Glob(filepath.Join(root, dir, "*.json"))
+		if err != nil || len(paths) == 0 {
+			tb.Fatalf("no fixtures in %s (%v)", filepath.Join(root, dir), err)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out = append(out, fixture{dir: dir, name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
+		}
+	}
+	return out
+}
+
+// checkGolden compares got with testdata/golden/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,188 @@
+package slack
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+// webhookPath is the secret part of the test webhook URL.
+const webhookPath = "/services/T0TEST/B0TEST/s3cr3tWebhookToken"
+
+const testToken = "xoxb-test-1234567890-abcdef"
+
+// reply is one scripted answer.
+type reply struct {
+	status int
+	header map[string]string
+	body   string
+}
+
+// received is one request a fake got.
+type received struct {
+	path   string
+	header http.Header
+	body   []byte
+}
+
+// fakeSlack is an httptest server answering every request with one reply
+// and keeping what it got.
+type fakeSlack struct {
+	*httptest.Server
+	mu  sync.Mutex
+	got []received
+}
+
+func newFakeSlack(t *testing.T, r reply) *fakeSlack {
+	t.Helper()
+	f := &fakeSlack{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		f.mu.Lock()
+		f.got = append(f.got, received{path: req.URL.Path, header: req.Header.Clone(), body: b})
+		f.mu.Unlock()
+		for k, v := range r.header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(r.status)
+		_, _ = io.WriteString(w, r.body)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeSlack) requests() []received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]received(nil), f.got...)
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newWebhookDestination(t *testing.T, base string, cfg Config) *Destination {
+	t.Helper()
+	cfg.WebhookURL = secret.Secret(base + webhookPath)
+	d, err := New("slack-test", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func newBotDestination(t *testing.T, base string, cfg Config) *Destination {
+	t.Helper()
+	cfg.Token = secret.Secret(testToken)
+	cfg.Channel = "C0SALES"
+	cfg.APIURL = base + "/api" // without the trailing slash on purpose
+	d, err := New("slack-bot", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+// purchase is a paid EUR Play purchase built in code, normalized as ingest would.
+func purchase(user string) *event.Event {
+	price, local := 10.84, 9.99
+	e := &event.Event{
+		ID:                       "6F1C2A9E-0000-4E21-9C3A-0D5E8F7A1B22",
+		Type:                     event.TypeInitialPurchase,
+		AppID:                    "app7c41e09ab2",
+		EventTimestampMs:         1767225603000,
+		AppUserID:                user,
+		ProductID:                "pro_monthly:monthly-autorenew",
+		EntitlementIDs:           []string{"pro"},
+		PeriodType:               "NORMAL",
+		Store:                    "PLAY_STORE",
+		Environment:              "PRODUCTION",
+		Currency:                 "EUR",
+		Price:                    &price,
+		PriceInPurchasedCurrency: &local,
+		SubscriberAttributes:     map[string]event.Attribute{},
+	}
+	revenuecat.Normalize(e)
+	return e
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// fixture is one RevenueCat body from <module root>/../shared/fixtures.
+type fixture struct {
+	dir, name string
+	body      []byte
+}
+
+func fixtures(tb testing.TB) []fixture {
+	tb.Helper()
+	root := filepath.Join(moduleRoot(tb), "..", "shared", "fixtures")
+	var out []fixture
+	for _, dir := range []string{"revenuecat", "revenuecat-docs"} {
+		paths, err := filepath.Glob(filepath.Join(root, dir, "*.json"))
+		if err != nil || len(paths) == 0 {
+			tb.Fatalf("no fixtures in %s (%v)", filepath.Join(root, dir), err)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out = append(out, fixture{dir: dir, name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
+		}
+	}
+	return out
+}
+
+// checkGolden compares got with testdata/golden/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,574 @@
+package slack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	slackapi "github.com/slack-go/slack"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+// TestGoldenFixtures posts every fixture of both fixture directories to a
+// fake incoming webhook and compares the exact message (blocks and text)
+// with testdata/golden. One fixture is posted again with a project_id.
+func TestGoldenFixtures(t *testing.T) {
+	type run struct {
+		fx        fixture
+		projectID string
+		golden    string
+	}
+	var runs []run
+	for _, fx := range fixtures(t) {
+		runs = append(runs, run{fx, "", fx.dir + "/" + fx.name + ".json"})
+		if fx.name == "initial_purchase_paid_eur" {
+			runs = append(runs, run{fx, "proj1a2b3c4d", fx.dir + "/" + fx.name + ".project_id.json"})
+		}
+	}
+	f := newFakeSlack(t, reply{status: 200, body: "ok"})
+	for _, r := range runs {
+		t.Run(r.golden, func(t *testing.T) {
+			e, err := revenuecat.Decode(r.fx.body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			d := newWebhookDestination(t, f.URL, Config{ProjectID: r.projectID})
+			before := len(f.requests())
+			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: e})
+			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 1 {
+				t.Fatalf("result = %s %q with %d exchanges", res.Outcome, res.Message, len(res.Exchanges))
+			}
+			got := f.requests()[before:]
+			if len(got) != 1 || got[0].path != webhookPath {
+				t.Fatalf("webhook got %d requests", len(got))
+			}
+			if res.Exchanges[0].Request.Body != string(got[0].body) {
+				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].body)
+			}
+			var m slackapi.WebhookMessage
+			if err := json.Unmarshal(got[0].body, &m); err != nil || m.Blocks == nil {
+				t.Fatalf("body is not a webhook message with blocks: %v", err)
+			}
+			if err := validateBlocks(m.Blocks.BlockSet); err != nil {
+				t.Errorf("blocks invalid: %v", err)
+			}
+			var out bytes.Buffer
+			if err := json.Indent(&out, got[0].body, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteByte('\n')
+			checkGolden(t, r.golden, out.Bytes())
+		})
+	}
+}
+
+// texts collects every "text" string of a JSON message, at any depth.
+func texts(t *testing.T, body []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	var out []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "text" {
+					out = append(out, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+// TestEscaping: markup in event text (app_user_id, attributes, product)
+// cannot ping, link or format, in the default message and in a template.
+func TestEscaping(t *testing.T) {
+	const evil = "<script>alert(1)</script> <!channel> *bold* & `x`"
+	e := purchase(evil)
+	e.ProductID = "<@U123>|<https://evil.example|click>"
+	e.SubscriberAttributes = map[string]event.Attribute{"$displayName": {Value: "<!here> *Ana*"}}
+	template := `[{"type":"section","text":{"type":"mrkdwn","text":{{ printf "%s says hi, %s" (.SubscriberAttribute "$displayName" | code) (.UserID | mrkdwn) | toJson }}}}]`
+
+	tests := []struct {
+		name      string
+		cfg       Config
+		want      []string // exact text objects that must be present
+		forbidden []string
+	}{
+		{
+			name: "default message",
+			cfg:  Config{},
+			want: []string{
+				":smiley_cat: Customer `&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; *bold* &amp; ˋxˋ` just started a subscription of `&lt;@U123&gt;|&lt;https://evil.example|click&gt;`",
+				"Customer &lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; *bold* &amp; `x` just started a subscription of &lt;@U123&gt;|&lt;https://evil.example|click&gt;",
+			},
+		},
+		{
+			name: "default message with a dashboard link",
+			cfg:  Config{ProjectID: "proj&1"},
+			want: []string{
+				":smiley_cat: Customer <https://app.revenuecat.com/customers/proj&amp;1/%3Cscript%3Ealert%281%29%3C%2Fscript%3E%20%3C%21channel%3E%20%2Abold%2A%20&amp;%20%60x%60|&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; *bold* &amp; `x`> just started a subscription of `&lt;@U123&gt;|&lt;https://evil.example|click&gt;`",
+			},
+		},
+		{
+			name: "template",
+			cfg:  Config{Template: template},
+			want: []string{
+				"`&lt;!here&gt; *Ana*` says hi, &lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; *bold* &amp; `x`",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t, reply{status: 200, body: "ok"})
+			d := newWebhookDestination(t, f.URL, tt.cfg)
+			if res := d.Send(context.Background(), destinations.Delivery{Event: e}); res.Outcome != destinations.Delivered {
+				t.Fatalf("result %s %q", res.Outcome, res.Message)
+			}
+			body := f.requests()[0].body
+			got := texts(t, body)
+			for _, w := range tt.want {
+				found := false
+				for _, g := range got {
+					found = found || g == w
+				}
+				if !found {
+					t.Errorf("no text\n%q\namong\n%q", w, got)
+				}
+			}
+			for _, g := range got {
+				for _, bad := range []string{"<script>", "<!channel>", "<!here>", "<@U123>", "<https://evil"} {
+					if strings.Contains(g, bad) {
+						t.Errorf("text %q contains raw %q", g, bad)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestWebhookOutcomes(t *testing.T) {
+	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name       string
+		reply      reply
+		outcome    destinations.Outcome
+		reason     destinations.Reason
+		message    string
+		retryAfter time.Duration // exact, or approximate for an HTTP date
+		pause      bool
+	}{
+		{"200 ok", reply{200, nil, "ok"}, destinations.Delivered, destinations.ReasonNone, "", 0, false},
+		{"400 invalid_payload", reply{400, nil, "invalid_payload"}, destinations.Permanent, destinations.ReasonClientError, "invalid_payload", 0, false},
+		{"400 invalid_blocks", reply{400, nil, "invalid_blocks"}, destinations.Permanent, destinations.ReasonClientError, "invalid_blocks", 0, false},
+		{"403 action_prohibited", reply{403, nil, "action_prohibited"}, destinations.Permanent, destinations.ReasonClientError, "action_prohibited", 0, false},
+		{"404 channel_not_found", reply{404, nil, "channel_not_found"}, destinations.Permanent, destinations.ReasonClientError, "channel_not_found", 0, false},
+		{"410 channel_is_archived", reply{410, nil, "channel_is_archived"}, destinations.Permanent, destinations.ReasonClientError, "channel_is_archived", 0, false},
+		{"429 with Retry-After seconds", reply{429, map[string]string{"Retry-After": "7"}, "rate_limited"}, destinations.Retry, destinations.ReasonRateLimited, "rate_limited", 7 * time.Second, true},
+		{"429 with Retry-After date", reply{429, map[string]string{"Retry-After": date}, ""}, destinations.Retry, destinations.ReasonRateLimited, "rate_limited", 90 * time.Second, true},
+		{"429 without Retry-After", reply{429, nil, "slow down"}, destinations.Retry, destinations.ReasonRateLimited, "slow down", 0, true},
+		{"500 rollup_error", reply{500, nil, "rollup_error"}, destinations.Retry, destinations.ReasonServerError, "rollup_error", 0, false},
+		{"503 without body", reply{503, nil, ""}, destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false},
+		{"302 is not followed", reply{302, map[string]string{"Location": "https://elsewhere.example/"}, ""}, destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t, tt.reply)
+			d := newWebhookDestination(t, f.URL, Config{})
+			res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.Message != tt.message || res.PauseDestination != tt.pause {
+				t.Errorf("result = %s/%s %q pause=%v, want %s/%s %q pause=%v",
+					res.Outcome, res.Reason, res.Message, res.PauseDestination, tt.outcome, tt.reason, tt.message, tt.pause)
+			}
+			if d := res.RetryAfter - tt.retryAfter; d < -2*time.Second || d > 2*time.Second || (tt.retryAfter == 0 && res.RetryAfter != 0) {
+				t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, tt.retryAfter)
+			}
+			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.status {
+				t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, tt.reply.status)
+			}
+			if n := len(f.requests()); n != 1 {
+				t.Errorf("webhook got %d requests, want 1 (no retries inside Send)", n)
+			}
+		})
+	}
+}
+
+// TestChannelNotFound is the dispatch record ops see for a deleted channel.
+func TestChannelNotFound(t *testing.T) {
+	f := newFakeSlack(t, reply{status: 404, body: "channel_not_found"})
+	d := newWebhookDestination(t, f.URL, Config{})
+	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	if res.Outcome != destinations.Permanent || res.Message != "channel_not_found" {
+		t.Fatalf("result = %s %q, want permanent channel_not_found", res.Outcome, res.Message)
+	}
+	if len(res.Exchanges) != 1 {
+		t.Fatalf("%d exchanges, want 1", len(res.Exchanges))
+	}
+	x := res.Exchanges[0]
+	u, _ := url.Parse(f.URL)
+	if want := "http://" + u.Host + "/" + secret.Redacted; x.Request.URL != want {
+		t.Errorf("URL = %q, want %q", x.Request.URL, want)
+	}
+	if x.Response.StatusCode != 404 || x.Response.Body != "channel_not_found" {
+		t.Errorf("response = %+v", x.Response)
+	}
+	all, _ := json.Marshal(res)
+	if strings.Contains(string(all), "s3cr3tWebhookToken") {
+		t.Errorf("the webhook URL leaks: %s", all)
+	}
+}
+
+func TestNetworkError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // nothing listens any more
+	d := newWebhookDestination(t, base, Config{})
+	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork ||
+		!strings.HasPrefix(res.Message, "slack destination slack-test: ") {
+		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
+	}
+	all, _ := json.Marshal(res)
+	if strings.Contains(string(all), "s3cr3tWebhookToken") || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
+		t.Errorf("result = %s", all)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	d, err := New("slack-test", Config{WebhookURL: secret.Secret(srv.URL + webhookPath)},
+		Options{Logger: quietLogger(), Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout {
+		t.Errorf("result = %s/%s %q, want retry/timeout", res.Outcome, res.Reason, res.Message)
+	}
+	if strings.Contains(res.Message, "s3cr3t") {
+		t.Errorf("message leaks the webhook URL: %q", res.Message)
+	}
+}
+
+func TestBotOutcomes(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      reply
+		outcome    destinations.Outcome
+		reason     destinations.Reason
+		message    string
+		retryAfter time.Duration
+		pause      bool
+	}{
+		{"ok", reply{200, nil, `{"ok":true,"channel":"C0SALES","ts":"1767225603.000100"}`}, destinations.Delivered, destinations.ReasonNone, "", 0, false},
+		{"channel_not_found", reply{200, nil, `{"ok":false,"error":"channel_not_found"}`}, destinations.Permanent, destinations.ReasonRejected, "channel_not_found", 0, false},
+		{"not_in_channel", reply{200, nil, `{"ok":false,"error":"not_in_channel"}`}, destinations.Permanent, destinations.ReasonRejected, "not_in_channel", 0, false},
+		{"invalid_auth", reply{200, nil, `{"ok":false,"error":"invalid_auth"}`}, destinations.Permanent, destinations.ReasonRejected, "invalid_auth", 0, false},
+		{"ratelimited in the body", reply{200, map[string]string{"Retry-After": "4"}, `{"ok":false,"error":"ratelimited"}`}, destinations.Retry, destinations.ReasonRateLimited, "ratelimited", 4 * time.Second, true},
+		{"HTTP 429", reply{429, map[string]string{"Retry-After": "3"}, `{"ok":false,"error":"ratelimited"}`}, destinations.Retry, destinations.ReasonRateLimited, `{"ok":false,"error":"ratelimited"}`, 3 * time.Second, true},
+		{"internal_error", reply{200, nil, `{"ok":false,"error":"internal_error"}`}, destinations.Retry, destinations.ReasonServerError, "internal_error", 0, false},
+		{"HTTP 500", reply{500, nil, "<html>oops</html>"}, destinations.Retry, destinations.ReasonServerError, "<html>oops</html>", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeSlack(t, tt.reply)
+			d := newBotDestination(t, f.URL, Config{})
+			res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.Message != tt.message ||
+				res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause {
+				t.Errorf("result = %s/%s %q after=%s pause=%v, want %s/%s %q after=%s pause=%v",
+					res.Outcome, res.Reason, res.Message, res.RetryAfter, res.PauseDestination,
+					tt.outcome, tt.reason, tt.message, tt.retryAfter, tt.pause)
+			}
+			reqs := f.requests()
+			if len(reqs) != 1 || len(res.Exchanges) != 1 {
+				t.Fatalf("%d requests, %d exchanges; want 1 and 1", len(reqs), len(res.Exchanges))
+			}
+			r := reqs[0]
+			if r.path != "/api/chat.postMessage" || r.header.Get("Authorization") != "Bearer "+testToken {
+				t.Errorf("request %s with Authorization %q", r.path, r.header.Get("Authorization"))
+			}
+			form, err := url.ParseQuery(string(r.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if form.Has("token") || form.Get("channel") != "C0SALES" || form.Get("unfurl_links") != "false" ||
+				form.Get("text") != "Customer u1 just started a subscription of pro_monthly:monthly-autorenew" {
+				t.Errorf("form = %v", form)
+			}
+			var blocks slackapi.Blocks
+			if err := json.Unmarshal([]byte(form.Get("blocks")), &blocks); err != nil || validateBlocks(blocks.BlockSet) != nil {
+				t.Errorf("blocks %s: %v", form.Get("blocks"), err)
+			}
+			x := res.Exchanges[0]
+			if x.Request.Headers["Authorization"] != secret.Redacted || x.Request.URL != f.URL+"/api/chat.postMessage" {
+				t.Errorf("exchange request = %+v", x.Request)
+			}
+			all, _ := json.Marshal(res)
+			if strings.Contains(string(all), testToken) {
+				t.Errorf("the token leaks: %s", all)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	hook := secret.Secret("https://hooks.slack.com/services/T0/B0/secretpart")
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"webhook", Config{WebhookURL: hook}, ""},
+		{"bot", Config{Token: "xoxb-1", Channel: "C1", APIURL: "http://127.0.0.1:9/api/"}, ""},
+		{"nothing", Config{}, "webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"},
+		{"channel alone", Config{Channel: "C1"}, "webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"},
+		{"both modes", Config{WebhookURL: hook, Token: "xoxb-1", Channel: "C1"}, "webhook_url: set either webhook_url, or token and channel, not both"},
+		{"webhook and channel", Config{WebhookURL: hook, Channel: "C1"}, "webhook_url: set either webhook_url, or token and channel, not both"},
+		{"token without channel", Config{Token: "xoxb-1"}, "channel: is required with token"},
+		{"webhook not a URL, not quoted", Config{WebhookURL: "hooks.slack.com/services/secretpart"}, "webhook_url: is not an http(s) URL"},
+		{"api_url not a URL", Config{Token: "xoxb-1", Channel: "C1", APIURL: "slack.com/api"}, `api_url: "slack.com/api" is not an http(s) URL`},
+		{"valid template", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ .Headline | toJson }}}}]`}, ""},
+		{"template parse error", Config{WebhookURL: hook, Template: `[{{ .UserID }]`},
+			`template: template: slack:1: unexpected "}" in operand`},
+		{"template unknown field", Config{WebhookURL: hook, Template: `[{"type":"divider","x":{{ .Nope | toJson }}}]`},
+			`template: sample trial_started: template: slack:1:26: executing "slack" at <.Nope>: can't evaluate field Nope in type slack.TemplateData`},
+		{"template without toJson", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":"{{ .UserID }}"}}]`},
+			`template: sample trial_started: not a JSON array of blocks: invalid character 'q' after object key:value pair`},
+		{"template without mrkdwn escaping", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ .UserID | toJson }}}}]`},
+			`template: sample trial_started: event text reaches Slack unescaped (<!channel>): pass it through mrkdwn or code`},
+		{"template not an array", Config{WebhookURL: hook, Template: `{"type":"divider"}`},
+			`template: sample trial_started: not a JSON array of blocks: json: cannot unmarshal object into Go value of type []json.RawMessage`},
+		{"template unknown block", Config{WebhookURL: hook, Template: `[{"type":"sektion","text":{"type":"mrkdwn","text":"hi"}}]`},
+			`template: sample trial_started: block 0 (sektion): unknown block type`},
+		{"template empty text", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ .OfferCode | toJson }}}}]`},
+			`template: sample trial_started: block 0 (section): text: text must have a minimum length of 1`},
+		{"template no blocks", Config{WebhookURL: hook, Template: `[]`}, `template: sample trial_started: no blocks`},
+		{"template header in mrkdwn", Config{WebhookURL: hook, Template: `[{"type":"header","text":{"type":"mrkdwn","text":"x"}}]`},
+			`template: sample trial_started: block 0 (header): text must be plain_text`},
+		{"template fails for one lifecycle", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ index .Entitlements 0 | mrkdwn | toJson }}}}]`},
+			`template: sample transferred: template: slack:1:53: executing "slack" at <index .Entitlements 0>: error calling index: reflect: slice index out of range`},
+		{"several problems at once", Config{Token: "xoxb-1", APIURL: "nope", Template: "[{{"},
+			"channel: is required with token\n" + `api_url: "nope" is not an http(s) URL` + "\n" + `template: template: slack:1: unclosed action`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if strings.Contains(got, "secretpart") {
+				t.Errorf("error quotes the webhook URL: %s", got)
+			}
+		})
+	}
+}
+
+// TestTemplateSend: blocks from the template, text from the default phrase.
+func TestTemplateSend(t *testing.T) {
+	f := newFakeSlack(t, reply{status: 200, body: "ok"})
+	d := newWebhookDestination(t, f.URL, Config{Template: `[
+		{"type":"header","text":{"type":"plain_text","text":{{ printf "%s on %s" .Type .Store | toJson }}}},
+		{"type":"section","text":{"type":"mrkdwn","text":{{ printf "%s · %s · %s" .Headline .Revenue (.Entitlements | join ", " | mrkdwn) | toJson }}}},
+		{"type":"context","elements":[{"type":"mrkdwn","text":{{ printf "%s %s" (date .EventTimestampMs) (.Price | toJson) | toJson }}}]}
+	]`})
+	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	if res.Outcome != destinations.Delivered {
+		t.Fatalf("result %s %q", res.Outcome, res.Message)
+	}
+	var m struct {
+		Text   string            `json:"text"`
+		Blocks []json.RawMessage `json:"blocks"`
+	}
+	if err := json.Unmarshal(f.requests()[0].body, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"type":"header","text":{"type":"plain_text","text":"INITIAL_PURCHASE on PLAY_STORE"}}`,
+		`{"type":"section","text":{"type":"mrkdwn","text":":smiley_cat: Customer ` + "`u1`" + ` just started a subscription of ` + "`pro_monthly:monthly-autorenew`" + ` · 9.99 EUR ($10.84) · pro"}}`,
+		`{"type":"context","elements":[{"type":"mrkdwn","text":"2026-01-01 00:00 UTC 10.84"}]}`,
+	}
+	if m.Text != "Customer u1 just started a subscription of pro_monthly:monthly-autorenew" || len(m.Blocks) != len(want) {
+		t.Fatalf("message = %s", f.requests()[0].body)
+	}
+	for i, w := range want {
+		if string(m.Blocks[i]) != w {
+			t.Errorf("block %d =\n%s\nwant\n%s", i, m.Blocks[i], w)
+		}
+	}
+}
+
+// TestDefaultMessageSamples: the default message is valid Block Kit for
+// every lifecycle, and hostile event text never reaches it unescaped.
+func TestDefaultMessageSamples(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			for _, project := range []string{"", "proj"} {
+				m := DefaultMessage(s.event, project)
+				if err := validateBlocks(m.Blocks); err != nil {
+					t.Errorf("project %q: %v", project, err)
+				}
+				if leak := mentionIn(m.Blocks); leak != "" {
+					t.Errorf("project %q: unescaped %s", project, leak)
+				}
+				if m.Text == "" || strings.Contains(m.Text, "<!channel>") {
+					t.Errorf("text = %q", m.Text)
+				}
+			}
+		})
+	}
+}
+
+func TestFallbackText(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name string
+		e    event.Event
+		want string
+	}{
+		{"trial started", event.Event{Type: "INITIAL_PURCHASE", PeriodType: "TRIAL", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just started a free trial of monthly"},
+		{"subscription", event.Event{Type: "INITIAL_PURCHASE", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just started a subscription of monthly"},
+		{"trial converted", event.Event{Type: "RENEWAL", IsTrialConversion: true, AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just converted from a free trial of monthly"},
+		{"trial cancelled", event.Event{Type: "CANCELLATION", PeriodType: "TRIAL", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just cancelled their free trial of monthly"},
+		{"renewal", event.Event{Type: "RENEWAL", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just renewed their subscription of monthly"},
+		{"cancellation", event.Event{Type: "CANCELLATION", CancelReason: "UNSUBSCRIBE", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just cancelled their subscription of monthly"},
+		{"refund", event.Event{Type: "CANCELLATION", CancelReason: "CUSTOMER_SUPPORT", Price: f(-1), AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 got a refund for monthly"},
+		{"uncancellation", event.Event{Type: "UNCANCELLATION", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just uncancelled their subscription of monthly"},
+		{"non-renewing", event.Event{Type: "NON_RENEWING_PURCHASE", AppUserID: "7821", ProductID: "coins"}, "Customer 7821 just purchased coins"},
+		{"billing issue", event.Event{Type: "BILLING_ISSUE", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 got a billing issue on monthly"},
+		{"product change", event.Event{Type: "PRODUCT_CHANGE", AppUserID: "7821", ProductID: "monthly", NewProductID: "yearly"}, "Customer 7821 got a product change from monthly to yearly"},
+		{"expiration", event.Event{Type: "EXPIRATION", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821's subscription of monthly just expired"},
+		{"paused", event.Event{Type: "SUBSCRIPTION_PAUSED", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 just paused their subscription of monthly"},
+		{"extended", event.Event{Type: "SUBSCRIPTION_EXTENDED", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 got their subscription of monthly extended"},
+		{"transfer", event.Event{Type: "TRANSFER", TransferredFrom: []string{"a", "b"}, TransferredTo: []string{"c"}}, "Purchases were transferred from a, b to c"},
+		{"test", event.Event{Type: "TEST", Environment: "SANDBOX", AppUserID: "x"}, "[Sandbox] Test event from RevenueCat"},
+		{"other with product", event.Event{Type: "TEMPORARY_ENTITLEMENT_GRANT", AppUserID: "7821", ProductID: "monthly"}, "Customer 7821 got event TEMPORARY_ENTITLEMENT_GRANT for monthly"},
+		{"other without product", event.Event{Type: "SUBSCRIBER_ALIAS", AppUserID: "7821"}, "Customer 7821 got event SUBSCRIBER_ALIAS"},
+		{"sandbox", event.Event{Type: "RENEWAL", Environment: "SANDBOX", AppUserID: "7821", ProductID: "monthly"}, "[Sandbox] Customer 7821 just renewed their subscription of monthly"},
+		{"unknown user and product", event.Event{Type: "RENEWAL"}, "Customer unknown just renewed their subscription of unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.e
+			revenuecat.Normalize(&e)
+			if got := FallbackText(&e); got != tt.want {
+				t.Errorf("FallbackText = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRevenueText(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name       string
+		usd, local *float64
+		currency   string
+		want       string
+	}{
+		{"local and USD", f(10.84), f(9.99), "EUR", "9.99 EUR ($10.84)"},
+		{"USD purchase", f(39.99), f(39.99), "USD", "$39.99"},
+		{"refund", f(-6.29), f(-4.99), "GBP", "-4.99 GBP (-$6.29)"},
+		{"zero-decimal currency", f(7.9), f(1200), "JPY", "1200 JPY ($7.90)"},
+		{"three decimals round", f(25.487), f(32.99), "CAD", "32.99 CAD ($25.49)"},
+		{"local only", nil, f(9), "USD", "$9.00"},
+		{"local only, other currency", nil, f(9), "EUR", "9.00 EUR"},
+		{"USD only", f(5), nil, "EUR", "$5.00"},
+		{"no currency", f(5), nil, "", "$5.00"},
+		{"trial is empty", f(0), f(0), "EUR", ""},
+		{"unknown is empty", nil, nil, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &event.Event{Price: tt.usd, PriceInPurchasedCurrency: tt.local, Currency: tt.currency}
+			if got := revenue(e); got != tt.want {
+				t.Errorf("revenue = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"30", 30 * time.Second},
+		{" 5 ", 5 * time.Second},
+		{"-1", 0},
+		{"Thu, 01 Jan 2026 00:02:00 GMT", 2 * time.Minute},
+		{"Wed, 31 Dec 2025 23:00:00 GMT", 0},
+		{"soon", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := parseRetryAfter(tt.in, now); got != tt.want {
+				t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	_, err := New("sales", Config{Token: "xoxb-secret-token"}, Options{})
+	if err == nil || err.Error() != "slack destination sales: channel: is required with token" {
+		t.Errorf("New = %v", err)
+	}
+}
+
+// TestDefaultMessageLongValues: long event values are clipped so the
+// message stays within Slack's limits instead of failing with invalid_blocks.
+func TestDefaultMessageLongValues(t *testing.T) {
+	e := purchase(strings.Repeat("u", 5000))
+	e.ProductID = strings.Repeat("p", 5000)
+	e.Entitlements = nil
+	for i := range 30 {
+		e.Entitlements = append(e.Entitlements, strings.Repeat("e", 300)+string(rune('a'+i%26)))
+	}
+	m := DefaultMessage(e, "proj")
+	if err := validateBlocks(m.Blocks); err != nil {
+		t.Fatalf("blocks invalid: %v", err)
+	}
+	fields := m.Blocks[1].(*slackapi.SectionBlock).Fields
+	want := "*Entitlements*\n`" + strings.Repeat("e", maxValue-1) + "…`"
+	if !strings.HasPrefix(fields[1].Text, want) || !strings.HasSuffix(fields[1].Text, ", and 25 more") {
+		t.Errorf("entitlements field = %q", fields[1].Text)
+	}
+	if n := len([]rune(m.Text)); n > 500 {
+		t.Errorf("text has %d characters", n)
+	}
+}
