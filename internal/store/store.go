@@ -53,7 +53,12 @@ type Store interface {
 	// until leaseUntil. Each returned Delivery carries the event body.
 	Claim(ctx context.Context, destination string, now, leaseUntil time.Time, limit int) ([]Delivery, error)
 	// Complete records the attempts of claimed deliveries and their new states,
-	// in one transaction for the whole slice.
+	// in one transaction for the whole slice. It sets, in place, the ID of every
+	// Dispatch that has none (so the caller can publish them), and fills empty
+	// EventID/EventType/Destination/Route of the stored records from the
+	// delivery. A Delivered delivery never moves backwards: a late completion
+	// for it only appends its dispatch records. An unknown delivery id fails
+	// the whole call with ErrNotFound.
 	Complete(ctx context.Context, cs []Completion) error
 	// Release puts Running deliveries back to Pending, due at now: on shutdown
 	// (ids given) or at start-up of a single-process store (ids nil: all).
@@ -141,6 +146,9 @@ type Completion struct {
 	NextAttemptAt time.Time // for Retrying
 	LastError     string
 	Dispatches    []Dispatch // the attempt records to append, Attempt already numbered
+	// FinishedAt is when the attempt ended: the delivery's updated_at and,
+	// when Delivered, delivered_at. Zero means the store's clock.
+	FinishedAt time.Time
 }
 
 // Dispatch is one attempt: one record of the dispatch log (DESIGN §6).

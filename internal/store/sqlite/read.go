@@ -1,0 +1,386 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.state, d.attempts,
+	d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at, d.last_error`
+
+// scanDeliveries reads and closes rows of deliveryCols, plus the event body
+// when withBody.
+func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var next, created, updated int64
+		var delivered sql.NullInt64
+		dst := []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts,
+			&next, &created, &updated, &delivered, &d.LastError}
+		if withBody {
+			dst = append(dst, &d.Body)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, err
+		}
+		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMs(next), fromMs(created), fromMs(updated)
+		d.DeliveredAt = nullMs(delivered)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Event returns a stored event.
+func (s *Store) Event(ctx context.Context, id string) (store.Event, error) {
+	if err := s.readable(); err != nil {
+		return store.Event{}, err
+	}
+	var e store.Event
+	var received int64
+	var routes sql.NullString
+	err := s.rdb.QueryRowContext(ctx, `SELECT id, type, received_at, body, routes FROM events WHERE id = ?`, id).
+		Scan(&e.ID, &e.Type, &received, &e.Body, &routes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Event{}, fmt.Errorf("event %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Event{}, fmt.Errorf("event %q: %w", id, err)
+	}
+	e.ReceivedAt = fromMs(received)
+	if routes.Valid {
+		e.Routes = json.RawMessage(routes.String)
+	}
+	return e, nil
+}
+
+// Delivery returns one delivery (without the event body).
+func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	if err := s.readable(); err != nil {
+		return store.Delivery{}, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries d WHERE d.id = ?`, id)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, err)
+	}
+	ds, err := scanDeliveries(rows, false)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, err)
+	}
+	if len(ds) == 0 {
+		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+	}
+	return ds[0], nil
+}
+
+// EventDeliveries returns the deliveries of one event by destination name;
+// none (and no error) for an unknown or unrouted event.
+func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.Delivery, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries d WHERE d.event_id = ? ORDER BY d.destination`, eventID)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of event %q: %w", eventID, err)
+	}
+	ds, err := scanDeliveries(rows, false)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of event %q: %w", eventID, err)
+	}
+	return ds, nil
+}
+
+const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, attempt, status,
+	request, response, duration_ms, created_at, next_attempt_at`
+
+func scanDispatch(sc interface{ Scan(...any) error }) (store.Dispatch, error) {
+	var d store.Dispatch
+	var req, resp string
+	var created int64
+	var next sql.NullInt64
+	if err := sc.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Attempt,
+		&d.Status, &req, &resp, &d.DurationMs, &created, &next); err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal([]byte(req), &d.Request); err != nil {
+		return d, fmt.Errorf("decode request of dispatch %s: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(resp), &d.Response); err != nil {
+		return d, fmt.Errorf("decode response of dispatch %s: %w", d.ID, err)
+	}
+	d.CreatedAt = fromMs(created)
+	d.NextAttemptAt = nullMs(next)
+	return d, nil
+}
+
+// Dispatch returns one dispatch record.
+func (s *Store) Dispatch(ctx context.Context, id string) (store.Dispatch, error) {
+	if err := s.readable(); err != nil {
+		return store.Dispatch{}, err
+	}
+	d, err := scanDispatch(s.rdb.QueryRowContext(ctx, `SELECT `+dispatchCols+` FROM dispatches WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Dispatch{}, fmt.Errorf("dispatch %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Dispatch{}, fmt.Errorf("dispatch %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// Page sizes of Dispatches.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+)
+
+// Dispatches lists dispatch records newest first. Each filter has an index
+// ending in (created_at, id), so a page is an ordered range scan that stops
+// after limit+1 rows; event_type has none and filters the newest-first scan,
+// which is cheap for common types and slower for rare ones.
+func (s *Store) Dispatches(ctx context.Context, f store.DispatchFilter) ([]store.Dispatch, string, error) {
+	if err := s.readable(); err != nil {
+		return nil, "", err
+	}
+	q, args, limit, err := dispatchQuery(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("dispatches: %w", err)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("dispatches: %w", err)
+	}
+	defer rows.Close()
+	items := make([]store.Dispatch, 0, limit)
+	more := false
+	for rows.Next() {
+		if len(items) == limit {
+			more = true
+			break
+		}
+		d, err := scanDispatch(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("dispatches: %w", err)
+		}
+		items = append(items, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("dispatches: %w", err)
+	}
+	next := ""
+	if more {
+		last := items[len(items)-1]
+		next = encodeCursor(ms(last.CreatedAt), last.ID)
+	}
+	return items, next, nil
+}
+
+// dispatchQuery builds the page query of f; it asks for limit+1 rows, the
+// extra one telling whether a next page exists.
+func dispatchQuery(f store.DispatchFilter) (q string, args []any, limit int, err error) {
+	limit = f.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	if limit > maxLimit {
+		limit = maxLimit
+	}
+	var where []string
+	for _, c := range []struct{ col, v string }{
+		{"destination", f.Destination}, {"status", f.Status}, {"event_id", f.EventID}, {"event_type", f.EventType},
+	} {
+		if c.v != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.v)
+		}
+	}
+	if f.Before != "" {
+		at, id, err := decodeCursor(f.Before)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		where = append(where, "(created_at, id) < (?, ?)")
+		args = append(args, at, id)
+	}
+	q = `SELECT ` + dispatchCols + ` FROM dispatches`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	return q, append(args, limit+1), limit, nil
+}
+
+// A cursor is the (created_at, id) of the last item of a page, opaque to
+// clients: base64url of "<unix ms>.<id>".
+func encodeCursor(at int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at, 10) + "." + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w %q", store.ErrBadCursor, c)
+	}
+	at, id, ok := strings.Cut(string(raw), ".")
+	if !ok || id == "" {
+		return 0, "", fmt.Errorf("%w %q", store.ErrBadCursor, c)
+	}
+	n, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w %q", store.ErrBadCursor, c)
+	}
+	return n, id, nil
+}
+
+// Paused returns the destinations whose paused flag is set.
+func (s *Store) Paused(ctx context.Context) (map[string]bool, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM destination_state WHERE paused`)
+	if err != nil {
+		return nil, fmt.Errorf("paused: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("paused: %w", err)
+		}
+		out[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("paused: %w", err)
+	}
+	return out, nil
+}
+
+// Stats summarizes every destination that has deliveries, from one read
+// snapshot.
+//
+// Cost: the destination list is one index seek per destination. Per
+// destination, the state counts and oldest unfinished row are range scans of
+// deliveries_state over the unfinished and dead rows only (delivered rows are
+// not read), the delivered counter scans deliveries_delivered over the window
+// and the failed counter scans dispatches_failed over the window; last success
+// and last error are single seeks. So a call costs O(backlog + window
+// activity): about 0.2 s with 1,000,000 pending or dead rows (measured on the
+// 2-core dev VM). That is fine for the API and for metrics scraped every few
+// seconds; do not call it per request on a hot path.
+func (s *Store) Stats(ctx context.Context, since time.Time) (map[string]store.DestinationStats, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	names, err := destinations(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	sinceMs := ms(since)
+	out := make(map[string]store.DestinationStats, len(names))
+	for _, name := range names {
+		st, err := destinationStats(ctx, tx, name, sinceMs)
+		if err != nil {
+			return nil, fmt.Errorf("stats %s: %w", name, err)
+		}
+		out[name] = st
+	}
+	return out, nil
+}
+
+const destinationsSQL = destinationsCTE + `SELECT name FROM dest WHERE name IS NOT NULL`
+
+// Queries of Stats, per destination; each reads one index range.
+const (
+	statsStatesSQL = `SELECT state, COUNT(*), MIN(created_at) FROM deliveries
+		WHERE destination = ? AND state IN ('pending', 'retrying', 'running', 'dead') GROUP BY state`
+	statsDeliveredSQL   = `SELECT COUNT(*) FROM deliveries WHERE destination = ? AND delivered_at >= ?`
+	statsLastSuccessSQL = `SELECT MAX(delivered_at) FROM deliveries WHERE destination = ? AND delivered_at IS NOT NULL`
+	statsFailedSQL      = `SELECT COUNT(*) FROM dispatches WHERE destination = ? AND status IN ('retrying', 'dead') AND created_at >= ?`
+	statsLastErrorSQL   = `SELECT last_error FROM destination_state WHERE name = ?`
+)
+
+func destinations(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, destinationsSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+func destinationStats(ctx context.Context, tx *sql.Tx, name string, since int64) (store.DestinationStats, error) {
+	var st store.DestinationStats
+	rows, err := tx.QueryContext(ctx, statsStatesSQL, name)
+	if err != nil {
+		return st, err
+	}
+	var oldest sql.NullInt64
+	for rows.Next() {
+		var state store.State
+		var n int
+		var first int64
+		if err := rows.Scan(&state, &n, &first); err != nil {
+			rows.Close()
+			return st, err
+		}
+		switch state {
+		case store.Dead:
+			st.Dead = n
+			continue
+		case store.Retrying:
+			st.Retrying = n
+		}
+		st.Pending += n
+		if !oldest.Valid || first < oldest.Int64 {
+			oldest = sql.NullInt64{Int64: first, Valid: true}
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return st, err
+	}
+	st.OldestPending = nullMs(oldest)
+
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, statsDeliveredSQL, name, since).Scan(&st.Delivered); err != nil {
+		return st, err
+	}
+	if err := tx.QueryRowContext(ctx, statsLastSuccessSQL, name).Scan(&last); err != nil {
+		return st, err
+	}
+	st.LastSuccessAt = nullMs(last)
+	if err := tx.QueryRowContext(ctx, statsFailedSQL, name, since).Scan(&st.Failed); err != nil {
+		return st, err
+	}
+	err = tx.QueryRowContext(ctx, statsLastErrorSQL, name).Scan(&st.LastError)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, err
+	}
+	return st, nil
+}

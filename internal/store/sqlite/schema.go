@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations[i] moves the schema from user_version i to i+1. Entries are
+// never edited once released; a change is a new entry.
+//
+// Times are INTEGER Unix milliseconds (UTC). Indexes, and the query each one
+// serves:
+//   - events_settled (received_at) WHERE settled = 1: Purge, which then
+//     costs O(limit) however many old events still hold work.
+//   - deliveries_due (destination, due_at) WHERE due_at IS NOT NULL: Claim.
+//     due_at is when a row can next be claimed (next_attempt_at while pending
+//     or retrying, lease_until while running, NULL when final), so a claim is
+//     one ordered range scan over unfinished rows only, however many final
+//     rows the table holds.
+//   - deliveries_state (destination, state, created_at): Stats counts and
+//     oldest pending, Replay, Release of every running row.
+//   - deliveries_event (event_id, destination) UNIQUE: an event's deliveries;
+//     a destination gets an event at most once.
+//   - deliveries_delivered (destination, delivered_at): Stats delivered
+//     counter and last success.
+//   - dispatches: one index per list filter, each ending in (created_at, id)
+//     so a filtered page is an ordered range scan; (destination, status,
+//     created_at) counts failures for Stats.
+var migrations = []string{
+	`
+CREATE TABLE events (
+	id          TEXT PRIMARY KEY,
+	type        TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	body        BLOB NOT NULL,
+	routes      TEXT,
+	-- settled: every delivery is delivered or skipped (true when unrouted).
+	-- Kept up to date by each write that changes a delivery's state, so
+	-- Purge reads only what it may delete, never the backlog.
+	settled     INTEGER NOT NULL
+);
+CREATE INDEX events_settled ON events (received_at) WHERE settled = 1;
+
+CREATE TABLE deliveries (
+	id              TEXT PRIMARY KEY,
+	event_id        TEXT NOT NULL REFERENCES events (id),
+	event_type      TEXT NOT NULL,
+	destination     TEXT NOT NULL,
+	route           TEXT NOT NULL,
+	state           TEXT NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at INTEGER NOT NULL,
+	lease_until     INTEGER,
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL,
+	delivered_at    INTEGER,
+	last_error      TEXT NOT NULL DEFAULT '',
+	due_at          INTEGER GENERATED ALWAYS AS (
+		CASE state
+			WHEN 'pending' THEN next_attempt_at
+			WHEN 'retrying' THEN next_attempt_at
+			WHEN 'running' THEN lease_until
+		END) VIRTUAL
+);
+CREATE INDEX deliveries_due ON deliveries (destination, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX deliveries_state ON deliveries (destination, state, created_at);
+CREATE UNIQUE INDEX deliveries_event ON deliveries (event_id, destination);
+CREATE INDEX deliveries_delivered ON deliveries (destination, delivered_at) WHERE delivered_at IS NOT NULL;
+
+CREATE TABLE dispatches (
+	id              TEXT PRIMARY KEY,
+	delivery_id     TEXT NOT NULL,
+	event_id        TEXT NOT NULL,
+	event_type      TEXT NOT NULL,
+	destination     TEXT NOT NULL,
+	route           TEXT NOT NULL,
+	attempt         INTEGER NOT NULL,
+	status          TEXT NOT NULL,
+	request         TEXT NOT NULL,
+	response        TEXT NOT NULL,
+	duration_ms     INTEGER NOT NULL,
+	created_at      INTEGER NOT NULL,
+	next_attempt_at INTEGER
+);
+CREATE INDEX dispatches_created ON dispatches (created_at, id);
+CREATE INDEX dispatches_destination ON dispatches (destination, created_at, id);
+CREATE INDEX dispatches_event ON dispatches (event_id, created_at, id);
+CREATE INDEX dispatches_status ON dispatches (status, created_at, id);
+CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at);
+
+CREATE TABLE destination_state (
+	name          TEXT PRIMARY KEY,
+	paused        INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT NOT NULL DEFAULT '',
+	last_error_at INTEGER
+);
+
+-- heartbeat is what Ping writes: a real committed write proves the file is writable.
+CREATE TABLE heartbeat (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	at INTEGER NOT NULL
+);
+`,
+}
+
+// migrate brings the schema to the newest version in one transaction, so a
+// crash mid-way leaves the old version intact. It reports the versions.
+func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return 0, 0, fmt.Errorf("begin migration: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = c.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from); err != nil {
+		return 0, 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if from > len(migrations) {
+		return from, from, fmt.Errorf("schema version %d is newer than this build knows (%d)", from, len(migrations))
+	}
+	for v := from; v < len(migrations); v++ {
+		if _, err := c.ExecContext(ctx, migrations[v]); err != nil {
+			return from, v, fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return from, from, fmt.Errorf("set schema version: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return from, from, fmt.Errorf("commit migration: %w", err)
+	}
+	return from, len(migrations), nil
+}

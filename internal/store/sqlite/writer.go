@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// request is one write: op runs inside the writer's batch transaction.
+type request struct {
+	ctx  context.Context
+	op   func(w *writer) error
+	done chan error // buffered: the writer never waits for the caller
+}
+
+// rejection marks an error an op returns before it has written anything (not
+// found, conflict): the batch goes on and commits for the other requests.
+// Any other error from an op aborts the whole batch.
+type rejection struct{ err error }
+
+func (r rejection) Error() string { return r.err.Error() }
+func (r rejection) Unwrap() error { return r.err }
+
+func reject(err error) error { return rejection{err} }
+
+// do queues op for the writer and waits for its answer. If ctx ends while
+// waiting, do returns ctx.Err(); op may still run and commit (an ingest then
+// becomes a duplicate when RevenueCat retries, which is correct).
+func (s *Store) do(ctx context.Context, op func(w *writer) error) error {
+	r := &request{ctx: ctx, op: op, done: make(chan error, 1)}
+	s.sendMu.RLock()
+	if s.closed {
+		s.sendMu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.sendMu.RUnlock()
+		return ctx.Err()
+	}
+	s.sendMu.RUnlock()
+	if s.onEnqueue != nil {
+		s.onEnqueue()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeLoop is the writer goroutine, owned by the Store: Close closes reqs
+// and waits for writerDone. It takes every queued request (up to maxBatch)
+// and serves them with one transaction.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	batch := make([]*request, 0, s.maxBatch)
+	for r := range s.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+		clear(batch) // drop references to answered requests
+	}
+}
+
+func (s *Store) runBatch(batch []*request) {
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		// A caller that gave up before its turn gets its answer and its
+		// write is not done: nobody is waiting for the result.
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs := make([]error, len(live))
+	if err := s.runTx(live, errs); err != nil {
+		s.log.Error("store write transaction failed", "requests", len(live), "err", err)
+		for _, r := range live {
+			r.done <- err
+		}
+		return
+	}
+	s.commits.Add(1)
+	for i, r := range live {
+		r.done <- errs[i]
+	}
+}
+
+// runTx runs the ops of live in one transaction; errs gets each rejection.
+func (s *Store) runTx(live []*request, errs []error) error {
+	w := s.w
+	if _, err := w.st.begin.ExecContext(w.ctx); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	for i, r := range live {
+		err := r.op(w)
+		var rej rejection
+		switch {
+		case err == nil:
+		case errors.As(err, &rej):
+			errs[i] = rej.err
+		default:
+			w.rollback()
+			return err
+		}
+	}
+	if _, err := w.st.commit.ExecContext(w.ctx); err != nil {
+		w.rollback()
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// claimSQL reads the deliveries a Claim leases. ORDER BY due_at alone (no
+// tie-breaker) keeps it an ordered scan of deliveries_due that stops after
+// LIMIT rows, whatever the backlog.
+const claimSQL = `SELECT ` + deliveryCols + `, e.body FROM deliveries d JOIN events e ON e.id = d.event_id
+	WHERE d.destination = ? AND d.due_at <= ? ORDER BY d.due_at LIMIT ?`
+
+// destinationsCTE lists the distinct destinations of deliveries with one
+// index seek each (a skip scan of deliveries_state) instead of a table scan.
+const destinationsCTE = `WITH RECURSIVE dest(name) AS (
+	SELECT (SELECT MIN(destination) FROM deliveries)
+	UNION ALL
+	SELECT (SELECT MIN(destination) FROM deliveries WHERE destination > dest.name) FROM dest WHERE dest.name IS NOT NULL) `
+
+// releaseAllSQL reads deliveries_state per (destination, 'running').
+const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
+	WHERE state = 'running' AND destination IN (SELECT name FROM dest WHERE name IS NOT NULL)`
+
+// writer is the writing connection and its prepared statements; only the
+// writer goroutine uses it (and Open and Close, before and after it runs).
+type writer struct {
+	// ctx is never cancelled: one caller giving up must not cut off a
+	// statement that serves the whole batch.
+	ctx  context.Context
+	conn *sql.Conn
+	st   stmts
+}
+
+type stmts struct {
+	begin, commit, rollback  *sql.Stmt
+	insEvent, insDelivery    *sql.Stmt
+	settle                   *sql.Stmt
+	claimSel, claimUpd       *sql.Stmt
+	getDelivery              *sql.Stmt
+	completeUpd, addAttempts *sql.Stmt
+	insDispatch              *sql.Stmt
+	setLastError             *sql.Stmt
+	releaseOne, releaseAll   *sql.Stmt
+	retryUpd                 *sql.Stmt
+	heartbeat                *sql.Stmt
+	all                      []*sql.Stmt
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
+	w := &writer{ctx: ctx, conn: conn}
+	prep := []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.st.begin, `BEGIN IMMEDIATE`},
+		{&w.st.commit, `COMMIT`},
+		{&w.st.rollback, `ROLLBACK`},
+		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`},
+		// Recomputed rather than counted, so it cannot drift.
+		{&w.st.settle, `UPDATE events SET settled = NOT EXISTS (
+			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped')) WHERE id = ?1`},
+		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
+			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
+		{&w.st.claimSel, claimSQL},
+		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ? WHERE id = ?`},
+		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state FROM deliveries WHERE id = ?`},
+		{&w.st.completeUpd, `UPDATE deliveries SET
+			state = ?1,
+			attempts = attempts + ?2,
+			next_attempt_at = COALESCE(?3, next_attempt_at),
+			last_error = ?4,
+			lease_until = NULL,
+			updated_at = ?5,
+			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
+			WHERE id = ?6`},
+		{&w.st.addAttempts, `UPDATE deliveries SET attempts = attempts + ?, updated_at = ? WHERE id = ?`},
+		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route,
+			attempt, status, request, response, duration_ms, created_at, next_attempt_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		// A late completion must not replace a newer error.
+		{&w.st.setLastError, `INSERT INTO destination_state (name, last_error, last_error_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
+			WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`},
+		{&w.st.releaseOne, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
+			WHERE id = ?2 AND state = 'running'`},
+		{&w.st.releaseAll, releaseAllSQL},
+		{&w.st.retryUpd, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
+			delivered_at = NULL, updated_at = ?1 WHERE id = ?2`},
+		{&w.st.heartbeat, `INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`},
+	}
+	for _, p := range prep {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.dst = st
+		w.st.all = append(w.st.all, st)
+	}
+	return w, nil
+}
+
+// rollback ends a failed transaction. SQLite may already have rolled back on
+// its own (I/O error, disk full); the error of a second rollback says only
+// that, so it is dropped.
+func (w *writer) rollback() {
+	_, _ = w.st.rollback.ExecContext(w.ctx)
+}
+
+func (w *writer) close() error {
+	var errs []error
+	for _, st := range w.st.all {
+		errs = append(errs, st.Close())
+	}
+	errs = append(errs, w.conn.Close())
+	return errors.Join(errs...)
+}
