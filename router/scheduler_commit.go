@@ -1,0 +1,97 @@
+package router
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+const (
+	// commitQueue bounds completions waiting for the store. When it is full,
+	// attempts wait to hand theirs over while holding their slots, so workers
+	// stop claiming: back-pressure instead of memory growth.
+	commitQueue = 256
+	// commitBatch bounds one store.Complete call (one transaction).
+	commitBatch = 64
+)
+
+// committer writes completions from every worker in shared transactions:
+// group commit. It takes what is queued when it is free, so under load the
+// batch holds whatever arrived during the previous write (one fsync for many
+// attempts), and at low load a lone completion is written at once without a
+// timer adding latency.
+type committer struct {
+	st   store.Store
+	log  *slog.Logger
+	in   chan commitReq
+	done chan struct{}
+}
+
+type commitReq struct {
+	c     store.Completion
+	reply chan error // cap 1
+}
+
+func newCommitter(st store.Store, log *slog.Logger) *committer {
+	return &committer{st: st, log: log, in: make(chan commitReq, commitQueue), done: make(chan struct{})}
+}
+
+// commit queues c and waits until it is written. On success the store has set
+// the ids of c.Dispatches in place.
+func (c *committer) commit(comp store.Completion) error {
+	req := commitReq{c: comp, reply: make(chan error, 1)}
+	c.in <- req
+	return <-req.reply
+}
+
+// run writes batches until close; it drains the queue before returning.
+// ctx must not be cancelled by shutdown: queued completions are always written.
+func (c *committer) run(ctx context.Context) {
+	defer close(c.done)
+	batch := make([]commitReq, 0, commitBatch)
+	for req := range c.in {
+		batch = append(batch[:0], req)
+	fill:
+		for len(batch) < commitBatch {
+			select {
+			case r, ok := <-c.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		c.flush(ctx, batch)
+	}
+}
+
+// flush writes one batch. If the transaction fails, each completion is tried
+// alone, so one bad completion (a delivery deleted meanwhile) does not sink
+// the others.
+func (c *committer) flush(ctx context.Context, batch []commitReq) {
+	cs := make([]store.Completion, len(batch))
+	for i, r := range batch {
+		cs[i] = r.c
+	}
+	err := c.st.Complete(ctx, cs)
+	if err == nil || len(batch) == 1 {
+		for _, r := range batch {
+			r.reply <- err
+		}
+		return
+	}
+	c.log.Warn("batched completion failed, writing one by one", "count", len(batch), "err", err)
+	for i, r := range batch {
+		r.reply <- c.st.Complete(ctx, cs[i:i+1])
+	}
+}
+
+// close stops run after the queue is drained. Callers guarantee that no
+// commit starts after close.
+func (c *committer) close() {
+	close(c.in)
+	<-c.done
+}
