@@ -46,6 +46,9 @@ type Policy struct {
 	FailureThreshold int           // consecutive retryable failures that open the breaker
 	OpenFor          time.Duration // how long an open breaker holds before one probe
 	MaxBody          int           // request/response body bytes kept per dispatch record
+	// SendBudget, when longer than 3×Timeout, bounds one Send instead: an
+	// adapter whose library repeats requests (Segment's ten tries) needs more.
+	SendBudget time.Duration
 }
 
 // withDefaults returns p with zero or nonsensical fields replaced.
@@ -82,7 +85,7 @@ func (p Policy) withDefaults() Policy {
 func (p Policy) lease() time.Duration { return p.sendBudget() + leaseMargin }
 
 // sendBudget bounds one Send, including the requests an adapter repeats.
-func (p Policy) sendBudget() time.Duration { return sendBudgetFactor * p.Timeout }
+func (p Policy) sendBudget() time.Duration { return max(sendBudgetFactor*p.Timeout, p.SendBudget) }
 
 // backoffCap is the upper end of the full-jitter wait after attempt n (1-based):
 // min(MaxInterval, InitialInterval × 2^(n−1)).

@@ -169,6 +169,12 @@ func (d *Destination) GoString() string { return d.String() }
 // LogValue implements slog.LogValuer; see String.
 func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
+// MaxWait is the longest one Send can take: every request timing out, with
+// the in-process waits between them. The scheduler's lease must outlast it.
+func (d *Destination) MaxWait() time.Duration {
+	return time.Duration(RetryMax+1)*d.timeout + time.Duration(RetryMax)*d.waitMax
+}
+
 // Close releases idle connections of the destination's own transport.
 func (d *Destination) Close() error {
 	if d.ownBase != nil {

@@ -51,7 +51,7 @@ func (f *fakeBackend) count() int {
 }
 
 func (f *fakeBackend) Destinations(context.Context) ([]DestinationStatus, error) { return nil, nil }
-func (f *fakeBackend) Retry(context.Context, string) error                        { return nil }
+func (f *fakeBackend) Retry(context.Context, string) error                       { return nil }
 func (f *fakeBackend) Replay(context.Context, string, store.ReplayFilter, bool) (int, error) {
 	return 0, nil
 }

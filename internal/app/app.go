@@ -1,0 +1,469 @@
+// Package app wires rcrouter together and owns its lifecycle: it is the one
+// place that knows every concrete type (DESIGN §2).
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rcrouter/rcrouter/internal/clock"
+	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/server"
+	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/store/sqlite"
+	"github.com/rcrouter/rcrouter/router"
+)
+
+// Options configure an App.
+type Options struct {
+	ConfigPath string
+	Logger     *slog.Logger
+	// Getenv expands ${VAR} in the config; default os.LookupEnv.
+	Getenv  func(string) (string, bool)
+	Version string
+	// Listener, if set, is used instead of listening on server.listen (tests
+	// pass a 127.0.0.1:0 listener).
+	Listener net.Listener
+	// UI builds the web UI handler, if any; it is mounted under /ui/.
+	UI func(s *server.Server) http.Handler
+	// ShutdownTimeout bounds graceful shutdown (default 25 s).
+	ShutdownTimeout time.Duration
+	// Clock drives the scheduler (default real time).
+	Clock clock.Clock
+}
+
+// App is a running rcrouter process.
+type App struct {
+	opts    Options
+	log     *slog.Logger
+	store   store.Store
+	sched   *router.Scheduler
+	hub     *server.Hub
+	srv     *server.Server
+	reg     *prometheus.Registry
+	metrics *appMetrics
+
+	cur      atomic.Pointer[runtime]
+	reloadMu sync.Mutex
+	reload   atomic.Pointer[ReloadStatus]
+
+	// retiring adapters are closed once in-flight attempts with them ended,
+	// or when the process stops (done).
+	retireWG sync.WaitGroup
+	done     chan struct{}
+}
+
+// ReloadStatus says how the last reload went.
+type ReloadStatus struct {
+	At      time.Time `json:"at"`
+	OK      bool      `json:"ok"`
+	Error   string    `json:"error,omitempty"`
+	Trigger string    `json:"trigger"`
+}
+
+// New loads the config, opens the store and builds every part. Nothing runs
+// until Run.
+func New(opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.LookupEnv
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 25 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	cfg, err := config.Load(opts.ConfigPath, opts.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{opts: opts, log: opts.Logger, hub: server.NewHub(), reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = newAppMetrics(a.reg)
+
+	st, err := openStore(cfg, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	a.sched = router.NewScheduler(st, router.SchedulerOptions{
+		Logger:     opts.Logger,
+		Clock:      opts.Clock,
+		Metrics:    router.NewMetrics(a.reg),
+		Decode:     revenuecat.Decode,
+		OnDispatch: a.hub.Publish,
+	})
+	rt, err := a.build(cfg, nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.cur.Store(rt)
+	a.metrics.reloaded(true, time.Now())
+	a.reload.Store(&ReloadStatus{At: time.Now(), OK: true, Trigger: "start"})
+	a.reg.MustRegister(&queueCollector{app: a})
+
+	a.srv = server.New(server.Options{
+		Listen:      cfg.Server.Listen,
+		WebhookPath: cfg.Server.WebhookPath,
+		Settings:    settings(cfg),
+		Backend:     a,
+		Store:       st,
+		Hub:         a.hub,
+		Logger:      opts.Logger,
+		Registry:    a.reg,
+	})
+	if opts.UI != nil {
+		a.srv.MountUI(opts.UI(a.srv))
+	}
+	return a, nil
+}
+
+func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	switch cfg.Storage.Driver {
+	case "sqlite":
+		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store %s: %w", cfg.Storage.Path, err)
+		}
+		// A single process owns the SQLite file: whatever was in flight when
+		// the previous process died is due again now.
+		if err := st.Release(context.Background(), nil, time.Now()); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("release in-flight deliveries: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("storage.driver %q is not available in this build (use sqlite)", cfg.Storage.Driver)
+	}
+}
+
+func settings(cfg *config.Config) server.Settings {
+	return server.Settings{
+		Authorization:        cfg.Inbound.Authorization,
+		SigningSecret:        cfg.Inbound.SigningSecret,
+		AllowUnauthenticated: cfg.Inbound.AllowUnauthenticated,
+		AdminToken:           cfg.Admin.Token,
+		MaxBodyBytes:         cfg.Server.MaxBodyBytes,
+	}
+}
+
+// Server returns the HTTP server (tests use its Handler).
+func (a *App) Server() *server.Server { return a.srv }
+
+// Store returns the store.
+func (a *App) Store() store.Store { return a.store }
+
+// Config returns the config in force.
+func (a *App) Config() *config.Config { return a.cur.Load().cfg }
+
+// LastReload returns how the last reload went.
+func (a *App) LastReload() ReloadStatus { return *a.reload.Load() }
+
+// Run serves until ctx is done, then shuts down gracefully: readiness fails
+// first, the listener closes, in-flight deliveries finish or are released,
+// and the store closes. It returns nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	l := a.opts.Listener
+	if l == nil {
+		var err error
+		l, err = net.Listen("tcp", a.Config().Server.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	a.log.Info("rcrouter started", "listen", l.Addr().String(), "webhook_path", a.Config().Server.WebhookPath,
+		"store", a.Config().Storage.Driver, "destinations", len(a.Config().Names), "version", a.opts.Version)
+
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- a.srv.Serve(l) }()
+	go func() { defer wg.Done(); a.sched.Run(runCtx) }()
+	go func() { defer wg.Done(); a.maintain(runCtx) }()
+	watchStop := a.watchConfig(runCtx)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		if runErr != nil {
+			a.log.Error("http server failed", "err", runErr)
+		}
+	}
+
+	a.log.Info("shutting down")
+	deadline, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
+	defer cancel()
+	a.srv.Drain()
+	if err := a.srv.Shutdown(deadline); err != nil {
+		a.log.Warn("http shutdown", "err", err)
+	}
+	if err := a.sched.Shutdown(deadline); err != nil {
+		a.log.Warn("scheduler shutdown", "err", err)
+	}
+	stop()
+	watchStop()
+	wg.Wait()
+	close(a.done)
+	a.closeAdapters(a.cur.Load())
+	a.retireWG.Wait()
+	if err := a.store.Close(); err != nil {
+		a.log.Warn("store close", "err", err)
+	}
+	a.log.Info("stopped")
+	return runErr
+}
+
+// stopping is closed when the process stops.
+func (a *App) stopping() <-chan struct{} { return a.done }
+
+// Close releases what New opened, for an App that never ran.
+func (a *App) Close() error {
+	close(a.done)
+	a.closeAdapters(a.cur.Load())
+	a.retireWG.Wait()
+	return a.store.Close()
+}
+
+// maintain runs the periodic jobs: dispatch log retention.
+func (a *App) maintain(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		a.purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purgeBatch bounds one delete, so retention never holds the writer long.
+const purgeBatch = 1000
+
+func (a *App) purge(ctx context.Context) {
+	retention := a.Config().Storage.Retention
+	if retention <= 0 {
+		return
+	}
+	before := time.Now().Add(-retention)
+	for ctx.Err() == nil {
+		n, err := a.store.Purge(ctx, before, purgeBatch)
+		if err != nil {
+			a.log.Warn("retention purge failed", "err", err)
+			return
+		}
+		if n < purgeBatch {
+			return
+		}
+	}
+}
+
+// Accept implements server.Backend: route, store durably, wake the workers.
+func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, error) {
+	rt := a.cur.Load()
+	dec := rt.routes.Route(e)
+	names := make([]string, 0, len(dec.Destinations))
+	deliveries := make([]store.NewDelivery, 0, len(dec.Destinations))
+	for _, d := range dec.Destinations {
+		names = append(names, d.Destination)
+		deliveries = append(deliveries, store.NewDelivery{Destination: d.Destination, Route: d.Route})
+	}
+	verdicts, err := json.Marshal(dec.Verdicts)
+	if err != nil {
+		return server.Accepted{}, err
+	}
+	created, err := a.store.Ingest(ctx, store.NewEvent{
+		ID: e.ID, Type: e.Type, ReceivedAt: time.Now().UTC(), Body: e.Raw, Routes: verdicts, Deliveries: deliveries,
+	})
+	if err != nil {
+		return server.Accepted{}, err
+	}
+	if created {
+		a.sched.Wake(names...)
+	}
+	return server.Accepted{Created: created, Destinations: names}, nil
+}
+
+// Destinations implements server.Backend.
+func (a *App) Destinations(ctx context.Context) ([]server.DestinationStatus, error) {
+	rt := a.cur.Load()
+	stats, err := a.store.Stats(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]server.DestinationStatus, 0, len(rt.cfg.Names))
+	for _, name := range rt.cfg.Names {
+		out = append(out, status(name, rt.cfg.Destinations[name].Type, a.sched.State(name), stats[name]))
+	}
+	// Deliveries whose destination left the config are shown, never dropped.
+	var removed []string
+	for name := range stats {
+		if _, ok := rt.cfg.Destinations[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	sort.Strings(removed)
+	for _, name := range removed {
+		out = append(out, status(name, "removed", "removed", stats[name]))
+	}
+	return out, nil
+}
+
+func status(name, typ, state string, st store.DestinationStats) server.DestinationStatus {
+	return server.DestinationStatus{
+		Name: name, Type: typ, State: state, Pending: st.Pending, Dead: st.Dead,
+		Delivered24h: st.Delivered, Failed24h: st.Failed, LastSuccessAt: st.LastSuccessAt, LastError: st.LastError,
+	}
+}
+
+func (a *App) knownDestination(name string) error {
+	if _, ok := a.cur.Load().cfg.Destinations[name]; !ok {
+		return fmt.Errorf("%w: unknown destination %q", store.ErrNotFound, name)
+	}
+	return nil
+}
+
+// Retry implements server.Backend.
+func (a *App) Retry(ctx context.Context, deliveryID string) error {
+	d, err := a.store.Delivery(ctx, deliveryID)
+	if err != nil {
+		return err
+	}
+	if err := a.store.Retry(ctx, deliveryID, time.Now()); err != nil {
+		return err
+	}
+	a.sched.Wake(d.Destination)
+	return nil
+}
+
+// Replay implements server.Backend.
+func (a *App) Replay(ctx context.Context, destination string, f store.ReplayFilter, dryRun bool) (int, error) {
+	if err := a.knownDestination(destination); err != nil {
+		return 0, err
+	}
+	f.Destination = destination
+	n, err := a.store.Replay(ctx, f, time.Now(), dryRun)
+	if err == nil && !dryRun && n > 0 {
+		a.sched.Wake(destination)
+	}
+	return n, err
+}
+
+// SendTest implements server.Backend: a synthetic TEST event for one
+// destination only, stored and delivered like any other.
+func (a *App) SendTest(ctx context.Context, destination string) (string, error) {
+	if err := a.knownDestination(destination); err != nil {
+		return "", err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	id := "rcrouter-test-" + hex.EncodeToString(b[:])
+	e, err := revenuecat.Decode(revenuecat.TestEventBody(id, time.Now()))
+	if err != nil {
+		return "", err
+	}
+	verdicts, _ := json.Marshal([]router.Verdict{{Name: "send test event", Matched: true, Reason: "sent from the admin API to " + destination}})
+	if _, err := a.store.Ingest(ctx, store.NewEvent{
+		ID: e.ID, Type: e.Type, ReceivedAt: time.Now().UTC(), Body: e.Raw, Routes: verdicts,
+		Deliveries: []store.NewDelivery{{Destination: destination, Route: "test"}},
+	}); err != nil {
+		return "", err
+	}
+	a.sched.Wake(destination)
+	return id, nil
+}
+
+// Pause implements server.Backend.
+func (a *App) Pause(ctx context.Context, destination string) error {
+	if err := a.knownDestination(destination); err != nil {
+		return err
+	}
+	return a.sched.Pause(ctx, destination)
+}
+
+// Resume implements server.Backend.
+func (a *App) Resume(ctx context.Context, destination string) error {
+	if err := a.knownDestination(destination); err != nil {
+		return err
+	}
+	return a.sched.Resume(ctx, destination)
+}
+
+// Ready implements server.Backend.
+func (a *App) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store not writable: %w", err)
+	}
+	return nil
+}
+
+// Reload implements server.Backend.
+func (a *App) Reload(ctx context.Context) error { return a.ReloadFrom("api") }
+
+// ReloadFrom loads the config file again and swaps it in atomically. A bad
+// config is refused whole; the old one keeps running.
+func (a *App) ReloadFrom(trigger string) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	now := time.Now()
+	err := a.reloadLocked()
+	st := &ReloadStatus{At: now, OK: err == nil, Trigger: trigger}
+	if err != nil {
+		st.Error = err.Error()
+		a.log.Error("config reload refused; the previous config keeps running", "trigger", trigger, "err", err)
+	} else {
+		a.log.Info("config reloaded", "trigger", trigger, "destinations", len(a.Config().Names), "routes", len(a.Config().Routes))
+	}
+	a.reload.Store(st)
+	a.metrics.reloaded(err == nil, now)
+	if err != nil {
+		return fmt.Errorf("%w: %v", server.ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (a *App) reloadLocked() error {
+	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	if err != nil {
+		return err
+	}
+	old := a.cur.Load()
+	if cfg.Storage != old.cfg.Storage || cfg.Server.Listen != old.cfg.Server.Listen || cfg.Server.WebhookPath != old.cfg.Server.WebhookPath {
+		a.log.Warn("server.listen, server.webhook_path and storage changes take effect at the next restart")
+		cfg.Storage, cfg.Server.Listen, cfg.Server.WebhookPath = old.cfg.Storage, old.cfg.Server.Listen, old.cfg.Server.WebhookPath
+	}
+	rt, err := a.build(cfg, old)
+	if err != nil {
+		return err
+	}
+	a.cur.Store(rt)
+	a.srv.SetSettings(settings(cfg))
+	a.retire(old, rt)
+	return nil
+}
