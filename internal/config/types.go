@@ -121,3 +121,10 @@ type Matchers struct {
 	Country     []string `yaml:"country,omitempty"`
 	PeriodType  []string `yaml:"period_type,omitempty"`
 }
+
+// IsZero reports whether no key is set. An empty `match` matches every
+// event; an empty `exclude` excludes none.
+func (m Matchers) IsZero() bool {
+	return len(m.Type)+len(m.Lifecycle)+len(m.Entitlement)+len(m.Environment)+len(m.Store)+
+		len(m.Product)+len(m.AppID)+len(m.Country)+len(m.PeriodType) == 0
+}

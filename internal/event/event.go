@@ -60,15 +60,15 @@ const (
 
 // Attribute is one subscriber attribute as RevenueCat sends it.
 type Attribute struct {
-	Value       string `json:"value"`
-	UpdatedAtMs int64  `json:"updated_at_ms"`
+	Value       string `json:"value" expr:"value"`
+	UpdatedAtMs int64  `json:"updated_at_ms" expr:"updated_at_ms"`
 }
 
 // Experiment is one A/B experiment enrollment carried on an event.
 type Experiment struct {
-	ExperimentID      string `json:"experiment_id"`
-	ExperimentVariant string `json:"experiment_variant"`
-	EnrolledAtMs      *int64 `json:"enrolled_at_ms,omitempty"`
+	ExperimentID      string `json:"experiment_id" expr:"experiment_id"`
+	ExperimentVariant string `json:"experiment_variant" expr:"experiment_variant"`
+	EnrolledAtMs      *int64 `json:"enrolled_at_ms,omitempty" expr:"enrolled_at_ms"`
 }
 
 // Event is a RevenueCat webhook event, typed and normalized.

@@ -1,0 +1,428 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/internal/event"
+)
+
+// validator checks a decoded file in one pass and records every problem.
+type validator struct {
+	p   *problems
+	x   *expander
+	doc *document
+	cfg *Config
+}
+
+func (v *validator) validate() {
+	v.server()
+	v.inbound()
+	v.storage()
+	v.options("defaults", v.cfg.Defaults, func(string) bool { return true })
+	for _, name := range v.cfg.Names {
+		v.destination(name, v.doc.Destinations[name])
+	}
+	v.routes()
+}
+
+// reserved are the paths rcrouter serves itself (DESIGN §6).
+func reserved() []string { return []string{"/api", "/ui", "/healthz", "/readyz", "/metrics"} }
+
+func (v *validator) server() {
+	s := v.cfg.Server
+	if _, port, err := net.SplitHostPort(s.Listen); err != nil || !validPort(port) {
+		v.p.add("server.listen", "must be host:port (127.0.0.1:8080, :8080), got %q", s.Listen)
+	}
+	switch wp := s.WebhookPath; {
+	case !strings.HasPrefix(wp, "/"):
+		v.p.add("server.webhook_path", `must start with "/", got %q`, wp)
+	case strings.ContainsAny(wp, "?# \t"):
+		v.p.add("server.webhook_path", "must be a plain path without query, fragment or spaces, got %q", wp)
+	default:
+		for _, r := range reserved() {
+			if wp == r || strings.HasPrefix(wp, r+"/") {
+				v.p.add("server.webhook_path", "%q is under %s, which rcrouter serves itself; choose another path", wp, r)
+			}
+		}
+	}
+	if s.MaxBodyBytes <= 0 {
+		v.p.add("server.max_body_bytes", "must be greater than 0, got %d", s.MaxBodyBytes)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func (v *validator) inbound() {
+	in := v.cfg.Inbound
+	if !in.AllowUnauthenticated && len(nonEmpty(in.Authorization)) == 0 {
+		if vars := v.varsUnder("inbound.authorization"); len(vars) > 0 {
+			v.p.addUnlessUnset("inbound.authorization", "no value set; set %s or allow_unauthenticated: true", strings.Join(vars, " or "))
+		} else {
+			v.p.addUnlessUnset("inbound.authorization", `no value set; add the Authorization header value RevenueCat sends (e.g. "${RC_WEBHOOK_AUTH}") or set allow_unauthenticated: true`)
+		}
+	}
+	if v.cfg.Admin.Token == "" {
+		if vars := v.varsUnder("admin.token"); len(vars) > 0 {
+			v.p.add("admin.token", "no token set; set %s (the admin API and UI need a bearer token)", strings.Join(vars, " or "))
+		} else {
+			v.p.add("admin.token", `no token set; the admin API and UI need a bearer token (e.g. token: "${RCROUTER_ADMIN_TOKEN}")`)
+		}
+	}
+}
+
+// varsUnder lists the environment variables referenced at or under path.
+func (v *validator) varsUnder(path string) []string {
+	var out []string
+	for p, vars := range v.x.vars {
+		if p == path || strings.HasPrefix(p, path+"[") || strings.HasPrefix(p, path+".") {
+			for _, name := range vars {
+				if !slices.Contains(out, name) {
+					out = append(out, name)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (v *validator) storage() {
+	s := v.cfg.Storage
+	switch s.Driver {
+	case "sqlite":
+		if s.Path == "" {
+			v.p.add("storage.path", "required for driver sqlite")
+		}
+	case "postgres":
+		if s.DSN == "" {
+			v.p.add("storage.dsn", "required for driver postgres")
+		}
+	default:
+		v.p.add("storage.driver", "must be sqlite or postgres, got %q", s.Driver)
+	}
+	if s.Retention < 0 {
+		v.p.add("storage.retention", "must not be negative, got %s", s.Retention)
+	}
+	if s.DispatchBodyBytes < 0 {
+		v.p.add("storage.dispatch_body_bytes", "must not be negative, got %d", s.DispatchBodyBytes)
+	}
+}
+
+// options checks the delivery options at path; has says which keys path
+// sets itself (a destination is only blamed for its own overrides).
+func (v *validator) options(path string, o Options, has func(key string) bool) {
+	at := func(key string) string { return path + "." + key }
+	if has("timeout") && o.Timeout <= 0 {
+		v.p.add(at("timeout"), "must be greater than 0, got %s", o.Timeout)
+	}
+	if has("concurrency") && (o.Concurrency < 1 || o.Concurrency > 1000) {
+		v.p.add(at("concurrency"), "must be between 1 and 1000, got %d", o.Concurrency)
+	}
+	if has("rate_limit") && o.RateLimit < 0 {
+		v.p.add(at("rate_limit"), "must not be negative (0 means unlimited), got %g", o.RateLimit)
+	}
+	r := o.Retry
+	if has("retry.max_attempts") && r.MaxAttempts < 1 {
+		v.p.add(at("retry.max_attempts"), "must be at least 1, got %d", r.MaxAttempts)
+	}
+	for _, d := range []struct {
+		key string
+		val int64
+	}{
+		{"retry.initial_interval", int64(r.InitialInterval)},
+		{"retry.max_interval", int64(r.MaxInterval)},
+		{"retry.max_elapsed_time", int64(r.MaxElapsedTime)},
+		{"circuit_breaker.open_for", int64(o.CircuitBreaker.OpenFor)},
+	} {
+		if has(d.key) && d.val <= 0 {
+			v.p.add(at(d.key), "must be greater than 0, got %s", durationString(d.val))
+		}
+	}
+	if (has("retry.initial_interval") || has("retry.max_interval")) &&
+		r.InitialInterval > 0 && r.MaxInterval > 0 && r.InitialInterval > r.MaxInterval {
+		key := "retry.initial_interval"
+		if !has(key) {
+			key = "retry.max_interval"
+		}
+		v.p.add(at(key), "initial_interval %s is greater than max_interval %s", r.InitialInterval, r.MaxInterval)
+	}
+	if has("circuit_breaker.failure_threshold") && o.CircuitBreaker.FailureThreshold < 1 {
+		v.p.add(at("circuit_breaker.failure_threshold"), "must be at least 1, got %d", o.CircuitBreaker.FailureThreshold)
+	}
+}
+
+func (v *validator) destination(name string, d *destination) {
+	path := joinPath("destinations", name)
+	if !validName(name) {
+		v.p.add(path, "invalid destination name %q: use letters, digits, \"_\", \".\" and \"-\"", name)
+	}
+	if d == nil {
+		v.p.add(path, "no type block; add one of segment, slack, webhook, file")
+		return
+	}
+	types := d.types()
+	sort.SliceStable(types, func(i, j int) bool {
+		return v.p.lineOf(path+"."+types[i]) < v.p.lineOf(path+"."+types[j])
+	})
+	switch {
+	case len(types) == 0:
+		v.p.add(path, "no type block; add one of segment, slack, webhook, file")
+	case len(types) > 1:
+		for _, t := range types[1:] {
+			v.p.add(path+"."+t, "a destination has exactly one type block, and this one already has %s", types[0])
+		}
+	}
+	// A block that is not even a mapping was reported as such; checking
+	// its (empty) keys would only add noise.
+	ok := func(block string) bool { return !v.p.bad[path+"."+block] }
+	if d.Segment != nil && ok("segment") {
+		v.segment(path+".segment", d)
+	}
+	if d.Slack != nil && ok("slack") {
+		v.slack(path+".slack", d)
+	}
+	if d.Webhook != nil && ok("webhook") {
+		v.webhook(path+".webhook", d.Webhook)
+	}
+	if d.File != nil && ok("file") && d.File.Path == "" {
+		v.p.add(path+".file.path", "required")
+	}
+	v.options(path, v.cfg.Destinations[name].Options, func(key string) bool { return v.p.has(path + "." + key) })
+}
+
+func (v *validator) segment(path string, d *destination) {
+	c := d.Segment
+	before := len(v.p.list)
+	if c.WriteKey == "" {
+		v.p.add(path+".write_key", "required (the write key of the Segment source)")
+	}
+	if c.Endpoint != "" && !httpURL(c.Endpoint) {
+		v.p.add(path+".endpoint", "must be an absolute http(s) URL, got %q", c.Endpoint)
+	}
+	switch c.SalesReporting {
+	case "", "gross", "proceeds", "proceeds_after_tax":
+	default:
+		v.p.add(path+".sales_reporting", "must be gross, proceeds or proceeds_after_tax, got %q", c.SalesReporting)
+	}
+	keys := make([]string, 0, len(c.Events))
+	for k := range c.Events {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !isLifecycle(k) && !upperName(k) {
+			v.p.add(joinPath(path+".events", k), "unknown event type or lifecycle %q: types are UPPER_CASE (RENEWAL), lifecycles are one of %s", k, lifecycleList())
+		}
+	}
+	v.adapter(path, c, before)
+}
+
+func (v *validator) slack(path string, d *destination) {
+	c := d.Slack
+	before := len(v.p.list)
+	hasURL, hasBot := c.WebhookURL != "", c.Token != "" || c.Channel != ""
+	switch {
+	case hasURL && hasBot:
+		v.p.addUnlessUnset(path, "set either webhook_url, or token and channel, not both")
+	case !hasURL && !hasBot:
+		v.p.addUnlessUnset(path, "set webhook_url (incoming webhook), or token and channel (bot)")
+	case hasBot && c.Token == "":
+		v.p.add(path+".token", "required with channel")
+	case hasBot && c.Channel == "":
+		v.p.add(path+".channel", "required with token")
+	}
+	if hasURL && !httpURL(c.WebhookURL.Value()) {
+		// The URL is the credential: never quote it.
+		v.p.add(path+".webhook_url", "must be an absolute http(s) URL")
+	}
+	if c.APIURL != "" && !httpURL(c.APIURL) {
+		v.p.add(path+".api_url", "must be an absolute http(s) URL, got %q", c.APIURL)
+	}
+	v.adapter(path, c, before)
+}
+
+func (v *validator) webhook(path string, c *webhook.Config) {
+	before := len(v.p.list)
+	switch {
+	case c.URL == "":
+		v.p.add(path+".url", "required")
+	case !httpURL(c.URL):
+		// Not quoted: a URL may carry credentials.
+		v.p.add(path+".url", "must be an absolute http(s) URL")
+	}
+	if c.Method != "" && !slices.ContainsFunc([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, func(m string) bool { return strings.EqualFold(m, c.Method) }) {
+		v.p.add(path+".method", "must be GET, POST, PUT, PATCH or DELETE, got %q", c.Method)
+	}
+	switch c.Body {
+	case "", "raw", "normalized":
+		if c.Template != "" {
+			v.p.add(path+".template", "only used with body: template")
+		}
+	case "template":
+		if c.Template == "" {
+			v.p.add(path+".template", "required with body: template")
+		}
+	default:
+		v.p.add(path+".body", "must be raw, normalized or template, got %q", c.Body)
+	}
+	v.adapter(path, c, before)
+}
+
+// adapter runs the adapter's own deep checks (templates that must render,
+// signing secrets that must decode) once the structural checks of its block
+// passed; each adapter package exports `func (Config) Validate() error`
+// whose lines start with the key they are about ("url: …").
+func (v *validator) adapter(path string, block any, before int) {
+	if len(v.p.list) > before || v.p.coveredByUnset(path) {
+		return // already explained; the adapter would repeat it
+	}
+	val, ok := block.(interface{ Validate() error })
+	if !ok {
+		return
+	}
+	err := val.Validate()
+	if err == nil {
+		return
+	}
+	keys := yamlFields(reflect.TypeOf(block).Elem())
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if k, msg, ok := strings.Cut(line, ": "); ok {
+			if _, known := keys[k]; known {
+				v.p.add(path+"."+k, "%s", msg)
+				continue
+			}
+		}
+		v.p.add(path, "%s", line)
+	}
+}
+
+func (v *validator) routes() {
+	first := map[string]int{}
+	for i, r := range v.cfg.Routes {
+		path := indexPath("routes", i)
+		switch j, dup := first[r.Name]; {
+		case strings.TrimSpace(r.Name) == "":
+			v.p.add(path+".name", "required")
+		case dup:
+			v.p.add(path+".name", "duplicate route name %q (first at line %d)", r.Name, v.p.lineOf(indexPath("routes", j)+".name"))
+		default:
+			first[r.Name] = i
+		}
+		if len(r.To) == 0 {
+			v.p.add(path+".to", "required: list the destinations this route sends to")
+		}
+		for j, to := range r.To {
+			if _, ok := v.cfg.Destinations[to]; !ok {
+				v.p.add(indexPath(path+".to", j), "unknown destination %q", to)
+			}
+		}
+		v.matchers(path+".match", r.Match)
+		v.matchers(path+".exclude", r.Exclude)
+		if r.When != "" {
+			v.when(path+".when", r.When)
+		}
+	}
+}
+
+func (v *validator) when(path, src string) {
+	_, err := CompileWhen(src)
+	if err == nil || v.p.coveredByUnset(path) {
+		return
+	}
+	line := v.p.lineOf(path)
+	// In a literal block (when: |) expr's line counts from the block's
+	// first line, so the problem can be placed on its own line.
+	if first, ok := v.p.blocks[path]; ok {
+		if l := exprLine(err); l > 0 {
+			line = first + l - 1
+		}
+	}
+	v.p.at(line, path, "%s", ExprMessage(err))
+}
+
+func (v *validator) matchers(path string, m Matchers) {
+	for _, k := range []struct {
+		key   string
+		vals  []string
+		upper bool // RevenueCat sends these in upper case
+	}{
+		{"type", m.Type, true},
+		{"lifecycle", m.Lifecycle, false},
+		{"entitlement", m.Entitlement, false},
+		{"environment", m.Environment, true},
+		{"store", m.Store, true},
+		{"product", m.Product, false},
+		{"app_id", m.AppID, false},
+		{"country", m.Country, true},
+		{"period_type", m.PeriodType, true},
+	} {
+		for j, s := range k.vals {
+			at := indexPath(path+"."+k.key, j)
+			switch {
+			case s == "":
+				v.p.add(at, "must not be empty")
+			case k.key == "lifecycle" && !isLifecycle(s):
+				v.p.add(at, "unknown lifecycle %q; one of %s", s, lifecycleList())
+			case k.upper && s != strings.ToUpper(s):
+				v.p.add(at, "%q never matches: RevenueCat sends %s values in upper case (%q)", s, k.key, strings.ToUpper(s))
+			}
+		}
+	}
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// validName: destination names appear in URLs, metrics labels and logs.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isLifecycle(s string) bool {
+	return slices.Contains(event.Lifecycles, event.Lifecycle(s))
+}
+
+func lifecycleList() string {
+	names := make([]string, len(event.Lifecycles))
+	for i, l := range event.Lifecycles {
+		names[i] = string(l)
+	}
+	return strings.Join(names, ", ")
+}
+
+// upperName accepts what a RevenueCat event type looks like: UPPER_CASE.
+// Types are an open set, so any such name is allowed.
+func upperName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
