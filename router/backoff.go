@@ -33,8 +33,10 @@ const sendBudgetFactor = 3
 // MaxElapsedTime no limit; InitialInterval 5 s; MaxInterval 1 h;
 // FailureThreshold no breaker; OpenFor 30 s; MaxBody destinations.DefaultMaxBody.
 //
-// Attempts count dispatch records, that is real requests (DESIGN §9): a Send
-// in which a client library retried twice uses three attempts.
+// MaxAttempts and the backoff exponent count tries (Sends), whatever number
+// of requests each made; dispatch records number every real request
+// (DESIGN §9), so a Send in which a client library retried twice shows three
+// records but is one try.
 type Policy struct {
 	Timeout          time.Duration // per request; one Send gets 3×Timeout
 	Concurrency      int           // attempts in flight at once

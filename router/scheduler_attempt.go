@@ -109,8 +109,11 @@ func (s *Scheduler) execute(ctx context.Context, a *attempt) (store.Completion, 
 		c.State = store.Dead
 	default:
 		f.health = healthFailed
-		wait := pol.retryWait(last, res.RetryAfter, s.rand)
-		if at := end.Add(wait); pol.exhausted(last, d.CreatedAt, at) {
+		// The backoff and max_attempts count tries, not requests: a client
+		// library's internal burst (Segment's ten) is one try.
+		try := d.Tries + 1
+		wait := pol.retryWait(try, res.RetryAfter, s.rand)
+		if at := end.Add(wait); pol.exhausted(try, d.CreatedAt, at) {
 			c.State = store.Dead
 		} else {
 			c.State, c.NextAttemptAt = store.Retrying, at

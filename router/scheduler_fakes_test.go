@@ -241,6 +241,7 @@ func (s *schedStore) Complete(_ context.Context, cs []store.Completion) error {
 		d := s.deliveries[c.DeliveryID]
 		d.State, d.NextAttemptAt, d.LastError = c.State, c.NextAttemptAt, c.LastError
 		d.Attempts += len(c.Dispatches)
+		d.Tries++
 		for i := range c.Dispatches {
 			if c.Dispatches[i].ID == "" {
 				s.nextID++

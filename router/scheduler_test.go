@@ -168,13 +168,20 @@ func TestSchedGivesUp(t *testing.T) {
 		rand       func(int64) int64
 		wantCalls  int
 		wantStatus []string
+		result     destinations.Result // default: one 503
 	}{
 		{"max attempts", Policy{MaxAttempts: 3, InitialInterval: time.Second}, 0, nil, 3,
-			[]string{"retrying", "retrying", "dead"}},
+			[]string{"retrying", "retrying", "dead"}, destinations.Result{}},
+		// A library burst of three requests is one try: max_attempts 2 means
+		// two Sends (six records), not one.
+		{"max attempts counts tries, not requests", Policy{MaxAttempts: 2, InitialInterval: time.Second}, 0, nil, 2,
+			[]string{"retrying", "retrying", "retrying", "retrying", "retrying", "dead"},
+			destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Exchanges: []destinations.Exchange{
+				{Response: destinations.Response{StatusCode: 503}}, {Response: destinations.Response{StatusCode: 503}}, {Response: destinations.Response{StatusCode: 503}}}}},
 		{"max elapsed time", Policy{InitialInterval: time.Minute, MaxElapsedTime: time.Hour}, time.Hour - 30*time.Second,
-			func(n int64) int64 { return n - 1 }, 1, []string{"dead"}},
+			func(n int64) int64 { return n - 1 }, 1, []string{"dead"}, destinations.Result{}},
 		{"retry landing exactly at the elapsed limit is allowed", Policy{MaxAttempts: 2, InitialInterval: time.Minute, MaxElapsedTime: time.Hour},
-			time.Hour - time.Minute, func(n int64) int64 { return n - 1 }, 2, []string{"retrying", "dead"}},
+			time.Hour - time.Minute, func(n int64) int64 { return n - 1 }, 2, []string{"retrying", "dead"}, destinations.Result{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,11 +191,16 @@ func TestSchedGivesUp(t *testing.T) {
 				}
 			})
 			h.st.addWith(store.Delivery{ID: "d1", Destination: "hook", NextAttemptAt: schedT0, CreatedAt: schedT0.Add(-tc.createdAgo)})
-			dest := newScriptDest(retryResult(503, 0))
+			res := tc.result
+			if res.Outcome == "" {
+				res = retryResult(503, 0)
+			}
+			dest := newScriptDest(res)
 			h.start(schedTarget("hook", dest, tc.policy))
 
+			perCall := max(1, len(res.Exchanges))
 			for i := 1; i < tc.wantCalls; i++ {
-				h.feed.wait(t, i)
+				h.feed.wait(t, i*perCall)
 				h.parked(1)
 				h.clk.Advance(time.Minute) // past any wait of these policies
 			}

@@ -91,7 +91,7 @@ func policy(cfg *config.Config, d *config.Destination) router.Policy {
 // newDestination is the one switch that knows every adapter (STYLE rule 3).
 func (a *App) newDestination(cfg *config.Config, d *config.Destination) (destinations.Destination, error) {
 	timeout, maxBody := d.Options.Timeout, cfg.Storage.DispatchBodyBytes
-	log := a.log.With("destination", d.Name)
+	log := a.log // adapters add their own "destination" attribute
 	switch d.Type {
 	case "segment":
 		return segment.New(d.Name, *d.Segment, segment.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})

@@ -124,13 +124,17 @@ type Event struct {
 
 // Delivery is one (event, destination) pair in the queue.
 type Delivery struct {
-	ID            string     `json:"id"`
-	EventID       string     `json:"event_id"`
-	EventType     string     `json:"event_type"`
-	Destination   string     `json:"destination"`
-	Route         string     `json:"route"`
-	State         State      `json:"status"`
-	Attempts      int        `json:"attempts"` // dispatch records so far
+	ID          string `json:"id"`
+	EventID     string `json:"event_id"`
+	EventType   string `json:"event_type"`
+	Destination string `json:"destination"`
+	Route       string `json:"route"`
+	State       State  `json:"status"`
+	Attempts    int    `json:"attempts"` // dispatch records so far (real requests)
+	// Tries counts the scheduler's delivery attempts (Sends); one try may
+	// hold several requests when a client library retries internally.
+	// max_attempts and the backoff count tries.
+	Tries         int        `json:"tries"`
 	NextAttemptAt time.Time  `json:"next_attempt_at"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
@@ -139,7 +143,8 @@ type Delivery struct {
 	Body          []byte     `json:"-"` // the event body; filled by Claim only
 }
 
-// Completion is the outcome of one claimed delivery.
+// Completion is the outcome of one claimed delivery: one try (Delivery.Tries
+// grows by one) with its dispatch records.
 type Completion struct {
 	DeliveryID    string
 	State         State     // Delivered, Retrying, Dead or Skipped

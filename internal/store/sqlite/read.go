@@ -14,7 +14,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/store"
 )
 
-const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.state, d.attempts,
+const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.state, d.attempts, d.tries,
 	d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at, d.last_error`
 
 // scanDeliveries reads and closes rows of deliveryCols, plus the event body
@@ -26,7 +26,7 @@ func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
 		var d store.Delivery
 		var next, created, updated int64
 		var delivered sql.NullInt64
-		dst := []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts,
+		dst := []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts, &d.Tries,
 			&next, &created, &updated, &delivered, &d.LastError}
 		if withBody {
 			dst = append(dst, &d.Body)

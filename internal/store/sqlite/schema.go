@@ -50,6 +50,7 @@ CREATE TABLE deliveries (
 	route           TEXT NOT NULL,
 	state           TEXT NOT NULL,
 	attempts        INTEGER NOT NULL DEFAULT 0,
+	tries           INTEGER NOT NULL DEFAULT 0,
 	next_attempt_at INTEGER NOT NULL,
 	lease_until     INTEGER,
 	created_at      INTEGER NOT NULL,

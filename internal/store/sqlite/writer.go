@@ -196,6 +196,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.completeUpd, `UPDATE deliveries SET
 			state = ?1,
 			attempts = attempts + ?2,
+			tries = tries + 1,
 			next_attempt_at = COALESCE(?3, next_attempt_at),
 			last_error = ?4,
 			lease_until = NULL,

@@ -482,7 +482,7 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 			h.complete(c)
 			got := h.delivery(d.ID)
 			want := store.Delivery{ID: d.ID, EventID: "e1", EventType: "RENEWAL", Destination: "a", Route: "r-a",
-				State: tt.state, Attempts: 1, NextAttemptAt: tt.wantNext, CreatedAt: t0, UpdatedAt: finished, LastError: tt.lastErr}
+				State: tt.state, Attempts: 1, Tries: 1, NextAttemptAt: tt.wantNext, CreatedAt: t0, UpdatedAt: finished, LastError: tt.lastErr}
 			if tt.delivered {
 				want.DeliveredAt = timePtr(finished)
 			}
