@@ -13,6 +13,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 func routePrice(p float64) *float64 { return &p }
@@ -517,7 +518,7 @@ func TestRouteFixtures(t *testing.T) {
 		{"revenuecat-docs/sample-events_14.json", "SUBSCRIPTION_EXTENDED", event.Extended, []string{"archive", "segment", "late"}},
 		{"revenuecat-docs/sample-events_15.json", "VIRTUAL_CURRENCY_TRANSACTION", event.Other, []string{"archive", "segment", "late"}},
 	}
-	dir := routeFixturesDir(t)
+	dir := testutil.FixturesDir(t)
 	r := routeCompile(t, routeFixtureRoutes()...)
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -553,25 +554,6 @@ func TestRouteFixtures(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("fixtures without a routing case: %s", strings.Join(missing, ", "))
-	}
-}
-
-// routeFixturesDir is <module root>/../shared/fixtures.
-func routeFixturesDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(filepath.Dir(dir), "shared", "fixtures")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
 	}
 }
 
@@ -647,7 +629,7 @@ func TestRouteBenchRoutesAreValid(t *testing.T) {
 	if r.Len() != 50 {
 		t.Fatalf("%d routes, want 50", r.Len())
 	}
-	e := routeFixture(t, filepath.Join(routeFixturesDir(t), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(t, filepath.Join(testutil.FixturesDir(t), "revenuecat", "initial_purchase_paid_eur.json"))
 	matched := 0
 	for _, v := range r.Route(e).Verdicts {
 		if v.Matched {
@@ -663,7 +645,7 @@ func TestRouteBenchRoutesAreValid(t *testing.T) {
 // BenchmarkRoute50 routes a real fixture through 50 routes.
 func BenchmarkRoute50(b *testing.B) {
 	r := routeCompile(b, routeBenchRoutes()...)
-	e := routeFixture(b, filepath.Join(routeFixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(b, filepath.Join(testutil.FixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Route(e)
@@ -673,7 +655,7 @@ func BenchmarkRoute50(b *testing.B) {
 // BenchmarkRouteInto50 is BenchmarkRoute50 with a reused Decision.
 func BenchmarkRouteInto50(b *testing.B) {
 	r := routeCompile(b, routeBenchRoutes()...)
-	e := routeFixture(b, filepath.Join(routeFixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(b, filepath.Join(testutil.FixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
 	var d Decision
 	b.ReportAllocs()
 	for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestGoldenFixtures sends every fixture of both fixture directories and
@@ -27,13 +29,13 @@ func TestGoldenFixtures(t *testing.T) {
 	f := newFakeSegment(t, always(200), `{"success":true}`)
 	// Two messages per batch and no timer flush: each Send is exactly one batch.
 	d := newTestDestination(t, f.URL, Config{BatchSize: 2}, Options{FlushInterval: time.Hour, MaxBody: 1 << 20})
-	for _, fx := range fixtures(t) {
-		t.Run(fx.dir+"/"+fx.name, func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.body)
+	for _, fx := range testutil.Fixtures(t) {
+		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
+			e, err := revenuecat.Decode(fx.Body)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			key := "golden:" + fx.dir + ":" + fx.name
+			key := "golden:" + fx.Dir + ":" + fx.Stem()
 			before := len(f.batches())
 			res := d.Send(context.Background(), destinations.Delivery{ID: "d1", Key: key, Destination: "segment-test", Attempt: 1, Event: e})
 			got := f.batches()[before:]
@@ -63,7 +65,7 @@ func TestGoldenFixtures(t *testing.T) {
 			default:
 				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
 			}
-			checkGolden(t, fx.dir+"/"+fx.name+".json", append(out, '\n'))
+			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
 		})
 	}
 }

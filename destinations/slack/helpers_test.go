@@ -1,16 +1,11 @@
 package slack
 
 import (
-	"bytes"
 	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 
@@ -117,72 +112,4 @@ func purchase(user string) *event.Event {
 	}
 	revenuecat.Normalize(e)
 	return e
-}
-
-// moduleRoot walks up from the working directory to go.mod.
-func moduleRoot(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// fixture is one RevenueCat body from <module root>/../shared/fixtures.
-type fixture struct {
-	dir, name string
-	body      []byte
-}
-
-func fixtures(tb testing.TB) []fixture {
-	tb.Helper()
-	root := filepath.Join(moduleRoot(tb), "..", "shared", "fixtures")
-	var out []fixture
-	for _, dir := range []string{"revenuecat", "revenuecat-docs"} {
-		paths, err := filepath.Glob(filepath.Join(root, dir, "*.json"))
-		if err != nil || len(paths) == 0 {
-			tb.Fatalf("no fixtures in %s (%v)", filepath.Join(root, dir), err)
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			out = append(out, fixture{dir: dir, name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
-		}
-	}
-	return out
-}
-
-// checkGolden compares got with testdata/golden/name, or rewrites it with -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
 }

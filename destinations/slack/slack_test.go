@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestGoldenFixtures posts every fixture of both fixture directories to a
@@ -24,21 +26,21 @@ import (
 // with testdata/golden. One fixture is posted again with a project_id.
 func TestGoldenFixtures(t *testing.T) {
 	type run struct {
-		fx        fixture
+		fx        testutil.Fixture
 		projectID string
 		golden    string
 	}
 	var runs []run
-	for _, fx := range fixtures(t) {
-		runs = append(runs, run{fx, "", fx.dir + "/" + fx.name + ".json"})
-		if fx.name == "initial_purchase_paid_eur" {
-			runs = append(runs, run{fx, "proj1a2b3c4d", fx.dir + "/" + fx.name + ".project_id.json"})
+	for _, fx := range testutil.Fixtures(t) {
+		runs = append(runs, run{fx, "", fx.Dir + "/" + fx.Stem() + ".json"})
+		if fx.Stem() == "initial_purchase_paid_eur" {
+			runs = append(runs, run{fx, "proj1a2b3c4d", fx.Dir + "/" + fx.Stem() + ".project_id.json"})
 		}
 	}
 	f := newFakeSlack(t, reply{status: 200, body: "ok"})
 	for _, r := range runs {
 		t.Run(r.golden, func(t *testing.T) {
-			e, err := revenuecat.Decode(r.fx.body)
+			e, err := revenuecat.Decode(r.fx.Body)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -67,7 +69,7 @@ func TestGoldenFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			out.WriteByte('\n')
-			checkGolden(t, r.golden, out.Bytes())
+			testutil.Golden(t, filepath.Join("testdata", "golden", filepath.FromSlash(r.golden)), out.Bytes(), *update)
 		})
 	}
 }

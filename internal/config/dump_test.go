@@ -1,8 +1,11 @@
 package config
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // dumpDoc sets every secret of the schema, each to a distinct value, most
@@ -66,5 +69,5 @@ func TestDumpHidesSecrets(t *testing.T) {
 	if n := strings.Count(string(out), "<secret>"); n != 10 {
 		t.Errorf("dump has %d <secret> values, want 10", n)
 	}
-	golden(t, "dump.golden", []byte(strings.ReplaceAll(string(out), cfg.Dir, "<dir>")))
+	testutil.Golden(t, filepath.Join("testdata", "dump.golden"), []byte(strings.ReplaceAll(string(out), cfg.Dir, "<dir>")), *update)
 }

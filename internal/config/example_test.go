@@ -12,13 +12,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // exampleVars is what config.example.yaml needs: its two required variables.
 var exampleVars = map[string]string{"RC_WEBHOOK_AUTH": "Bearer example", "RCROUTER_ADMIN_TOKEN": "example-admin"}
 
 func TestExampleConfig(t *testing.T) {
-	path := filepath.Join(moduleRoot(t), "config.example.yaml")
+	path := filepath.Join(testutil.ModuleRoot(t), "config.example.yaml")
 	cfg, err := Load(path, env(exampleVars))
 	if err != nil {
 		t.Fatalf("config.example.yaml is invalid:\n%v", err)
@@ -59,7 +61,7 @@ func TestExampleConfig(t *testing.T) {
 // TestExampleNeedsOnlyTwoVariables: without the environment, the only
 // problems are the two required variables, at their lines.
 func TestExampleNeedsOnlyTwoVariables(t *testing.T) {
-	path := filepath.Join(moduleRoot(t), "config.example.yaml")
+	path := filepath.Join(testutil.ModuleRoot(t), "config.example.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +83,7 @@ func TestExampleNeedsOnlyTwoVariables(t *testing.T) {
 // TestExampleDocumentsEveryKey: each key of the schema appears in
 // config.example.yaml, as a key or in a comment.
 func TestExampleDocumentsEveryKey(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(moduleRoot(t), "config.example.yaml"))
+	data, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "config.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

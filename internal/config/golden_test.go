@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestInvalidGolden loads a file with many mistakes on different lines and
@@ -25,5 +27,5 @@ func TestInvalidGolden(t *testing.T) {
 		}
 	}
 	// The golden file names the file with "/" on every OS.
-	golden(t, "invalid.golden", []byte(strings.ReplaceAll(err.Error(), path, "testdata/invalid.yaml")+"\n"))
+	testutil.Golden(t, filepath.Join("testdata", "invalid.golden"), []byte(strings.ReplaceAll(err.Error(), path, "testdata/invalid.yaml")+"\n"), *update)
 }

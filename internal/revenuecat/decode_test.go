@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // nested returns an event whose unknown field x holds n nested arrays, so the
@@ -402,9 +403,9 @@ func TestTestEventBody(t *testing.T) {
 // INITIAL_PURCHASE with attributes and experiments).
 func BenchmarkDecode(b *testing.B) {
 	var body []byte
-	for _, f := range fixtures(b) {
-		if f.dir == "revenuecat-docs" && f.name == "sample-events_1.json" {
-			body = readFile(b, f.path)
+	for _, f := range testutil.Fixtures(b) {
+		if f.Dir == "revenuecat-docs" && f.Name == "sample-events_1.json" {
+			body = f.Body
 		}
 	}
 	if body == nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // FuzzDecode checks Decode against encoding/json, used as an independent
@@ -20,8 +21,8 @@ import (
 // An accepted event must also decode again from its Raw to an equal event
 // and marshal without error.
 func FuzzDecode(f *testing.F) {
-	for _, fx := range fixtures(f) {
-		f.Add(readFile(f, fx.path))
+	for _, fx := range testutil.Fixtures(f) {
+		f.Add(fx.Body)
 	}
 	for _, s := range []string{
 		`{"event":{"id":"a","type":"T","price":"x","price":1,"x":[{"y":"\"}"}]}}`,

@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rcrouter/rcrouter/internal/app"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 	"github.com/rcrouter/rcrouter/internal/ui"
 )
 
@@ -55,25 +56,6 @@ func chromePath(t *testing.T) string {
 	}
 	t.Skip(msg)
 	return ""
-}
-
-// moduleRoot is the directory of go.mod; the shared fixtures live beside it.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -371,8 +353,8 @@ func exceptionDescription(ev runtime.EventExceptionThrown) string {
 // the event page's route verdicts.
 func TestDispatchLogInBrowser(t *testing.T) {
 	execPath := chromePath(t)
-	root := moduleRoot(t)
-	fixture, err := os.ReadFile(filepath.Join(root, "..", "shared", "fixtures", "revenuecat", "initial_purchase_paid_eur.json"))
+	root := testutil.ModuleRoot(t)
+	fixture, err := os.ReadFile(filepath.Join(testutil.FixturesDir(t), "revenuecat", "initial_purchase_paid_eur.json"))
 	if err != nil {
 		t.Fatalf("reading the shared fixture (../shared beside the module): %v", err)
 	}
