@@ -11,6 +11,7 @@ package segment
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +49,10 @@ type Options struct {
 	Timeout time.Duration // per HTTP request; default 10s (analytics-go caps it at 10s)
 	MaxBody int           // bytes of request and response bodies kept per exchange; default destinations.DefaultMaxBody
 	Logger  *slog.Logger  // default slog.Default()
-	Base    http.RoundTripper
+	// Base sends the requests; nil means a transport of this destination's
+	// own (a clone of http.DefaultTransport keeping up to 16 idle connections
+	// to Segment), closed by Close.
+	Base http.RoundTripper
 	// FlushInterval is how long a message may wait for its batch to fill
 	// before the batch is sent anyway; default 200ms.
 	FlushInterval time.Duration
@@ -80,6 +84,7 @@ type Destination struct {
 	maxBody int
 	maxWait time.Duration
 	client  analytics.Client
+	ownBase *http.Transport // created here, so closed here
 
 	mu      sync.Mutex
 	closed  bool
@@ -140,9 +145,22 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 	for i := range libraryAttempts {
 		d.maxWait += min(opts.Timeout, libraryTimeout) + opts.RetryAfter(i)
 	}
+	// The write key travels as HTTP Basic credentials ("<key>:" in base64):
+	// a response that echoes the Authorization header must not show it.
+	secrets := []secret.Secret{cfg.WriteKey,
+		secret.Secret(base64.StdEncoding.EncodeToString([]byte(cfg.WriteKey.Value() + ":")))}
+	if opts.Base == nil {
+		// analytics-go sends each batch from its own goroutine, so under load
+		// several requests run at once; http.DefaultTransport keeps only 2
+		// idle connections per host and would open (and close) one for
+		// every other batch.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 16
+		d.ownBase, opts.Base = t, t
+	}
 	capture := &destinations.Transport{
 		Base:       timeoutTransport{base: opts.Base, timeout: opts.Timeout},
-		Secrets:    []secret.Secret{cfg.WriteKey},
+		Secrets:    secrets,
 		MaxBody:    opts.MaxBody,
 		OnExchange: d.onExchange,
 	}
@@ -256,6 +274,9 @@ func (d *Destination) Close() error {
 	go func() { done <- d.client.Close() }()
 	select {
 	case err := <-done:
+		if d.ownBase != nil {
+			d.ownBase.CloseIdleConnections()
+		}
 		if err != nil {
 			return fmt.Errorf("segment destination %s: close: %w", d.name, err)
 		}

@@ -68,7 +68,8 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		log:  opts.Logger.With("destination", name),
 		// The token travels form-encoded too before botAuth moves it, so its
 		// escaped form is a secret as well.
-		secrets: []secret.Secret{cfg.WebhookURL, cfg.Token, secret.Secret(url.QueryEscape(cfg.Token.Value()))},
+		secrets: append([]secret.Secret{cfg.WebhookURL, cfg.Token, secret.Secret(url.QueryEscape(cfg.Token.Value()))},
+			urlPathSecrets(cfg.WebhookURL)...),
 	}
 	if cfg.Template != "" {
 		t, err := parseTemplate(cfg.Template)
@@ -324,4 +325,19 @@ type debugLog struct{ log *slog.Logger }
 func (l debugLog) Output(_ int, s string) error {
 	l.log.Debug("slack-go: " + s)
 	return nil
+}
+
+// urlPathSecrets are the parts of a secret webhook URL that an error page
+// may quote on their own ("Cannot POST /services/T…/B…/<token>"): its path,
+// and its last segment, the token itself.
+func urlPathSecrets(raw secret.Secret) []secret.Secret {
+	u, err := url.Parse(raw.Value())
+	if err != nil || u.Path == "" {
+		return nil
+	}
+	out := []secret.Secret{secret.Secret(u.EscapedPath()), secret.Secret(u.Path)}
+	if i := strings.LastIndex(strings.TrimSuffix(u.Path, "/"), "/"); i >= 0 {
+		out = append(out, secret.Secret(strings.Trim(u.Path[i:], "/")))
+	}
+	return out
 }

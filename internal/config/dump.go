@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"sort"
@@ -104,7 +105,7 @@ func dumpNode(v reflect.Value) *yaml.Node {
 		return n
 	case reflect.String:
 		n := &yaml.Node{}
-		n.SetString(v.String())
+		n.SetString(hideUserinfo(v.String()))
 		return n
 	case reflect.Bool:
 		return scalar("", strconv.FormatBool(v.Bool()))
@@ -151,6 +152,17 @@ func isEmpty(v reflect.Value) bool {
 		return v.Len() == 0
 	}
 	return v.IsZero()
+}
+
+// hideUserinfo shows the credentials of a URL (a webhook url may carry
+// https://user:pass@host/…) as <secret>, as the dispatch log does.
+func hideUserinfo(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil || u.Host == "" {
+		return s
+	}
+	u.User = url.User("userinfo")
+	return strings.Replace(u.String(), "userinfo@", secret.Redacted+"@", 1)
 }
 
 // shortDuration drops zero units at the end: 1h, 72h, 1h30m, 90s.

@@ -153,8 +153,9 @@ func syntaxError(err error, data []byte) (int, string) {
 }
 
 // unreadableLine is the line of the first byte YAML does not accept (invalid
-// UTF-8, or a character outside YAML's printable set), else 1. UTF-16 input
-// (a byte-order mark) is not searched: its problems are put on line 1.
+// UTF-8, or a character outside YAML's printable set), else 1, counting line
+// breaks as yaml.v3 does. UTF-16 input (a byte-order mark) is not searched:
+// its problems are put on line 1.
 func unreadableLine(data []byte) int {
 	if bytes.HasPrefix(data, []byte{0xFE, 0xFF}) || bytes.HasPrefix(data, []byte{0xFF, 0xFE}) {
 		return 1
@@ -165,9 +166,9 @@ func unreadableLine(data []byte) int {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			return line
-		case r == '\n':
-			line++
-		case r == '\t' || r == '\r' || r == 0x85 || (r >= 0x20 && r <= 0x7E) ||
+		case r == '\n' || r == 0x85 || r == 0x2028 || r == 0x2029 || (r == '\r' && !bytes.HasPrefix(data[i+1:], []byte("\n"))):
+			line++ // the line breaks yaml.v3 counts; CR LF is one
+		case r == '\t' || r == '\r' || (r >= 0x20 && r <= 0x7E) ||
 			(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || r >= 0x10000:
 		default:
 			return line

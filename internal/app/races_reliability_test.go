@@ -1,0 +1,554 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// keySink is a webhook destination that answers per event id with a
+// scripted status, and records, per Idempotency-Key (one per delivery), how
+// many requests were ever in flight at once: the scheduler must never send
+// one delivery twice concurrently, whatever operators do meanwhile.
+type keySink struct {
+	mu       sync.Mutex
+	answer   func(eventID string) int // nil: 200
+	delay    time.Duration
+	inflight map[string]int
+	maxPer   int
+	got      map[string]int // requests per event id
+	ok       map[string]int // 2xx answers per event id
+	headers  []http.Header
+}
+
+func newKeySink() *keySink {
+	return &keySink{inflight: map[string]int{}, got: map[string]int{}, ok: map[string]int{}}
+}
+
+func (s *keySink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	var env struct {
+		Event struct {
+			ID string `json:"id"`
+		} `json:"event"`
+	}
+	json.Unmarshal(b, &env)
+	key := r.Header.Get("Idempotency-Key")
+	s.mu.Lock()
+	s.inflight[key]++
+	s.maxPer = max(s.maxPer, s.inflight[key])
+	s.got[env.Event.ID]++
+	s.headers = append(s.headers, r.Header.Clone())
+	answer, delay := s.answer, s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	code := 200
+	if answer != nil {
+		code = answer(env.Event.ID)
+	}
+	s.mu.Lock()
+	s.inflight[key]--
+	if code < 300 {
+		s.ok[env.Event.ID]++
+	}
+	s.mu.Unlock()
+	w.WriteHeader(code)
+}
+
+func (s *keySink) counts(id string) (got, ok int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[id], s.ok[id]
+}
+
+// eventDeliveries returns the deliveries of an event from the admin API.
+func (h *harness) eventDeliveries(id string) []store.Delivery {
+	h.t.Helper()
+	var ev struct {
+		Deliveries []store.Delivery `json:"deliveries"`
+	}
+	if code := h.api("GET", "/api/v1/events/"+id, nil, &ev); code != 200 {
+		h.t.Fatalf("event %s: %d", id, code)
+	}
+	return ev.Deliveries
+}
+
+// waitDelivered polls the API until every delivery of every id is delivered.
+func (h *harness) waitDelivered(timeout time.Duration, ids ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, id := range ids {
+		for {
+			ds := h.eventDeliveries(id)
+			done := len(ds) > 0
+			for _, d := range ds {
+				done = done && d.State == store.Delivered
+			}
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				h.t.Fatalf("event %s not delivered: %+v", id, ds)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// attemptsOf lists the dispatch records of an event, oldest first, and
+// checks that their attempt numbers are 1..n per delivery, each once.
+func (h *harness) attemptsOf(id string) []store.Dispatch {
+	h.t.Helper()
+	var page struct {
+		Items []store.Dispatch `json:"items"`
+	}
+	if code := h.api("GET", "/api/v1/dispatches?limit=500&event_id="+id, nil, &page); code != 200 {
+		h.t.Fatalf("dispatches of %s: %d", id, code)
+	}
+	seen := map[string]map[int]bool{}
+	for i := len(page.Items) - 1; i >= 0; i-- {
+		d := page.Items[i]
+		if seen[d.DeliveryID] == nil {
+			seen[d.DeliveryID] = map[int]bool{}
+		}
+		if seen[d.DeliveryID][d.Attempt] {
+			h.t.Errorf("event %s delivery %s: attempt %d recorded twice", id, d.DeliveryID, d.Attempt)
+		}
+		seen[d.DeliveryID][d.Attempt] = true
+	}
+	for del, as := range seen {
+		for n := 1; n <= len(as); n++ {
+			if !as[n] {
+				h.t.Errorf("event %s delivery %s: attempts %v are not 1..%d", id, del, as, len(as))
+			}
+		}
+	}
+	return page.Items
+}
+
+// TestReplayAndRetryRaceWithDueRetries: while one delivery is dead and
+// another keeps failing with retries falling due every 100 ms, operators
+// hammer retry and replay on both. No delivery may ever be sent twice at
+// once, attempt numbers stay 1..n, and both end delivered exactly once.
+func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
+	s := newKeySink()
+	var healthy bool
+	var hmu sync.Mutex
+	s.answer = func(id string) int {
+		hmu.Lock()
+		defer hmu.Unlock()
+		switch {
+		case healthy:
+			return 200
+		case id == "race-dead":
+			return 400
+		default:
+			return 503
+		}
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	h := startApp(t, "destinations:\n"+webhookDest("d", srv.URL,
+		"    retry: {initial_interval: 100ms, max_interval: 100ms, max_attempts: 10000}\n"+
+			"    circuit_breaker: {failure_threshold: 100000}\n")+
+		"routes:\n  - name: all\n    to: [d]\n")
+	for _, id := range []string{"race-dead", "race-retrying"} {
+		if code, body := h.post(fixtureEvent(id, "RENEWAL")); code != 200 {
+			t.Fatalf("post %s: %d %s", id, code, body)
+		}
+	}
+	dead := h.eventDeliveries("race-dead")[0].ID
+	retrying := h.eventDeliveries("race-retrying")[0].ID
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d1, d2 := h.eventDeliveries("race-dead")[0], h.eventDeliveries("race-retrying")[0]
+		if d1.State == store.Dead && d2.Attempts >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("setup: %+v %+v", d1, d2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Operators race the scheduler for 1.5 s.
+	calls := []struct{ method, path, body string }{
+		{"POST", "/api/v1/deliveries/" + retrying + "/retry", ""},
+		{"POST", "/api/v1/deliveries/" + dead + "/retry", ""},
+		{"POST", "/api/v1/destinations/d/replay", `{"status":"dead"}`},
+		{"POST", "/api/v1/destinations/d/replay", `{"status":"retrying"}`},
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	stop := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(stop); i++ {
+				c := calls[i%len(calls)]
+				req, _ := http.NewRequest(c.method, h.base+c.path, strings.NewReader(c.body))
+				req.Header.Set("Authorization", "Bearer "+hAdmin)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			}
+		}(g)
+	}
+	wg.Wait()
+	hmu.Lock()
+	healthy = true
+	hmu.Unlock()
+	// The hammer may have left the first delivery dead (its last attempt
+	// got the 400) or due (its last retry or replay): once it settles, an
+	// operator retries it if it is dead. Only the scheduler and operators
+	// move it, and operators have stopped, so a dead one stays dead.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st := h.eventDeliveries("race-dead")[0].State
+		if st == store.Delivered {
+			break
+		}
+		if st == store.Dead {
+			if code := h.api("POST", "/api/v1/deliveries/"+dead+"/retry", nil, nil); code != 200 {
+				t.Fatalf("final retry of the dead delivery: %d", code)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead delivery stuck in %s; logs:\n%s", st, h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.waitDelivered(20*time.Second, "race-dead", "race-retrying")
+	// Quiet period: nothing is sent again once delivered (the poll fallback
+	// runs every second).
+	before := map[string]int{}
+	for _, id := range []string{"race-dead", "race-retrying"} {
+		before[id], _ = s.counts(id)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for _, id := range []string{"race-dead", "race-retrying"} {
+		got, ok := s.counts(id)
+		if got != before[id] || ok != 1 {
+			t.Errorf("%s: %d requests after delivery, %d successes; want none and exactly 1", id, got-before[id], ok)
+		}
+		h.attemptsOf(id)
+	}
+	s.mu.Lock()
+	maxPer := s.maxPer
+	s.mu.Unlock()
+	if maxPer != 1 {
+		t.Errorf("a delivery was sent %d times at once", maxPer)
+	}
+	if codes[200] == 0 || len(codes) > 2 || (len(codes) == 2 && codes[409] == 0) {
+		t.Errorf("operator calls answered %v, want 200s and 409s (retry of a running delivery) only", codes)
+	}
+	if errs := errorLines(h.logs.String()); errs != "" {
+		t.Errorf("errors logged:\n%s", errs)
+	}
+	dg, _ := s.counts("race-dead")
+	rg, _ := s.counts("race-retrying")
+	t.Logf("operator calls %v; requests: dead delivery %d, retrying delivery %d; most concurrent requests per delivery %d", codes, dg, rg, maxPer)
+}
+
+func errorLines(logs string) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestReloadDuringDelivery reloads the config five times while 300
+// deliveries are in flight: three reloads change the destination (a new
+// adapter: requests started after carry the new header), one removes it and
+// one brings it back. Every event is delivered exactly once.
+func TestReloadDuringDelivery(t *testing.T) {
+	s := newKeySink()
+	s.delay = 10 * time.Millisecond
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	other := newKeySink()
+	otherSrv := httptest.NewServer(other)
+	defer otherSrv.Close()
+	dest := func(gen int) string {
+		return fmt.Sprintf("  d:\n    webhook: {url: %q, headers: {X-Gen: \"%d\"}}\n    concurrency: 2\n", srv.URL, gen)
+	}
+	routes := "routes:\n  - name: all\n    to: [d]\n"
+	h := startApp(t, "destinations:\n"+dest(1)+routes)
+	// Paused while the events arrive, so the reloads below fall at known
+	// points of the delivery.
+	if code := h.api("POST", "/api/v1/destinations/d/pause", nil, nil); code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+	const n = 300
+	var ids []string
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("reload-%d", i)
+		ids = append(ids, id)
+		if code, body := h.post(fixtureEvent(id, "RENEWAL")); code != 200 {
+			t.Fatalf("post: %d %s", code, body)
+		}
+	}
+	write := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(h.cfg, []byte(configHead()+cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var res map[string]any
+		if code := h.api("POST", "/api/v1/reload", nil, &res); code != 200 {
+			t.Fatalf("reload: %d %v", code, res)
+		}
+	}
+	progress := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.ok)
+	}
+	waitProgress := func(min int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for progress() < min {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d delivered", progress(), min)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if code := h.api("POST", "/api/v1/destinations/d/resume", nil, nil); code != 200 {
+		t.Fatalf("resume: %d", code)
+	}
+	for gen := 2; gen <= 4; gen++ {
+		waitProgress((gen - 1) * 40)
+		write("destinations:\n" + dest(gen) + routes)
+	}
+	// Remove d while it has a backlog: its deliveries stay queued.
+	waitProgress(160)
+	write("destinations:\n" + fmt.Sprintf("  e:\n    webhook: {url: %q}\n", otherSrv.URL) + "routes:\n  - name: all\n    to: [e]\n")
+	time.Sleep(300 * time.Millisecond)
+	parked := progress()
+	var dests []map[string]any
+	h.api("GET", "/api/v1/destinations", nil, &dests)
+	time.Sleep(200 * time.Millisecond)
+	if progress() != parked {
+		t.Errorf("a removed destination kept delivering: %d → %d", parked, progress())
+	}
+	write("destinations:\n" + dest(5) + routes)
+	h.waitDelivered(30*time.Second, ids...)
+
+	for _, id := range ids {
+		if got, ok := s.counts(id); got != 1 || ok != 1 {
+			t.Errorf("%s: %d requests, %d successes; want exactly 1", id, got, ok)
+		}
+	}
+	gens := map[string]int{}
+	s.mu.Lock()
+	for _, hd := range s.headers {
+		gens[hd.Get("X-Gen")]++
+	}
+	s.mu.Unlock()
+	if len(gens) != 5 {
+		t.Errorf("requests by config generation %v: the new adapters were not used", gens)
+	}
+	removed := "?"
+	for _, d := range dests {
+		if d["name"] == "d" {
+			removed = fmt.Sprintf("%v with %v pending", d["state"], d["pending"])
+		}
+	}
+	if !strings.HasPrefix(removed, "removed") {
+		t.Errorf("while removed, d was shown as %s", removed)
+	}
+	if errs := errorLines(h.logs.String()); errs != "" {
+		t.Errorf("errors logged:\n%s", errs)
+	}
+	t.Logf("%d events, 5 reloads during delivery: requests by config generation %v; while removed d was %s; each event delivered exactly once",
+		n, gens, removed)
+}
+
+// TestDuplicatesConcurrentAndAcrossRestart posts each of ten event ids five
+// times at once, restarts the app on the same files, and posts them all
+// again at once: ten are accepted, every other answer is a duplicate, and
+// each destination gets each event once.
+func TestDuplicatesConcurrentAndAcrossRestart(t *testing.T) {
+	a, b := newKeySink(), newKeySink()
+	aSrv, bSrv := httptest.NewServer(a), httptest.NewServer(b)
+	defer aSrv.Close()
+	defer bSrv.Close()
+	h := startApp(t, "destinations:\n"+webhookDest("a", aSrv.URL, "")+webhookDest("b", bSrv.URL, "")+
+		"  archive:\n    file: {path: data/archive.jsonl}\nroutes:\n  - name: all\n    to: [a, b, archive]\n")
+	var ids []string
+	for i := 0; i < 10; i++ {
+		ids = append(ids, fmt.Sprintf("dup-%d", i))
+	}
+	burst := func(h *harness) map[string]int {
+		var mu sync.Mutex
+		status := map[string]int{}
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			for k := 0; k < 5; k++ {
+				wg.Add(1)
+				go func(id string) {
+					defer wg.Done()
+					code, body := h.post(fixtureEvent(id, "RENEWAL"))
+					var ans struct{ Status string }
+					json.Unmarshal([]byte(body), &ans)
+					mu.Lock()
+					status[fmt.Sprintf("%d %s", code, ans.Status)]++
+					mu.Unlock()
+				}(id)
+			}
+		}
+		wg.Wait()
+		return status
+	}
+	first := burst(h)
+	if first["200 accepted"] != 10 || first["200 duplicate"] != 40 {
+		t.Fatalf("first burst answered %v, want 10 accepted and 40 duplicate", first)
+	}
+	h.waitDelivered(10*time.Second, ids...)
+	// The burst opened connections it may never have used; net/http's
+	// Shutdown waits up to 5 s for such new connections unless they close.
+	http.DefaultClient.CloseIdleConnections()
+	h.stop()
+	h2 := startAppAt(t, h.cfg)
+	second := burst(h2)
+	if second["200 duplicate"] != 50 {
+		t.Fatalf("after restart answered %v, want 50 duplicate", second)
+	}
+	time.Sleep(1200 * time.Millisecond) // a poll interval: nothing more is sent
+	for _, id := range ids {
+		for name, s := range map[string]*keySink{"a": a, "b": b} {
+			if got, ok := s.counts(id); got != 1 || ok != 1 {
+				t.Errorf("%s got %s %d times", name, id, got)
+			}
+		}
+	}
+	arch, err := os.ReadFile(filepath.Join(filepath.Dir(h.cfg), "data", "archive.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(arch), "\n"); lines != 10 {
+		t.Errorf("archive has %d lines, want 10", lines)
+	}
+	t.Logf("burst 1: %v; after restart: %v; each destination got each event once", first, second)
+}
+
+// TestShutdownReleasesHangingAttempts stops the app while every attempt
+// hangs at the destination, with a short shutdown deadline: the app stops
+// in about that deadline, the attempts are released (no dispatch record,
+// their result is unknown), and after a restart they are delivered.
+func TestShutdownReleasesHangingAttempts(t *testing.T) {
+	block := make(chan struct{})
+	var mu sync.Mutex
+	started := 0
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		started++
+		mu.Unlock()
+		select {
+		case <-block:
+		case <-r.Context().Done():
+			return
+		}
+	}))
+	defer hang.Close()
+	defer close(block)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	cfg := configHead() + "destinations:\n" + webhookDest("d", hang.URL, "    timeout: 30s\n") + "routes:\n  - name: all\n    to: [d]\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{ConfigPath: path, Listener: l, ShutdownTimeout: 500 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	h := &harness{t: t, app: a, base: "http://" + l.Addr().String(), cfg: path, logs: logs}
+	for i := 0; i < 3; i++ {
+		if code, body := h.post(fixtureEvent(fmt.Sprintf("hang-%d", i), "RENEWAL")); code != 200 {
+			t.Fatalf("post: %d %s", code, body)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := started
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 attempts started", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopAt := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("app did not stop")
+	}
+	took := time.Since(stopAt)
+	if took > 3*time.Second {
+		t.Errorf("stopping took %s with a 500ms shutdown deadline", took)
+	}
+	if !strings.Contains(logs.String(), "unfinished deliveries released") {
+		t.Errorf("no release logged:\n%s", logs.String())
+	}
+
+	// Restart with a destination that answers: each is delivered, and its
+	// first dispatch record is attempt 1 (the released attempt has none).
+	ok := &sink{}
+	okSrv := httptest.NewServer(ok)
+	defer okSrv.Close()
+	if err := os.WriteFile(path, []byte(strings.Replace(cfg, hang.URL, okSrv.URL, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startAppAt(t, path)
+	h2.waitDelivered(10*time.Second, "hang-0", "hang-1", "hang-2")
+	for i := 0; i < 3; i++ {
+		if ds := h2.attemptsOf(fmt.Sprintf("hang-%d", i)); len(ds) != 1 || ds[0].Attempt != 1 {
+			t.Errorf("hang-%d: dispatch records %+v, want one, attempt 1", i, ds)
+		}
+	}
+	t.Logf("stopped in %s with 3 attempts hanging (shutdown deadline 500ms); all 3 released and delivered after restart", took.Round(time.Millisecond))
+}
