@@ -30,31 +30,46 @@ type finished struct {
 	records   []store.Dispatch // committed records, ids set; nil when the commit failed
 }
 
-// attempt runs one claimed delivery and reports to its worker. If shutdown
-// abandons it while Send runs, its result is dropped: the delivery was
-// released and will be attempted again.
+// attempt runs one claimed delivery and reports to its worker, then runs
+// the next ready delivery of the same worker, if any may start, on the same
+// goroutine. If shutdown abandons an attempt while Send runs, its result is
+// dropped: the delivery was released and will be attempted again.
 func (s *Scheduler) attempt(ctx context.Context, w *worker, a *attempt) {
-	c, f := s.execute(ctx, a)
+	for a != nil {
+		c, f := s.execute(ctx, a)
 
-	s.mu.Lock()
-	if a.abandoned {
+		s.mu.Lock()
+		if a.abandoned {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.inflight, a.d.ID)
 		s.mu.Unlock()
-		return
-	}
-	delete(s.inflight, a.d.ID)
-	s.mu.Unlock()
-	defer s.work.Done()
 
-	if err := s.commits.commit(c); err != nil {
-		// The delivery stays leased; it is claimed again when the lease ends
-		// (or released at the next start), so the attempt repeats: at least once.
-		s.log.Error("record attempt", "destination", a.target.Name, "event_id", a.d.EventID,
-			"err", fmt.Errorf("complete delivery %s of %s, attempt %d: %w", a.d.ID, a.target.Name, a.d.Attempts+1, err))
-		f.retryAt, f.records = time.Time{}, nil
-	} else {
-		f.records = c.Dispatches // the store set their ids in place
+		s.sent(w, f)
+		s.commits.submit(c, s.committed(w, a, c, f))
+		a = s.next(w)
 	}
-	s.finish(w, f)
+	w.poke() // a slot is free
+}
+
+// committed returns what the committer calls once the completion of a is
+// written, or failed to be.
+func (s *Scheduler) committed(w *worker, a *attempt, c store.Completion, f finished) func(error) {
+	return func(err error) {
+		defer s.work.Done()
+		if err != nil {
+			// The delivery stays leased; it is claimed again when the lease
+			// ends (or released at the next start), so the attempt repeats:
+			// at least once.
+			s.log.Error("record attempt", "destination", a.target.Name, "event_id", a.d.EventID,
+				"err", fmt.Errorf("complete delivery %s of %s, attempt %d: %w", a.d.ID, a.target.Name, a.d.Attempts+1, err))
+			f.retryAt, f.records = time.Time{}, nil
+		} else {
+			f.records = c.Dispatches // the store set their ids in place
+		}
+		s.finish(w, f)
+	}
 }
 
 // execute decodes, sends and turns the result into a completion (DESIGN §7).
@@ -194,8 +209,9 @@ func (s *Scheduler) record(a *attempt, n int, status store.State, created time.T
 }
 
 // records turns a Send result into dispatch records: one per exchange,
-// numbered on from the delivery's attempts. Every record but the last is
-// "retrying" (the library tried again); the last has the delivery's new
+// numbered on from the delivery's attempts. Every record but the last tells
+// its own request's result ("retrying" when the library tried again,
+// "delivered" for a 2xx); the last has the delivery's new
 // state, its due time when retrying, and Message as its error when it failed
 // without a transport error. Without exchanges (an adapter that does no HTTP,
 // a skip) one record carries Message as the error.
@@ -215,7 +231,14 @@ func (s *Scheduler) records(a *attempt, res destinations.Result, state store.Sta
 			if created.IsZero() {
 				created = start
 			}
-			r := s.record(a, first+i, store.Retrying, created, x.Duration)
+			// Each request's record tells its own result: a 2xx that was not
+			// the last (Segment sent the track and the identify in two
+			// batches) is delivered; a failure the library retried is retrying.
+			status := store.Retrying
+			if x.Response.StatusCode >= 200 && x.Response.StatusCode < 300 && x.Response.Error == "" {
+				status = store.Delivered
+			}
+			r := s.record(a, first+i, status, created, x.Duration)
 			r.Request = x.Request
 			r.Request.Body = destinations.Truncate(x.Request.Body, maxBody)
 			r.Response = x.Response

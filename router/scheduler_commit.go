@@ -9,8 +9,9 @@ import (
 
 const (
 	// commitQueue bounds completions waiting for the store. When it is full,
-	// attempts wait to hand theirs over while holding their slots, so workers
-	// stop claiming: back-pressure instead of memory growth.
+	// attempts wait to hand theirs over; until it is written each counts
+	// against its worker's capacity (worker.committing), so workers stop
+	// claiming: back-pressure instead of memory growth.
 	commitQueue = 256
 	// commitBatch bounds one store.Complete call (one transaction).
 	commitBatch = 64
@@ -29,20 +30,33 @@ type committer struct {
 }
 
 type commitReq struct {
-	c     store.Completion
+	c store.Completion
+	// reply receives the result; or, when nil, done is called with it on
+	// the committer's goroutine (it must not block).
 	reply chan error // cap 1
+	done  func(error)
+}
+
+func (r commitReq) answer(err error) {
+	if r.done != nil {
+		r.done(err)
+		return
+	}
+	r.reply <- err
 }
 
 func newCommitter(st store.Store, log *slog.Logger) *committer {
 	return &committer{st: st, log: log, in: make(chan commitReq, commitQueue), done: make(chan struct{})}
 }
 
-// commit queues c and waits until it is written. On success the store has set
-// the ids of c.Dispatches in place.
-func (c *committer) commit(comp store.Completion) error {
-	req := commitReq{c: comp, reply: make(chan error, 1)}
-	c.in <- req
-	return <-req.reply
+// submit queues c without waiting for the write; done gets the result on
+// the committer's goroutine (on success the store has set the ids of
+// c.Dispatches in place). It blocks only while the queue is full. The
+// attempt that submits can end, and its slot run the next delivery, while
+// the store writes this one: a slot's cycle is then its Send, not its Send
+// plus a transaction.
+func (c *committer) submit(comp store.Completion, done func(error)) {
+	c.in <- commitReq{c: comp, done: done}
 }
 
 // run writes batches until close; it drains the queue before returning.
@@ -79,13 +93,13 @@ func (c *committer) flush(ctx context.Context, batch []commitReq) {
 	err := c.st.Complete(ctx, cs)
 	if err == nil || len(batch) == 1 {
 		for _, r := range batch {
-			r.reply <- err
+			r.answer(err)
 		}
 		return
 	}
 	c.log.Warn("batched completion failed, writing one by one", "count", len(batch), "err", err)
 	for i, r := range batch {
-		r.reply <- c.st.Complete(ctx, cs[i:i+1])
+		r.answer(c.st.Complete(ctx, cs[i:i+1]))
 	}
 }
 

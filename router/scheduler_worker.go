@@ -14,21 +14,30 @@ import (
 // worker is one destination's queue runner. Its loop (runWorker) is the only
 // goroutine that claims; attempt goroutines report back through done and a
 // poke. Everything below mu is guarded by it.
+//
+// A delivery moves through three bounded stages: ready (claimed and leased,
+// not started), in flight (Send running; at most Concurrency), committing
+// (Send returned, its completion queued for the store). Under a backlog the
+// worker claims ahead of its free slots (claimAhead), so a claim round trip
+// through the store never leaves the slots idle, and a slot that finishes
+// starts the next ready delivery itself.
 type worker struct {
 	name string
 	kick chan struct{} // cap 1: something changed, re-plan
 	stop chan struct{} // closed by halt
 
-	mu        sync.Mutex
-	target    Target        // adapter and policy for the next claims
-	limiter   *rate.Limiter // nil: unlimited
-	br        breaker
-	started   bool // its loop was started
-	stopped   bool // halted: claims nothing more
-	exited    bool // its loop returned: finish settles inline
-	paused    bool // operator pause
-	holdUntil time.Time
-	inflight  int
+	mu         sync.Mutex
+	target     Target        // adapter and policy for the next claims
+	limiter    *rate.Limiter // nil: unlimited
+	br         breaker
+	started    bool // its loop was started
+	stopped    bool // halted: claims nothing more
+	exited     bool // its loop returned: finish settles inline
+	paused     bool // operator pause
+	holdUntil  time.Time
+	inflight   int             // Sends running
+	committing int             // Sends returned, completions not yet written
+	ready      []readyDelivery // claimed, not started; oldest due first
 	// dirty: a Wake (or a change) since the last claim; more: the last claim
 	// filled its limit, so more may be due.
 	dirty, more bool
@@ -37,6 +46,22 @@ type worker struct {
 	lastFailed  bool      // the last settled attempt had a retryable failure
 	done        []finished
 }
+
+// readyDelivery is a claimed delivery waiting for a slot.
+type readyDelivery struct {
+	d          store.Delivery
+	leaseUntil time.Time
+}
+
+// claimAhead is how many deliveries a worker with a backlog may hold claimed
+// beyond its Concurrency. With 4 slots and deliveries that take a fraction of
+// a millisecond, claims of 4 would make the store round trip (a transaction
+// shared with ingest) the limit; 64 ahead turn one round trip into a batch.
+// It bounds the ready queue (STYLE rule 7: when it is full, the worker does
+// not claim). It applies only while the last claim came back full and the
+// breaker is closed and no rate limit is set: a slow, failing or rate-limited
+// destination claims no more than it can start.
+const claimAhead = 64
 
 func newWorker(t Target, now time.Time) *worker {
 	w := &worker{
@@ -142,12 +167,15 @@ func (w *worker) state(now time.Time) string {
 	}
 }
 
-// workerPlan is what the loop does next: stop, claim up to limit, or park
-// until wake (or a poke).
+// workerPlan is what the loop does next: stop, hand back the ready
+// deliveries it cannot start, claim up to limit, or park until wake (or a
+// poke).
 type workerPlan struct {
-	stop  bool
-	limit int
-	wake  time.Time
+	stop    bool
+	release []store.Delivery
+	limit   int
+	lease   time.Time
+	wake    time.Time
 }
 
 // runWorker is the worker's loop. It asks the store only when there can be
@@ -156,16 +184,19 @@ type workerPlan struct {
 // timer, so an idle destination costs one claim query per poll interval.
 func (s *Scheduler) runWorker(ctx context.Context, w *worker) {
 	defer s.loops.Done()
-	defer s.exitWorker(w)
+	defer s.exitWorker(ctx, w)
 	for {
 		s.settle(w)
 		now := s.clock.Now()
-		p := s.plan(w, now)
+		p := s.plan(ctx, w, now)
+		if len(p.release) > 0 {
+			s.release(ctx, w.name, p.release)
+		}
 		if p.stop {
 			return
 		}
 		if p.limit > 0 {
-			s.claim(ctx, w, p.limit, now)
+			s.claim(ctx, w, p.limit, now, p.lease)
 			continue
 		}
 		t := s.clock.NewTimer(p.wake.Sub(now))
@@ -178,36 +209,51 @@ func (s *Scheduler) runWorker(ctx context.Context, w *worker) {
 	}
 }
 
-// plan decides, at now, whether the worker may claim and how many.
-// Gates in order: halted, paused, held by the destination (Retry-After on
-// the whole destination), breaker, free slots, known work, rate limit.
-func (s *Scheduler) plan(w *worker, now time.Time) workerPlan {
+// plan decides, at now, what the worker does. Gates in order: halted,
+// paused, held by the destination (Retry-After on the whole destination),
+// breaker, free slots, known work, rate limit. Ready deliveries start here
+// as slots allow; ready deliveries that a gate blocks are handed back.
+func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPlan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped {
-		return workerPlan{stop: true}
+	if w.stopped || s.stopping {
+		return workerPlan{stop: true, release: w.takeReady()}
 	}
 	idle := now.Add(s.poll)
 	if w.paused {
-		return workerPlan{wake: idle}
+		return workerPlan{wake: idle, release: w.takeReady()}
 	}
 	if now.Before(w.holdUntil) {
-		return workerPlan{wake: w.holdUntil}
+		return workerPlan{wake: w.holdUntil, release: w.takeReady()}
 	}
 	before := w.br.state
 	n, until := w.br.permit(now)
 	s.breakerMoved(w, before)
 	if n == 0 {
 		if until.IsZero() {
-			until = idle // the probe's result pokes us
+			// Half-open, the probe in flight: its result pokes us, and it
+			// comes within a Send, which the ready leases allow for.
+			return workerPlan{wake: idle}
 		}
-		return workerPlan{wake: until}
+		return workerPlan{wake: until, release: w.takeReady()}
 	}
-	free := w.target.Policy.Concurrency - w.inflight
-	if free <= 0 {
+	n = s.startReadyLocked(ctx, w, n)
+	if n == 0 {
+		return workerPlan{wake: idle} // the probe started; its result pokes us
+	}
+	pol := w.target.Policy
+	held := w.inflight + w.committing + len(w.ready)
+	capacity, least := pol.Concurrency, 1
+	if w.more && n < 0 && w.limiter == nil {
+		capacity, least = pol.Concurrency+claimAhead, claimAhead/2
+	}
+	room := capacity - held
+	if free := pol.Concurrency - w.inflight - len(w.ready); room <= 0 || (room < least && free <= 0) {
 		return workerPlan{wake: idle} // a finishing attempt pokes us
 	}
-	limit := free
+	limit := room
 	if n > 0 {
 		limit = min(limit, n)
 	}
@@ -227,20 +273,89 @@ func (s *Scheduler) plan(w *worker, now time.Time) workerPlan {
 		}
 		limit = min(limit, int(tokens))
 	}
-	return workerPlan{limit: limit}
+	// The lease covers the wait of the last claimed delivery behind the
+	// ready ones: one Send per slot per round, plus its own Send.
+	waiting := len(w.ready) + limit - max(pol.Concurrency-w.inflight, 0)
+	rounds := 0
+	if waiting > 0 {
+		rounds = (waiting + pol.Concurrency - 1) / pol.Concurrency
+	}
+	lease := now.Add(pol.lease() + time.Duration(rounds)*pol.sendBudget())
+	return workerPlan{limit: limit, lease: lease}
 }
 
-// claim leases up to limit due deliveries and starts an attempt for each.
-// limit never exceeds the free slots (nor the tokens, nor the one probe), so
-// a claimed delivery starts at once and the lease only has to outlast Send.
-func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now time.Time) {
+// takeReady empties the ready queue, for the caller to release; w.mu is held.
+func (w *worker) takeReady() []store.Delivery {
+	if len(w.ready) == 0 {
+		return nil
+	}
+	ds := make([]store.Delivery, len(w.ready))
+	for i, r := range w.ready {
+		ds[i] = r.d
+	}
+	clear(w.ready)
+	w.ready = w.ready[:0]
+	return ds
+}
+
+// startReadyLocked starts ready deliveries while slots are free and the
+// breaker permits (n: -1 no limit, else how many). It returns what is left of
+// n. s.mu and w.mu are held.
+func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int {
+	for len(w.ready) > 0 && n != 0 && w.inflight < w.target.Policy.Concurrency {
+		r := w.ready[0]
+		w.ready[0] = readyDelivery{}
+		w.ready = w.ready[1:]
+		a := s.beginLocked(w, r)
+		go s.attempt(ctx, w, a)
+		if n > 0 {
+			n--
+		}
+	}
+	if len(w.ready) == 0 {
+		w.ready = nil // let a drained queue's array go
+	}
+	return n
+}
+
+// beginLocked registers one attempt of r as in flight; s.mu and w.mu are held.
+func (s *Scheduler) beginLocked(w *worker, r readyDelivery) *attempt {
+	a := &attempt{d: r.d, target: w.target, gen: w.br.begin(), leaseUntil: r.leaseUntil}
+	w.inflight++
+	s.inflight[r.d.ID] = a
+	s.work.Add(1)
+	return a
+}
+
+// next is called by an attempt whose Send returned: it starts the next ready
+// delivery on the same goroutine when every gate allows it at once, so a
+// busy destination does not wait for its loop between two Sends.
+func (s *Scheduler) next(w *worker) *attempt {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.ready) == 0 || s.stopping || w.stopped || w.paused || now.Before(w.holdUntil) ||
+		w.br.state != breakerClosed || w.limiter != nil || w.inflight >= w.target.Policy.Concurrency {
+		return nil
+	}
+	r := w.ready[0]
+	w.ready[0] = readyDelivery{}
+	w.ready = w.ready[1:]
+	return s.beginLocked(w, r)
+}
+
+// claim leases up to limit due deliveries until leaseUntil, queues them as
+// ready and starts what the slots allow; the loop starts the rest as slots
+// free up.
+func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseUntil time.Time) {
 	w.mu.Lock()
 	w.dirty, w.more = false, false
 	w.nextPoll = now.Add(s.poll)
 	if !w.nextDue.IsZero() && !now.Before(w.nextDue) {
 		w.nextDue = time.Time{} // this claim collects it
 	}
-	leaseUntil := now.Add(w.target.Policy.lease())
 	w.mu.Unlock()
 
 	ds, err := s.st.Claim(ctx, w.name, now, leaseUntil, limit)
@@ -268,12 +383,15 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now time.Ti
 		w.limiter.ReserveN(now, len(ds)) // plan checked the tokens
 	}
 	for _, d := range ds {
-		a := &attempt{d: d, target: w.target, gen: w.br.begin(), leaseUntil: leaseUntil}
-		w.inflight++
-		s.inflight[d.ID] = a
-		s.work.Add(1)
-		go s.attempt(ctx, w, a)
+		w.ready = append(w.ready, readyDelivery{d: d, leaseUntil: leaseUntil})
 	}
+	// Attempts that ended during the claim may have opened the breaker:
+	// ask it again. Ready deliveries it holds back are handed back by the
+	// next plan.
+	before := w.br.state
+	n, _ := w.br.permit(s.clock.Now())
+	s.breakerMoved(w, before)
+	s.startReadyLocked(ctx, w, n)
 	w.mu.Unlock()
 	s.mu.Unlock()
 }
@@ -290,8 +408,32 @@ func (s *Scheduler) release(ctx context.Context, destination string, ds []store.
 	}
 }
 
-// finish hands a finished attempt to its worker: to the loop, which settles
-// it before planning again, or inline once the loop has exited.
+// sent tells the worker that an attempt's Send returned: its slot is free,
+// its completion is about to be committed, and the breaker and the
+// destination's hold learn its result now, before the next Send can start.
+func (s *Scheduler) sent(w *worker, f finished) {
+	w.mu.Lock()
+	w.inflight--
+	w.committing++
+	before := w.br.state
+	w.br.record(f.gen, f.health, f.at)
+	s.breakerMoved(w, before)
+	switch f.health {
+	case healthFailed:
+		w.lastFailed = true
+	case healthOK:
+		w.lastFailed = false
+	}
+	if f.holdUntil.After(w.holdUntil) {
+		w.holdUntil = f.holdUntil
+		s.log.Warn("destination asked to hold all deliveries", "destination", w.name, "until", f.holdUntil)
+	}
+	w.mu.Unlock()
+}
+
+// finish hands a committed (or failed to commit) attempt to its worker: to
+// the loop, which settles it before planning again, or inline once the loop
+// has exited.
 func (s *Scheduler) finish(w *worker, f finished) {
 	w.mu.Lock()
 	if !w.exited {
@@ -320,30 +462,22 @@ func (s *Scheduler) settle(w *worker) {
 	}
 }
 
-func (s *Scheduler) exitWorker(w *worker) {
+func (s *Scheduler) exitWorker(ctx context.Context, w *worker) {
 	w.mu.Lock()
 	w.exited = true
+	ready := w.takeReady()
 	w.mu.Unlock()
+	if len(ready) > 0 {
+		s.release(ctx, w.name, ready)
+	}
 	s.settle(w)
 }
 
+// settleLocked applies what only the commit tells: the retry is scheduled.
 func (s *Scheduler) settleLocked(w *worker, f finished) {
-	w.inflight--
-	before := w.br.state
-	w.br.record(f.gen, f.health, f.at)
-	s.breakerMoved(w, before)
-	switch f.health {
-	case healthFailed:
-		w.lastFailed = true
-	case healthOK:
-		w.lastFailed = false
-	}
+	w.committing--
 	if !f.retryAt.IsZero() && (w.nextDue.IsZero() || f.retryAt.Before(w.nextDue)) {
 		w.nextDue = f.retryAt
-	}
-	if f.holdUntil.After(w.holdUntil) {
-		w.holdUntil = f.holdUntil
-		s.log.Warn("destination asked to hold all deliveries", "destination", w.name, "until", f.holdUntil)
 	}
 }
 

@@ -108,7 +108,10 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// ReadFrom wants MinRead bytes free before each read, the one that
+		// finds EOF included: without them a body of exactly ContentLength
+		// would be copied once more into a buffer twice its size.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := io.Copy(&buf, http.MaxBytesReader(nil, r.Body, limit))
 	return buf.Bytes(), err

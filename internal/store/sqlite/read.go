@@ -20,9 +20,17 @@ const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.
 // scanDeliveries reads and closes rows of deliveryCols, plus the event body
 // when withBody.
 func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
+	return scanDeliveriesN(rows, withBody, 0)
+}
+
+// scanDeliveriesN is scanDeliveries reading at most max rows (0: all).
+func scanDeliveriesN(rows *sql.Rows, withBody bool, max int) ([]store.Delivery, error) {
 	defer rows.Close()
 	var out []store.Delivery
-	for rows.Next() {
+	if max > 0 {
+		out = make([]store.Delivery, 0, max)
+	}
+	for (max <= 0 || len(out) < max) && rows.Next() {
 		var d store.Delivery
 		var next, created, updated int64
 		var delivered sql.NullInt64

@@ -4,7 +4,9 @@
 // connection: callers queue requests, and the writer runs everything queued
 // (up to Options.MaxBatch) in one transaction and one fsync, then answers each
 // caller (group commit). SQLite allows one writer anyway; serializing in Go
-// means no SQLITE_BUSY, and batching turns N fsyncs into one. Queries use a
+// means no SQLITE_BUSY, and batching turns N fsyncs into one. Webhooks come
+// first: the delivery pipeline's writes (claims, completions) queue apart and
+// a transaction takes only one of them while webhooks wait. Queries use a
 // separate pool of read-only connections, which WAL lets run beside the writer.
 package sqlite
 
@@ -33,9 +35,10 @@ type Options struct {
 	// MaxBatch is the most write requests one transaction serves (group
 	// commit). Default 256.
 	MaxBatch int
-	// QueueSize bounds the write requests waiting for the writer. When it is
-	// full, callers block until there is room or their context ends (the
-	// webhook then answers 503 and RevenueCat retries). Default 4 × MaxBatch.
+	// QueueSize bounds the write requests waiting for the writer, in each of
+	// its two queues (foreground, background). When one is full, its callers
+	// block until there is room or their context ends (the webhook then
+	// answers 503 and RevenueCat retries). Default 4 × MaxBatch.
 	QueueSize int
 	// ReadConns is the size of the read pool. Default 4.
 	ReadConns int
@@ -58,12 +61,15 @@ type Store struct {
 	rdb *sql.DB // read pool, query_only
 	wdb *sql.DB // one connection, used only by the writer goroutine
 	w   *writer
+	cp  *checkpointer
 
-	// sendMu guards closed and sends on reqs: Close takes it exclusively,
-	// so no request is queued after the writer has drained the channel.
+	// sendMu guards closed and sends on reqs and bg: Close takes it
+	// exclusively, so no request is queued after the writer has drained the
+	// channels.
 	sendMu sync.RWMutex
 	closed bool
-	reqs   chan *request
+	reqs   chan *request // foreground: webhooks, admin writes, Ping
+	bg     chan *request // background: the delivery pipeline, retention
 
 	writerDone chan struct{}
 	isClosed   atomic.Bool
@@ -115,8 +121,12 @@ func Open(path string, opts Options) (*Store, error) {
 	busy := opts.BusyTimeout.Milliseconds()
 	// synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
 	// loss, and a lost commit is an event we already answered 200 for.
-	wdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)", path, busy)
+	// The writer checkpoints only as a safety net; the checkpointer's own
+	// connection does it beside the writer (checkpoint.go).
+	wdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(%d)",
+		path, busy, writerAutoCheckpoint)
 	rdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=query_only(1)", path, busy)
+	cdsn := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)", path, busy)
 
 	ctx := context.Background()
 	wdb, err := sql.Open("sqlite", wdsn)
@@ -168,6 +178,12 @@ func Open(path string, opts Options) (*Store, error) {
 		w.close()
 		return fail(err)
 	}
+	cp, err := newCheckpointer(cdsn, opts.Logger)
+	if err != nil {
+		_ = rdb.Close()
+		w.close()
+		return fail(err)
+	}
 
 	s := &Store{
 		log:        opts.Logger,
@@ -177,10 +193,13 @@ func Open(path string, opts Options) (*Store, error) {
 		rdb:        rdb,
 		wdb:        wdb,
 		w:          w,
+		cp:         cp,
 		reqs:       make(chan *request, opts.QueueSize),
+		bg:         make(chan *request, opts.QueueSize),
 		writerDone: make(chan struct{}),
 	}
 	go s.writeLoop()
+	go cp.run()
 	return s, nil
 }
 
@@ -193,12 +212,13 @@ func (s *Store) Close() error {
 		s.sendMu.Lock()
 		s.closed = true
 		close(s.reqs)
+		close(s.bg)
 		s.sendMu.Unlock()
 		if s.onClosing != nil {
 			s.onClosing()
 		}
 		<-s.writerDone
-		s.closeErr = errors.Join(s.w.close(), s.wdb.Close(), s.rdb.Close())
+		s.closeErr = errors.Join(s.cp.close(), s.w.close(), s.wdb.Close(), s.rdb.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("close sqlite store: %w", s.closeErr)
 		}

@@ -88,12 +88,12 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 	}
 	nowMs, leaseMs := ms(now), ms(leaseUntil)
 	var out []store.Delivery
-	err := s.do(ctx, func(w *writer) error {
-		rows, err := w.st.claimSel.QueryContext(w.ctx, destination, nowMs, limit)
+	err := s.doBackground(ctx, func(w *writer) error {
+		rows, err := w.st.claimSel.QueryContext(w.ctx, destination, nowMs)
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
-		ds, err := scanDeliveries(rows, true)
+		ds, err := scanDeliveriesN(rows, true, limit)
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
@@ -183,24 +183,29 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		rows[i] = r
 	}
-	return s.do(ctx, func(w *writer) error { return w.complete(rows) })
+	return s.doBackground(ctx, func(w *writer) error { return w.complete(rows) })
 }
 
 func (w *writer) complete(rows []completion) error {
-	// Check every id first: an unknown one rejects the call before anything
-	// is written, keeping the slice all-or-nothing.
+	// Read every delivery first: an unknown id rejects the call before
+	// anything is written, keeping the slice all-or-nothing. The heads are
+	// kept, and updated as completions apply, instead of read again: one
+	// index lookup per completion, and a later completion in this slice
+	// still sees a row an earlier one delivered.
+	heads := make(map[string]*deliveryHead, len(rows))
 	for _, r := range rows {
-		if _, err := w.delivery(r.deliveryID); err != nil {
-			return err
+		if heads[r.deliveryID] != nil {
+			continue
 		}
-	}
-	for _, r := range rows {
-		// Read again per completion: an earlier one in this slice may have
-		// delivered the same row.
-		cur, err := w.delivery(r.deliveryID)
+		h, err := w.delivery(r.deliveryID)
 		if err != nil {
 			return err
 		}
+		heads[r.deliveryID] = &h
+	}
+	for _, r := range rows {
+		cur := heads[r.deliveryID]
+		var err error
 		if cur.state == store.Delivered {
 			_, err = w.st.addAttempts.ExecContext(w.ctx, len(r.dispatches), r.finished, r.deliveryID)
 		} else {
@@ -226,6 +231,9 @@ func (w *writer) complete(rows []completion) error {
 			if err != nil {
 				return fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
 			}
+		}
+		if cur.state != store.Delivered {
+			cur.state = r.state // what the row holds now
 		}
 	}
 	return nil
@@ -265,7 +273,7 @@ func (s *Store) Release(ctx context.Context, ids []string, now time.Time) error 
 	at := ms(now)
 	ids = append([]string(nil), ids...)
 	all := ids == nil
-	return s.do(ctx, func(w *writer) error {
+	return s.doBackground(ctx, func(w *writer) error {
 		if all {
 			if _, err := w.st.releaseAll.ExecContext(w.ctx, at); err != nil {
 				return fmt.Errorf("release all: %w", err)
@@ -403,7 +411,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 	}
 	at := ms(before)
 	var total int64
-	err := s.do(ctx, func(w *writer) error {
+	err := s.doBackground(ctx, func(w *writer) error {
 		total = 0
 		res, err := w.conn.ExecContext(w.ctx, `DELETE FROM dispatches WHERE rowid IN (
 			SELECT rowid FROM dispatches WHERE created_at < ? ORDER BY created_at LIMIT ?)`, at, limit)
