@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
@@ -86,6 +87,8 @@ func serve(args []string, stderr io.Writer) int {
 	path := fs.String("config", defaultConfig(), "config file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "json", "json or text")
+	drain := fs.Duration("drain-delay", 0, "on SIGTERM, fail /readyz this long before closing the listener")
+	shutdown := fs.Duration("shutdown-timeout", 25*time.Second, "how long in-flight requests and deliveries may take to finish on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -94,7 +97,8 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rcrouter:", err)
 		return exitUsage
 	}
-	a, err := app.New(app.Options{ConfigPath: *path, Logger: log, Version: version, UI: ui.Handler})
+	a, err := app.New(app.Options{ConfigPath: *path, Logger: log, Version: version, UI: ui.Handler,
+		DrainDelay: *drain, ShutdownTimeout: *shutdown + *drain})
 	if err != nil {
 		var cfgErr *config.Errors
 		if errors.As(err, &cfgErr) {

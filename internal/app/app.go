@@ -44,6 +44,10 @@ type Options struct {
 	UI func(s *server.Server) http.Handler
 	// ShutdownTimeout bounds graceful shutdown (default 25 s).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long /readyz fails before the listener closes, so a
+	// load balancer stops sending traffic first (default 0: close at once;
+	// RevenueCat retries a refused connection, so nothing is lost either way).
+	DrainDelay time.Duration
 	// Clock drives the scheduler (default real time).
 	Clock clock.Clock
 }
@@ -220,6 +224,15 @@ func (a *App) Run(ctx context.Context) error {
 	deadline, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
 	a.srv.Drain()
+	if a.opts.DrainDelay > 0 {
+		a.log.Info("draining: /readyz fails while connections finish", "for", a.opts.DrainDelay)
+		t := time.NewTimer(a.opts.DrainDelay)
+		select {
+		case <-t.C:
+		case <-deadline.Done():
+		}
+		t.Stop()
+	}
 	if err := a.srv.Shutdown(deadline); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}

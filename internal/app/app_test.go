@@ -342,3 +342,33 @@ func TestAdminAPIRequiresToken(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainDelayFailsReadinessFirst: with a drain delay, /readyz answers 503
+// while the listener still serves, then the process stops.
+func TestDrainDelayFailsReadinessFirst(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/config.yaml"
+	os.WriteFile(path, []byte(configHead()+"destinations:\n  archive:\n    file: {path: data/events.jsonl}\nroutes:\n  - name: all\n    to: [archive]\n"), 0o600)
+	h := startAppAt(t, path)
+	h.app.opts.DrainDelay = 300 * time.Millisecond
+	h.cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(h.base + "/readyz")
+		if err != nil {
+			t.Fatalf("listener closed before /readyz reported draining: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never failed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-h.done; err != nil {
+		t.Fatal(err)
+	}
+	h.stopFn = nil
+}
