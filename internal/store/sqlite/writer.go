@@ -83,6 +83,24 @@ func (s *Store) queue(ctx context.Context, op func(w *writer) error, background 
 // as many as MaxBatch allows.
 const backgroundWithForeground = 1
 
+// takeQueued appends at most n requests already waiting on *ch, without
+// blocking. A closed channel becomes nil, so later selects skip it.
+func takeQueued(ch *chan *request, batch []*request, n int) []*request {
+	for ; n > 0 && *ch != nil; n-- {
+		select {
+		case r, ok := <-*ch:
+			if !ok {
+				*ch = nil
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 // writeLoop is the writer goroutine, owned by the Store: Close closes both
 // queues and waits for writerDone. It takes every queued foreground request
 // (up to maxBatch), then background ones (see backgroundWithForeground), and
@@ -124,20 +142,9 @@ func (s *Store) writeLoop() {
 		if !batch[0].background {
 			fore = 1
 		}
-	fill:
-		for len(batch) < s.maxBatch && reqs != nil {
-			select {
-			case r, ok := <-reqs:
-				if !ok {
-					reqs = nil
-					break fill
-				}
-				batch = append(batch, r)
-				fore++
-			default:
-				break fill
-			}
-		}
+		before := len(batch)
+		batch = takeQueued(&reqs, batch, s.maxBatch-len(batch))
+		fore += len(batch) - before
 		quota := s.maxBatch
 		if fore > 0 {
 			quota = backgroundWithForeground
@@ -146,20 +153,9 @@ func (s *Store) writeLoop() {
 			}
 		}
 		back := len(batch) - fore
-	fillBackground:
-		for len(batch) < s.maxBatch && back < quota && bg != nil {
-			select {
-			case r, ok := <-bg:
-				if !ok {
-					bg = nil
-					break fillBackground
-				}
-				batch = append(batch, r)
-				back++
-			default:
-				break fillBackground
-			}
-		}
+		before = len(batch)
+		batch = takeQueued(&bg, batch, min(s.maxBatch-len(batch), quota-back))
+		back += len(batch) - before
 		lastBack = back
 		s.runBatch(batch)
 		clear(batch) // drop references to answered requests
