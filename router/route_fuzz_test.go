@@ -78,7 +78,7 @@ func FuzzWhen(f *testing.F) {
 	})
 }
 
-// fuzzEvents is every fixture under ../shared/fixtures, decoded, plus the
+// fuzzEvents is every fixture of testutil.Fixtures, decoded, plus the
 // zero event (every pointer nil, every list empty).
 func fuzzEvents(tb testing.TB) []*event.Event {
 	tb.Helper()

@@ -3,7 +3,6 @@ package router
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -483,7 +482,7 @@ func routeFixtureRoutes() []config.Route {
 }
 
 // TestRouteFixtures routes every real RevenueCat payload in
-// ../shared/fixtures, decoded by revenuecat.Decode.
+// the repository's fixtures, decoded by revenuecat.Decode.
 func TestRouteFixtures(t *testing.T) {
 	tests := []struct {
 		file, typ string
@@ -518,13 +517,12 @@ func TestRouteFixtures(t *testing.T) {
 		{"revenuecat-docs/sample-events_14.json", "SUBSCRIPTION_EXTENDED", event.Extended, []string{"archive", "segment", "late"}},
 		{"revenuecat-docs/sample-events_15.json", "VIRTUAL_CURRENCY_TRANSACTION", event.Other, []string{"archive", "segment", "late"}},
 	}
-	dir := testutil.FixturesDir(t)
 	r := routeCompile(t, routeFixtureRoutes()...)
 	covered := map[string]bool{}
 	for _, tt := range tests {
 		covered[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
-			e := routeFixture(t, filepath.Join(dir, filepath.FromSlash(tt.file)))
+			e := routeFixture(t, testutil.FixturePath(t, tt.file))
 			if e.Type != tt.typ || e.Lifecycle != tt.lifecycle {
 				t.Fatalf("decoded %s/%s, want %s/%s", e.Type, e.Lifecycle, tt.typ, tt.lifecycle)
 			}
@@ -537,18 +535,11 @@ func TestRouteFixtures(t *testing.T) {
 			}
 		})
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var missing []string
-	for _, f := range files {
-		rel, err := filepath.Rel(dir, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !covered[filepath.ToSlash(rel)] {
-			missing = append(missing, filepath.ToSlash(rel))
+	for _, fx := range testutil.Fixtures(t) {
+		rel := fx.Dir + "/" + fx.Name
+		if !covered[rel] {
+			missing = append(missing, rel)
 		}
 	}
 	sort.Strings(missing)
@@ -629,7 +620,7 @@ func TestRouteBenchRoutesAreValid(t *testing.T) {
 	if r.Len() != 50 {
 		t.Fatalf("%d routes, want 50", r.Len())
 	}
-	e := routeFixture(t, filepath.Join(testutil.FixturesDir(t), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(t, testutil.FixturePath(t, "revenuecat/initial_purchase_paid_eur.json"))
 	matched := 0
 	for _, v := range r.Route(e).Verdicts {
 		if v.Matched {
@@ -645,7 +636,7 @@ func TestRouteBenchRoutesAreValid(t *testing.T) {
 // BenchmarkRoute50 routes a real fixture through 50 routes.
 func BenchmarkRoute50(b *testing.B) {
 	r := routeCompile(b, routeBenchRoutes()...)
-	e := routeFixture(b, filepath.Join(testutil.FixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(b, testutil.FixturePath(b, "revenuecat/initial_purchase_paid_eur.json"))
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Route(e)
@@ -655,7 +646,7 @@ func BenchmarkRoute50(b *testing.B) {
 // BenchmarkRouteInto50 is BenchmarkRoute50 with a reused Decision.
 func BenchmarkRouteInto50(b *testing.B) {
 	r := routeCompile(b, routeBenchRoutes()...)
-	e := routeFixture(b, filepath.Join(testutil.FixturesDir(b), "revenuecat", "initial_purchase_paid_eur.json"))
+	e := routeFixture(b, testutil.FixturePath(b, "revenuecat/initial_purchase_paid_eur.json"))
 	var d Decision
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,6 +1,6 @@
 // Package testutil holds the helpers that rcrouter's tests share: finding the
-// module root, reading the RevenueCat fixtures kept beside it, and comparing
-// output with golden files.
+// module root, reading the RevenueCat fixtures kept in the repository, and
+// comparing output with golden files.
 //
 // It is an ordinary package (tests in other packages cannot import a
 // _test.go file) and it imports "testing", so only test code may import it;
@@ -17,10 +17,20 @@ import (
 	"testing"
 )
 
-// FixtureDirs are the directories under FixturesDir that Fixtures reads, in
-// that order: the payloads RevenueCat really sent, then the samples of its
-// documentation.
+// FixtureDirs are the fixture directories that Fixtures reads, in that order:
+// the payloads composed for rcrouter from RevenueCat's schema, then the samples
+// of RevenueCat's documentation.
 var FixtureDirs = [...]string{"revenuecat", "revenuecat-docs"}
+
+// fixtureDirs says where each of FixtureDirs lives, relative to the module
+// root. The composed events are the ones the README's tour posts; the
+// documentation samples are kept as data in this package's testdata (see its
+// README for where they come from). Nothing outside the module is read: a
+// fresh clone has nothing beside it.
+var fixtureDirs = map[string]string{
+	"revenuecat":      "docs/events",
+	"revenuecat-docs": "internal/testutil/testdata/revenuecat-docs",
+}
 
 // ModuleRoot is the directory of go.mod, found by walking up from the working
 // directory (a package's own directory under go test).
@@ -42,15 +52,38 @@ func ModuleRoot(tb testing.TB) string {
 	}
 }
 
-// FixturesDir is <module root>/../shared/fixtures: the shared fixtures live
-// beside the module, wherever it is checked out (CI clones the repository
-// with shared/ next to it).
-func FixturesDir(tb testing.TB) string {
+// FixtureDir is the directory of one of FixtureDirs.
+func FixtureDir(tb testing.TB, dir string) string {
 	tb.Helper()
-	return filepath.Join(ModuleRoot(tb), "..", "shared", "fixtures")
+	rel, ok := fixtureDirs[dir]
+	if !ok {
+		tb.Fatalf("unknown fixture directory %q (have %v)", dir, FixtureDirs)
+	}
+	return filepath.Join(ModuleRoot(tb), filepath.FromSlash(rel))
 }
 
-// Fixture is one RevenueCat webhook body from FixturesDir.
+// FixturePath is the path of one fixture named "<dir>/<file>", such as
+// "revenuecat/initial_purchase_paid_eur.json".
+func FixturePath(tb testing.TB, name string) string {
+	tb.Helper()
+	dir, file, ok := strings.Cut(name, "/")
+	if !ok {
+		tb.Fatalf("fixture name %q is not <dir>/<file>", name)
+	}
+	return filepath.Join(FixtureDir(tb, dir), file)
+}
+
+// ReadFixture is the bytes of FixturePath(name).
+func ReadFixture(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(FixturePath(tb, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// Fixture is one RevenueCat webhook body of FixtureDirs.
 type Fixture struct {
 	Dir  string // "revenuecat" or "revenuecat-docs"
 	Name string // the file name, with .json
@@ -66,12 +99,11 @@ func (f Fixture) Stem() string { return strings.TrimSuffix(f.Name, ".json") }
 // fatal: a test that silently checked nothing would pass.
 func Fixtures(tb testing.TB) []Fixture {
 	tb.Helper()
-	root := FixturesDir(tb)
 	var out []Fixture
 	for _, dir := range FixtureDirs {
-		paths, err := filepath.Glob(filepath.Join(root, dir, "*.json"))
+		paths, err := filepath.Glob(filepath.Join(FixtureDir(tb, dir), "*.json"))
 		if err != nil || len(paths) == 0 {
-			tb.Fatalf("no fixtures in %s (%v)", filepath.Join(root, dir), err)
+			tb.Fatalf("no fixtures in %s (%v)", FixtureDir(tb, dir), err)
 		}
 		sort.Strings(paths)
 		for _, p := range paths {

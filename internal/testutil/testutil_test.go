@@ -20,8 +20,14 @@ func TestModuleRoot(t *testing.T) {
 	if !bytes.HasPrefix(mod, []byte("module github.com/rcrouter/rcrouter\n")) {
 		t.Errorf("%s/go.mod is not rcrouter's", root)
 	}
-	if want := filepath.Join(root, "..", "shared", "fixtures"); FixturesDir(t) != want {
-		t.Errorf("FixturesDir = %s, want %s", FixturesDir(t), want)
+	for _, dir := range FixtureDirs {
+		d := FixtureDir(t, dir)
+		if rel, err := filepath.Rel(root, d); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("FixtureDir(%q) = %s, outside the module %s", dir, d, root)
+		}
+	}
+	if got, want := FixturePath(t, "revenuecat/test.json"), filepath.Join(root, "docs", "events", "test.json"); got != want {
+		t.Errorf("FixturePath = %s, want %s", got, want)
 	}
 }
 
@@ -30,7 +36,7 @@ func TestFixtures(t *testing.T) {
 	perDir := map[string][]string{}
 	for _, f := range fxs {
 		perDir[f.Dir] = append(perDir[f.Dir], f.Name)
-		if f.Path != filepath.Join(FixturesDir(t), f.Dir, f.Name) {
+		if f.Path != filepath.Join(FixtureDir(t, f.Dir), f.Name) {
 			t.Errorf("%s/%s: Path %s", f.Dir, f.Name, f.Path)
 		}
 		if !strings.HasSuffix(f.Name, ".json") || f.Stem()+".json" != f.Name || strings.Contains(f.Stem(), ".json") {

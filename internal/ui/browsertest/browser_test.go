@@ -354,10 +354,7 @@ func exceptionDescription(ev runtime.EventExceptionThrown) string {
 func TestDispatchLogInBrowser(t *testing.T) {
 	execPath := chromePath(t)
 	root := testutil.ModuleRoot(t)
-	fixture, err := os.ReadFile(filepath.Join(testutil.FixturesDir(t), "revenuecat", "initial_purchase_paid_eur.json"))
-	if err != nil {
-		t.Fatalf("reading the shared fixture (../shared beside the module): %v", err)
-	}
+	fixture := testutil.ReadFixture(t, "revenuecat/initial_purchase_paid_eur.json")
 
 	adminToken := "admin-" + randomHex(t, 16)
 	inboundAuth := "Bearer inbound-" + randomHex(t, 8)
