@@ -62,7 +62,7 @@ var (
 
 // SchemaVersion is the schema version of this build: Migrate brings a
 // database to it. Version 1 is the schema of the first release; 2 adds the
-// owner and token of a delivery's lease.
+// owner and token of a delivery's lease, and the replica of a dispatch record.
 const SchemaVersion = 2
 
 // State is the state of a delivery in the queue.
@@ -104,7 +104,7 @@ type Queue interface {
 	// and dispatch records. It sets, in place, the ID of every Dispatch that
 	// has none (so the caller can publish them), and fills empty
 	// EventID/EventType/Destination/Route of the stored records from the
-	// delivery.
+	// delivery, and an empty Replica from the lease's owner.
 	//
 	// A completion applies only while its LeaseToken still holds the
 	// delivery; one that does not is refused and writes nothing, not even
@@ -285,6 +285,7 @@ type Dispatch struct {
 	EventType     string                `json:"event_type"`
 	Destination   string                `json:"destination"`
 	Route         string                `json:"route"`
+	Replica       string                `json:"replica"` // the lease owner that made the attempt
 	Attempt       int                   `json:"attempt"`
 	Status        string                `json:"status"` // delivered | retrying | dead | skipped
 	Request       destinations.Request  `json:"request"`
