@@ -155,9 +155,13 @@ func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
 		}
 		// A single process owns the SQLite file: whatever was in flight when
 		// the previous process died is due again now.
-		if err := st.Release(context.Background(), nil, time.Now()); err != nil {
+		n, err := st.ReleaseAll(context.Background(), time.Now())
+		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("release in-flight deliveries: %w", err)
+		}
+		if n > 0 {
+			log.Info("deliveries in flight at the last stop are due again", "count", n)
 		}
 		return st, nil
 	default:
