@@ -285,7 +285,6 @@ type Dispatch struct {
 	EventType     string                `json:"event_type"`
 	Destination   string                `json:"destination"`
 	Route         string                `json:"route"`
-	Replica       string                `json:"replica"` // the lease owner that made the attempt
 	Attempt       int                   `json:"attempt"`
 	Status        string                `json:"status"` // delivered | retrying | dead | skipped
 	Request       destinations.Request  `json:"request"`
@@ -293,6 +292,9 @@ type Dispatch struct {
 	DurationMs    int64                 `json:"duration_ms"`
 	CreatedAt     time.Time             `json:"created_at"`
 	NextAttemptAt *time.Time            `json:"next_attempt_at"`
+	// Replica is the process that made the attempt (server.replica): the
+	// owner of the lease it ran under.
+	Replica string `json:"replica"`
 }
 
 // DispatchFilter selects dispatch records; empty fields match everything.
