@@ -172,10 +172,10 @@ func (s *Scheduler) Apply(targets []Target) {
 			continue
 		}
 		w := newWorker(t, now)
-		w.paused = s.paused[t.Name]
+		w.gates.pause.paused = s.paused[t.Name]
 		s.workers[t.Name] = w
 		s.metrics.setBreaker(t.Name, breakerClosed)
-		s.metrics.setPaused(t.Name, w.paused)
+		s.metrics.setPaused(t.Name, s.paused[t.Name])
 	}
 	for name, w := range s.workers {
 		if !keep[name] {
