@@ -41,7 +41,8 @@ type Target struct {
 	Name   string
 	Type   string // config block name (segment, slack, webhook, file); for logs
 	Dest   destinations.Destination
-	Policy Policy
+	Policy Policy       // from the destination's options
+	Caps   Capabilities // declared by the destination's type
 }
 
 // SchedulerOptions configure a Scheduler. Decode is required.
@@ -164,7 +165,7 @@ func (s *Scheduler) Apply(targets []Target) {
 	var removed, changed []*worker
 	s.mu.Lock()
 	for _, t := range targets {
-		t.Policy = t.Policy.withDefaults()
+		t.Policy = t.Policy.effective(t.Caps)
 		keep[t.Name] = true
 		if w := s.workers[t.Name]; w != nil {
 			w.reconfigure(t, now)
