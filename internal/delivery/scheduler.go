@@ -63,9 +63,9 @@ type SchedulerOptions struct {
 }
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
-// deliveries from the store, applies the rate limit and circuit breaker, calls
+// deliveries from the store, asks its gates (pause, hold, breaker, rate limit), calls
 // the adapter, and records the outcome and every attempt (DESIGN §1, §7).
-// Destinations are isolated: each has its own worker, slots, limiter and
+// Destinations are isolated: each has its own worker, slots, gates and
 // breaker, and the only shared stage, the batched store commit, never waits
 // on a destination.
 //
@@ -107,7 +107,7 @@ type Scheduler struct {
 // NewScheduler returns a scheduler over st. It panics when opts.Decode is nil.
 func NewScheduler(st store.Store, opts SchedulerOptions) *Scheduler {
 	if opts.Decode == nil {
-		panic("router: SchedulerOptions.Decode is required")
+		panic("delivery: SchedulerOptions.Decode is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
