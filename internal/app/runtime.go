@@ -93,7 +93,7 @@ func capabilities(d *config.Destination, dest destinations.Destination) delivery
 	// Segment's client batches concurrent messages into one request, so a
 	// Segment destination runs at least a batch worth of sends at once.
 	if d.Type == "segment" {
-		c.MinConcurrency = max(segment.DefaultBatchSize, d.Segment.BatchSize)
+		c.Batch = max(segment.DefaultBatchSize, d.Segment.BatchSize)
 	}
 	return c
 }

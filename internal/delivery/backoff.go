@@ -56,12 +56,14 @@ type Policy struct {
 }
 
 // Capabilities are what a destination type declares about how it must be
-// scheduled, whatever its options say. The zero value asks for nothing.
+// scheduled, whatever its options say. The zero value asks for nothing. The
+// fields are those of destinations.Capabilities (the registry of destination
+// types), so the app converts one into the other.
 type Capabilities struct {
-	// MinConcurrency: the type's client batches concurrent Sends into one
-	// request (Segment), so that many Sends run at once at least; the
-	// library, not the worker's slots, bounds the HTTP requests.
-	MinConcurrency int
+	// Batch: the type's client gathers this many concurrent Sends into one
+	// request (Segment), so at least that many run at once, or batches never
+	// fill; the library, not the worker's slots, bounds the HTTP requests.
+	Batch int
 	// MaxWait is the longest one Send can take when it is longer than
 	// 3×Timeout: a type whose library repeats requests (Segment's ten tries)
 	// needs a longer Send deadline and lease.
@@ -75,7 +77,7 @@ func (p Policy) effective(c Capabilities) Policy {
 	if p.Timeout <= 0 {
 		p.Timeout = floorTimeout
 	}
-	p.Concurrency = max(p.Concurrency, c.MinConcurrency, 1)
+	p.Concurrency = max(p.Concurrency, c.Batch, 1)
 	if p.RateLimit < 0 {
 		p.RateLimit = 0
 	}

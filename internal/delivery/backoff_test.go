@@ -116,8 +116,8 @@ func TestPolicyCapabilities(t *testing.T) {
 		wantBudget      time.Duration
 	}{
 		{"no capabilities", Policy{Concurrency: 4, Timeout: 10 * time.Second}, Capabilities{}, 4, 30 * time.Second},
-		{"a batching type runs a batch at once", Policy{Concurrency: 4}, Capabilities{MinConcurrency: 100}, 100, 30 * time.Second},
-		{"options above the minimum win", Policy{Concurrency: 500}, Capabilities{MinConcurrency: 100}, 500, 30 * time.Second},
+		{"a batching type runs a batch at once", Policy{Concurrency: 4}, Capabilities{Batch: 100}, 100, 30 * time.Second},
+		{"options above the minimum win", Policy{Concurrency: 500}, Capabilities{Batch: 100}, 500, 30 * time.Second},
 		{"a long MaxWait widens the Send budget", Policy{Timeout: time.Second}, Capabilities{MaxWait: 2 * time.Minute}, 1, 2 * time.Minute},
 		{"a short MaxWait does not shrink it", Policy{Timeout: 10 * time.Second}, Capabilities{MaxWait: time.Second}, 1, 30 * time.Second},
 	}

@@ -36,7 +36,7 @@
 //
 // A Policy is what a destination's options say (config applies the
 // documented defaults); Capabilities are what its type needs whatever the
-// options say (a batching client's minimum concurrency, a longer Send).
+// options say (a batching client's batch size, a longer Send).
 // Policy.effective combines them, in one place, when Apply is called.
 //
 // # Goroutines and their owners
