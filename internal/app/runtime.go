@@ -22,6 +22,7 @@ type runtime struct {
 	cfg      *config.Config
 	routes   *router.Routes
 	adapters map[string]adapter
+	targets  []delivery.Target // what the scheduler was given
 }
 
 type adapter struct {
@@ -59,6 +60,7 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest,
 			Policy: policy(cfg, d), Caps: capabilities(d, ad.dest)})
 	}
+	rt.targets = targets
 	a.sched.Apply(targets)
 	return rt, nil
 }
@@ -139,8 +141,8 @@ func (a *App) retire(old, next *runtime) {
 		return
 	}
 	grace := 2 * time.Minute
-	for _, d := range old.cfg.Destinations {
-		grace = max(grace, 3*d.Options.Timeout+30*time.Second)
+	for _, t := range old.targets {
+		grace = max(grace, t.Lease())
 	}
 	a.retireWG.Add(1)
 	go func() {

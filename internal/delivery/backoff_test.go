@@ -136,3 +136,23 @@ func TestPolicyCapabilities(t *testing.T) {
 		})
 	}
 }
+
+func TestTargetLease(t *testing.T) {
+	tests := []struct {
+		name   string
+		target Target
+		want   time.Duration
+	}{
+		{"zero policy: 3×10s + margin", Target{}, 3*10*time.Second + leaseMargin},
+		{"timeout", Target{Policy: Policy{Timeout: time.Minute}}, 3*time.Minute + leaseMargin},
+		{"a type's longer MaxWait", Target{Policy: Policy{Timeout: time.Second}, Caps: Capabilities{MaxWait: 5 * time.Minute}},
+			5*time.Minute + leaseMargin},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.target.Lease(); got != tc.want {
+				t.Fatalf("Lease = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -45,6 +45,11 @@ type Target struct {
 	Caps   Capabilities // declared by the destination's type
 }
 
+// Lease is the longest one attempt of t holds its delivery, and so its
+// adapter, when it starts at once: an adapter a reload replaced is closed no
+// sooner.
+func (t Target) Lease() time.Duration { return t.Policy.effective(t.Caps).lease() }
+
 // SchedulerOptions configure a Scheduler. Decode is required.
 type SchedulerOptions struct {
 	Logger  *slog.Logger // default: discard
