@@ -77,7 +77,12 @@
 //
 // # Locks
 //
-// Scheduler.mu guards the set of workers, the attempts in flight, the
-// paused flags and the shutdown state; worker.mu guards one worker's queue, counters and gates.
-// Scheduler.mu is always taken before worker.mu.
+// The delivery path (plan, claim, the next ready delivery) takes only its
+// worker's mutex, which guards the worker's queue, counters and gates, so
+// destinations never wait on each other. Scheduler.mu guards the set of
+// workers, the paused flags and the shutdown state (Apply, Pause, State,
+// Wake, Shutdown), and is taken before a worker's mutex. Scheduler.inflightMu
+// guards the attempts in flight, for Shutdown to abandon; it is taken last.
+// Shutdown halts every worker before it waits for the attempts, so an
+// attempt begins only on a worker that is not stopped.
 package delivery

@@ -99,10 +99,15 @@ type Scheduler struct {
 	loops       sync.WaitGroup
 	work        sync.WaitGroup // attempts that will still commit
 
+	// inflightMu guards inflight and every attempt's abandoned flag; it is
+	// taken after worker.mu, and the delivery path takes no other
+	// scheduler-wide lock.
+	inflightMu sync.Mutex
+	inflight   map[string]*attempt // by delivery id: Send has not returned
+
 	mu         sync.RWMutex // guards the fields below; taken before worker.mu
 	workers    map[string]*worker
-	paused     map[string]bool     // operator pauses, loaded by Run
-	inflight   map[string]*attempt // by delivery id: Send has not returned
+	paused     map[string]bool // operator pauses, loaded by Run
 	running    bool
 	stopping   bool
 	cancelWork context.CancelFunc
@@ -358,8 +363,8 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 // abandon gives up on every attempt whose Send has not returned: their
 // results will be discarded, and the caller releases the returned ids.
 func (s *Scheduler) abandon() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
 	ids := make([]string, 0, len(s.inflight))
 	for id, a := range s.inflight {
 		a.abandoned = true

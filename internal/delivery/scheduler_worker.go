@@ -179,12 +179,13 @@ func (s *Scheduler) runWorker(ctx context.Context, w *worker) {
 // ready deliveries as slots allow, and claim more when there is room, known
 // work and rate-limit tokens. Ready deliveries a start gate holds back for
 // longer than their leases are handed back.
+//
+// Only w.mu is held: Shutdown halts every worker before it waits for the
+// attempts, so a worker that is not stopped may still begin one.
 func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPlan {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped || s.stopping {
+	if w.stopped {
 		return workerPlan{stop: true, release: w.takeReady()}
 	}
 	idle := now.Add(s.poll)
@@ -244,8 +245,8 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 	return workerPlan{limit: limit, lease: lease}
 }
 
-// admitLocked asks the start gates and reports a breaker that moved; s.mu
-// and w.mu are held.
+// admitLocked asks the start gates and reports a breaker that moved; w.mu
+// is held.
 func (s *Scheduler) admitLocked(w *worker, now time.Time) admission {
 	before := w.gates.br.state
 	a := w.gates.start(now)
@@ -269,7 +270,7 @@ func (w *worker) takeReady() []store.Delivery {
 
 // startReadyLocked starts ready deliveries while slots are free and the
 // breaker permits (n: -1 no limit, else how many). It returns what is left of
-// n. s.mu and w.mu are held.
+// n. w.mu is held.
 func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int {
 	for len(w.ready) > 0 && n != 0 && w.inflight < w.target.Policy.Concurrency {
 		r := w.ready[0]
@@ -287,12 +288,15 @@ func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int 
 	return n
 }
 
-// beginLocked registers one attempt of r as in flight; s.mu and w.mu are held.
+// beginLocked registers one attempt of r as in flight; w.mu is held, and the
+// worker is not stopped, so Shutdown has not begun to wait for s.work.
 func (s *Scheduler) beginLocked(w *worker, r readyDelivery) *attempt {
 	a := &attempt{d: r.d, target: w.target, gen: w.gates.br.begin(), leaseUntil: r.leaseUntil}
 	w.inflight++
-	s.inflight[r.d.ID] = a
 	s.work.Add(1)
+	s.inflightMu.Lock()
+	s.inflight[r.d.ID] = a
+	s.inflightMu.Unlock()
 	return a
 }
 
@@ -303,11 +307,9 @@ func (s *Scheduler) beginLocked(w *worker, r readyDelivery) *attempt {
 // tokens already.
 func (s *Scheduler) next(w *worker) *attempt {
 	now := s.clock.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.ready) == 0 || s.stopping || w.stopped || !w.gates.clear(now) ||
+	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) ||
 		w.inflight >= w.target.Policy.Concurrency {
 		return nil
 	}
@@ -340,11 +342,9 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 		return
 	}
 
-	s.mu.Lock()
 	w.mu.Lock()
-	if s.stopping || w.stopped {
+	if w.stopped {
 		w.mu.Unlock()
-		s.mu.Unlock()
 		// Halted while claiming: hand them straight back.
 		s.release(ctx, w.name, ds)
 		return
@@ -361,7 +361,6 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 		s.startReadyLocked(ctx, w, a.n)
 	}
 	w.mu.Unlock()
-	s.mu.Unlock()
 }
 
 func (s *Scheduler) release(ctx context.Context, destination string, ds []store.Delivery) {
