@@ -15,12 +15,18 @@ const pollEvery = 10 * time.Millisecond
 // a row in the store); a test that can receive the change on a channel or
 // drive a fake clock does that instead.
 func Poll(timeout time.Duration, cond func() bool) bool {
+	return PollEvery(timeout, pollEvery, cond)
+}
+
+// PollEvery is Poll asking every interval, for conditions that cost more
+// than a counter read (a file scan, several API calls).
+func PollEvery(timeout, every time.Duration, cond func() bool) bool {
 	if cond() {
 		return true
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
