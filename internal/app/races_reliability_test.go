@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // keySink is a webhook destination that answers per event id with a
@@ -88,24 +90,40 @@ func (h *harness) eventDeliveries(id string) []store.Delivery {
 	return ev.Deliveries
 }
 
-// waitDelivered polls the API until every delivery of every id is delivered.
+// waitDelivered asks the API until every delivery of every id is delivered.
 func (h *harness) waitDelivered(timeout time.Duration, ids ...string) {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, id := range ids {
-		for {
-			ds := h.eventDeliveries(id)
+		var ds []store.Delivery
+		if !testutil.Poll(time.Until(deadline), func() bool {
+			ds = h.eventDeliveries(id)
 			done := len(ds) > 0
 			for _, d := range ds {
 				done = done && d.State == store.Delivered
 			}
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				h.t.Fatalf("event %s not delivered: %+v", id, ds)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return done
+		}) {
+			h.t.Fatalf("event %s not delivered: %+v", id, ds)
+		}
+	}
+}
+
+// pollRounds moves clk past the scheduler's fallback poll twice, each time
+// waiting until the app's workers (one per destination) have asked the store
+// and parked again. Afterwards every worker has polled at least once since
+// the call began: what a poll would send has been claimed. The other timers
+// of an idle app (retention each minute, reload debounce) do not fire in
+// the seconds this moves.
+func pollRounds(t *testing.T, clk *clock.Fake, workers int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		mark := clk.Created()
+		clk.Advance(2 * time.Second) // the fallback poll is 1 s
+		if err := clk.BlockUntilCreated(ctx, mark, workers); err != nil {
+			t.Fatalf("%d workers did not poll and park again: %v", workers, err)
 		}
 	}
 }
@@ -174,16 +192,12 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	}
 	dead := h.eventDeliveries("race-dead")[0].ID
 	retrying := h.eventDeliveries("race-retrying")[0].ID
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d1, d2 := h.eventDeliveries("race-dead")[0], h.eventDeliveries("race-retrying")[0]
-		if d1.State == store.Dead && d2.Attempts >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("setup: %+v %+v", d1, d2)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var d1, d2 store.Delivery
+	if !testutil.Poll(10*time.Second, func() bool {
+		d1, d2 = h.eventDeliveries("race-dead")[0], h.eventDeliveries("race-retrying")[0]
+		return d1.State == store.Dead && d2.Attempts >= 3
+	}) {
+		t.Fatalf("setup: %+v %+v", d1, d2)
 	}
 
 	// Operators race the scheduler for 1.5 s.
@@ -225,21 +239,17 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	// got the 400) or due (its last retry or replay): once it settles, an
 	// operator retries it if it is dead. Only the scheduler and operators
 	// move it, and operators have stopped, so a dead one stays dead.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		st := h.eventDeliveries("race-dead")[0].State
-		if st == store.Delivered {
-			break
+	var st store.State
+	if !testutil.Poll(10*time.Second, func() bool {
+		st = h.eventDeliveries("race-dead")[0].State
+		return st == store.Delivered || st == store.Dead
+	}) {
+		t.Fatalf("dead delivery stuck in %s; logs:\n%s", st, h.logs.String())
+	}
+	if st == store.Dead {
+		if code := h.api("POST", "/api/v1/deliveries/"+dead+"/retry", nil, nil); code != 200 {
+			t.Fatalf("final retry of the dead delivery: %d", code)
 		}
-		if st == store.Dead {
-			if code := h.api("POST", "/api/v1/deliveries/"+dead+"/retry", nil, nil); code != 200 {
-				t.Fatalf("final retry of the dead delivery: %d", code)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead delivery stuck in %s; logs:\n%s", st, h.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	h.waitDelivered(20*time.Second, "race-dead", "race-retrying")
 	// Quiet period: nothing is sent again once delivered (the poll fallback
@@ -331,12 +341,8 @@ func TestReloadDuringDelivery(t *testing.T) {
 	}
 	waitProgress := func(min int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for progress() < min {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d delivered", progress(), min)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !testutil.Poll(20*time.Second, func() bool { return progress() >= min }) {
+			t.Fatalf("only %d of %d delivered", progress(), min)
 		}
 	}
 	if code := h.api("POST", "/api/v1/destinations/d/resume", nil, nil); code != 200 {
@@ -435,12 +441,15 @@ func TestDuplicatesConcurrentAndAcrossRestart(t *testing.T) {
 	// Shutdown waits up to 5 s for such new connections unless they close.
 	http.DefaultClient.CloseIdleConnections()
 	h.stop()
-	h2 := startAppAt(t, h.cfg)
+	// After the restart nothing is due, so the fake clock only moves when
+	// the test says: past the fallback poll, to see that it sends nothing.
+	clk := clock.NewFake(time.Now())
+	h2 := startAppAt(t, h.cfg, func(o *Options) { o.Clock = clk })
 	second := burst(h2)
 	if second["200 duplicate"] != 50 {
 		t.Fatalf("after restart answered %v, want 50 duplicate", second)
 	}
-	time.Sleep(1200 * time.Millisecond) // a poll interval: nothing more is sent
+	pollRounds(t, clk, 3)
 	for _, id := range ids {
 		for name, s := range map[string]*keySink{"a": a, "b": b} {
 			if got, ok := s.counts(id); got != 1 || ok != 1 {
@@ -504,18 +513,14 @@ func TestShutdownReleasesHangingAttempts(t *testing.T) {
 			t.Fatalf("post: %d %s", code, body)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	n := 0
+	if !testutil.Poll(10*time.Second, func() bool {
 		mu.Lock()
-		n := started
-		mu.Unlock()
-		if n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 attempts started", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		defer mu.Unlock()
+		n = started
+		return n >= 3
+	}) {
+		t.Fatalf("%d of 3 attempts started", n)
 	}
 	stopAt := time.Now()
 	cancel()
