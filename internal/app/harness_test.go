@@ -67,14 +67,14 @@ storage:
 }
 
 // startApp writes cfg (after configHead) to a temp dir and runs the app.
-func startApp(t *testing.T, cfg string) *harness {
+func startApp(t *testing.T, cfg string, with ...func(*Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(configHead()+cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startAppAt(t, path)
+	return startAppAt(t, path, with...)
 }
 
 // startAppAt runs the app on the config file at path; with changes the

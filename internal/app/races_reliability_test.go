@@ -128,6 +128,34 @@ func pollRounds(t *testing.T, clk *clock.Fake, workers int) {
 	}
 }
 
+// follow makes the fake clk follow the wall clock until stop is called:
+// retries fall due in real time as with the real clock, and once stopped the
+// test moves time itself (pollRounds). stop is idempotent; follow may be
+// called again to resume.
+func follow(t *testing.T, clk *clock.Fake) (stop func()) {
+	t.Helper()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tick.C:
+				clk.Advance(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 // attemptsOf lists the dispatch records of an event, oldest first, and
 // checks that their attempt numbers are 1..n per delivery, each once.
 func (h *harness) attemptsOf(id string) []store.Dispatch {
@@ -181,10 +209,12 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
+	clk := clock.NewFake(time.Now())
+	stopClock := follow(t, clk)
 	h := startApp(t, "destinations:\n"+webhookDest("d", srv.URL,
 		"    retry: {initial_interval: 100ms, max_interval: 100ms, max_attempts: 10000}\n"+
 			"    circuit_breaker: {failure_threshold: 100000}\n")+
-		"routes:\n  - name: all\n    to: [d]\n")
+		"routes:\n  - name: all\n    to: [d]\n", func(o *Options) { o.Clock = clk })
 	for _, id := range []string{"race-dead", "race-retrying"} {
 		if code, body := h.post(fixtureEvent(id, "RENEWAL")); code != 200 {
 			t.Fatalf("post %s: %d %s", id, code, body)
@@ -252,14 +282,20 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 		}
 	}
 	h.waitDelivered(20*time.Second, "race-dead", "race-retrying")
-	// Quiet period: nothing is sent again once delivered (the poll fallback
-	// runs every second).
+	// Nothing is sent again once delivered, however often the worker polls:
+	// time stops, then moves past the fallback poll twice. A wrong claim
+	// would show as a delivery no longer delivered (a claim marks it running
+	// before the worker parks) or as a request more.
+	stopClock()
 	before := map[string]int{}
 	for _, id := range []string{"race-dead", "race-retrying"} {
 		before[id], _ = s.counts(id)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	pollRounds(t, clk, 1)
 	for _, id := range []string{"race-dead", "race-retrying"} {
+		if d := h.eventDeliveries(id)[0]; d.State != store.Delivered {
+			t.Errorf("%s: %s after the polls, want still delivered", id, d.State)
+		}
 		got, ok := s.counts(id)
 		if got != before[id] || ok != 1 {
 			t.Errorf("%s: %d requests after delivery, %d successes; want none and exactly 1", id, got-before[id], ok)
@@ -309,7 +345,9 @@ func TestReloadDuringDelivery(t *testing.T) {
 		return fmt.Sprintf("  d:\n    webhook: {url: %q, headers: {X-Gen: \"%d\"}}\n    concurrency: 2\n", srv.URL, gen)
 	}
 	routes := "routes:\n  - name: all\n    to: [d]\n"
-	h := startApp(t, "destinations:\n"+dest(1)+routes)
+	clk := clock.NewFake(time.Now())
+	stopClock := follow(t, clk)
+	h := startApp(t, "destinations:\n"+dest(1)+routes, func(o *Options) { o.Clock = clk })
 	// Paused while the events arrive, so the reloads below fall at known
 	// points of the delivery.
 	if code := h.api("POST", "/api/v1/destinations/d/pause", nil, nil); code != 200 {
@@ -352,17 +390,38 @@ func TestReloadDuringDelivery(t *testing.T) {
 		waitProgress((gen - 1) * 40)
 		write("destinations:\n" + dest(gen) + routes)
 	}
-	// Remove d while it has a backlog: its deliveries stay queued.
+	// Remove d while it has a backlog: its deliveries stay queued. The
+	// attempts in flight at the reload finish (their deliveries stop being
+	// running); after that, however often the workers poll, d sends nothing.
 	waitProgress(160)
 	write("destinations:\n" + fmt.Sprintf("  e:\n    webhook: {url: %q}\n", otherSrv.URL) + "routes:\n  - name: all\n    to: [e]\n")
-	time.Sleep(300 * time.Millisecond)
+	running := func() int {
+		n := 0
+		for _, id := range ids {
+			ds, err := h.app.store.EventDeliveries(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.State == store.Running {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if !testutil.PollEvery(10*time.Second, 50*time.Millisecond, func() bool { return running() == 0 }) {
+		t.Fatalf("%d deliveries of the removed destination still running", running())
+	}
 	parked := progress()
 	var dests []map[string]any
 	h.api("GET", "/api/v1/destinations", nil, &dests)
-	time.Sleep(200 * time.Millisecond)
-	if progress() != parked {
-		t.Errorf("a removed destination kept delivering: %d → %d", parked, progress())
+	stopClock()
+	pollRounds(t, clk, 1) // e's worker; d has none
+	if n := running(); progress() != parked || n != 0 {
+		t.Errorf("a removed destination kept delivering: %d → %d, %d running", parked, progress(), n)
 	}
+	follow(t, clk)
 	write("destinations:\n" + dest(5) + routes)
 	h.waitDelivered(30*time.Second, ids...)
 
