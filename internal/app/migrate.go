@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/config"
 )
 
@@ -24,7 +25,7 @@ func Migrate(ctx context.Context, path string, getenv func(string) (string, bool
 	if err != nil {
 		return 0, err
 	}
-	st, err := openStore(cfg, log, storeMode{})
+	st, err := openStore(cfg, log, clock.Real(), storeMode{})
 	if err != nil {
 		return 0, err
 	}
