@@ -350,6 +350,7 @@ func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, erro
 	}
 	created, err := a.store.Ingest(ctx, store.NewEvent{
 		ID: e.ID, Type: e.Type, ReceivedAt: a.opts.Clock.Now().UTC(), Body: e.Raw, Routes: verdicts, Deliveries: deliveries,
+		UserIDs: customerIDs(e),
 	})
 	if err != nil {
 		return server.Accepted{}, err
@@ -358,6 +359,14 @@ func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, erro
 		a.sched.Wake(names...)
 	}
 	return server.Accepted{Created: created, Destinations: names}, nil
+}
+
+// customerIDs are the ids a customer's timeline finds e by (DESIGN §6
+// GET /api/v1/events?user_id=).
+func customerIDs(e *event.Event) []string {
+	ids := make([]string, 0, 2+len(e.Aliases))
+	ids = append(ids, e.AppUserID, e.OriginalAppUserID)
+	return append(ids, e.Aliases...)
 }
 
 // Destinations implements server.Backend.

@@ -62,8 +62,9 @@ var (
 
 // SchemaVersion is the schema version of this build: Migrate brings a
 // database to it. Version 1 is the schema of the first release; 2 adds the
-// owner and token of a delivery's lease, and the replica of a dispatch record.
-const SchemaVersion = 2
+// owner and token of a delivery's lease, and the replica of a dispatch record;
+// 3 adds the index of events by received_at and by customer (Events).
+const SchemaVersion = 3
 
 // State is the state of a delivery in the queue.
 type State string
@@ -138,6 +139,12 @@ type Reader interface {
 	// Dispatches lists dispatch records newest first (created_at, then id),
 	// keyset-paginated: next is "" on the last page and is passed back as f.Before.
 	Dispatches(ctx context.Context, f DispatchFilter) (items []Dispatch, next string, err error)
+	// Events lists stored events newest first (received_at, then id),
+	// keyset-paginated like Dispatches. f.UserID finds an event by any of
+	// the NewEvent.UserIDs it was stored with, through an index: a
+	// customer's timeline and the route backtest read pages of it, never a
+	// scan of the whole table.
+	Events(ctx context.Context, f EventFilter) (items []Event, next string, err error)
 	// Stats summarizes every destination that has deliveries; since bounds the
 	// delivered/failed counters (the last 24 h for the API).
 	Stats(ctx context.Context, since time.Time) (map[string]DestinationStats, error)
@@ -223,6 +230,10 @@ type NewEvent struct {
 	Body       []byte          // RevenueCat's exact bytes
 	Routes     json.RawMessage // route verdicts at ingest time, shown on the event page
 	Deliveries []NewDelivery
+	// UserIDs are the customer ids the event is found by (EventFilter.UserID):
+	// app_user_id, original_app_user_id and aliases. Empty and repeated
+	// values are ignored.
+	UserIDs []string
 }
 
 // NewDelivery is one destination an event is routed to, and the route that named it first.
@@ -305,6 +316,16 @@ type DispatchFilter struct {
 	EventType   string
 	Limit       int    // 1..500; 0 means 50
 	Before      string // cursor from a previous page
+}
+
+// EventFilter selects stored events; empty fields match everything.
+type EventFilter struct {
+	UserID string    // one of the event's NewEvent.UserIDs
+	Type   string    // the RevenueCat event type
+	Since  time.Time // received at or after; zero: no bound
+	Until  time.Time // received before; zero: no bound
+	Limit  int       // 1..500; 0 means 50
+	Before string    // cursor from a previous page
 }
 
 // ReplayFilter selects deliveries of one destination to replay.

@@ -63,11 +63,14 @@ func newFakeStore() *fakeStore {
 
 var _ store.Reader = (*fakeStore)(nil)
 
-// errUnused answers the two reads the UI never makes.
+// errUnused answers the reads the UI never makes.
 var errUnused = errors.New("not used by the UI")
 
 func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 	return store.Delivery{}, errUnused
+}
+func (s *fakeStore) Events(context.Context, store.EventFilter) ([]store.Event, string, error) {
+	return nil, "", errUnused
 }
 func (s *fakeStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
 	return nil, errUnused

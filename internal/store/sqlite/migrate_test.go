@@ -174,3 +174,64 @@ func setUserVersion(t *testing.T, path string, v int) {
 		t.Fatal(err)
 	}
 }
+
+// TestMigrateIndexesStoredUsers: version 3 indexes the customers of the
+// events already stored, from their bodies, by the rule Ingest follows
+// (app_user_id, original_app_user_id, aliases); a body that is not JSON, or
+// has no ids, is kept and indexed under none.
+func TestMigrateIndexesStoredUsers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rc.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, 'RENEWAL', ?, ?, NULL, 1)`
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{migrations[0], nil},
+		{migrations[1], nil},
+		// Bodies are stored as BLOB by Ingest; json1 must read them as text.
+		{insert, []any{"e1", ms(t0), []byte(`{"event":{"app_user_id":"alice","original_app_user_id":"$RCAnonymousID:1","aliases":["$RCAnonymousID:1","alice@example.com"]}}`)}},
+		{insert, []any{"e2", ms(t0.Add(time.Second)), []byte(`{"event":{"app_user_id":"alice","aliases":[]}}`)}},
+		{insert, []any{"e3", ms(t0.Add(2 * time.Second)), []byte(`not json`)}},
+		{insert, []any{"e4", ms(t0.Add(3 * time.Second)), []byte(`{"event":{"app_user_id":"","aliases":"bob","original_app_user_id":7}}`)}},
+		{`PRAGMA user_version = 2`, nil},
+	}
+	for _, st := range stmts {
+		if _, err := db.Exec(st.q, st.args...); err != nil {
+			db.Close()
+			t.Fatalf("write version 2 database: %v", err)
+		}
+	}
+	db.Close()
+
+	s := openTest(t, path, Options{})
+	tests := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"e2", "e1"}},
+		{"$RCAnonymousID:1", []string{"e1"}},
+		{"alice@example.com", []string{"e1"}},
+		{"bob", []string{"e4"}}, // a lone string where a list belongs still names the customer
+		{"7", nil},
+		{"", []string{"e4", "e3", "e2", "e1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			items, _, err := s.Events(t.Context(), store.EventFilter{UserID: tt.user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range items {
+				got = append(got, e.ID)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("Events(user %q) = %v, want %v", tt.user, got, tt.want)
+			}
+		})
+	}
+}

@@ -392,3 +392,96 @@ func destinationStats(ctx context.Context, tx *sql.Tx, name string, since int64)
 	}
 	return st, nil
 }
+
+// Events lists stored events newest first. Without a user it is an ordered
+// range scan of events_received; with one, of event_users, joined to events
+// by primary key. A type filters either scan (no index of its own: ingest
+// pays for every index, and a type alone is not how ops look for events).
+func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	if err := s.readable(); err != nil {
+		return nil, "", err
+	}
+	q, args, limit, err := eventQuery(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("events: %w", err)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("events: %w", err)
+	}
+	defer rows.Close()
+	items := make([]store.Event, 0, limit)
+	more := false
+	for rows.Next() {
+		if len(items) == limit {
+			more = true
+			break
+		}
+		var e store.Event
+		var received int64
+		var routes sql.NullString
+		if err := rows.Scan(&e.ID, &e.Type, &received, &e.Body, &routes); err != nil {
+			return nil, "", fmt.Errorf("events: %w", err)
+		}
+		e.ReceivedAt = fromMs(received)
+		if routes.Valid {
+			e.Routes = json.RawMessage(routes.String)
+		}
+		items = append(items, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("events: %w", err)
+	}
+	next := ""
+	if more {
+		last := items[len(items)-1]
+		next = encodeCursor(ms(last.ReceivedAt), last.ID)
+	}
+	return items, next, nil
+}
+
+// eventQuery builds the page query of f, asking for limit+1 rows.
+func eventQuery(f store.EventFilter) (q string, args []any, limit int, err error) {
+	limit = f.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	if limit > maxLimit {
+		limit = maxLimit
+	}
+	// at and id name the ordering columns of the scanned index.
+	at, id := "e.received_at", "e.id"
+	q = `SELECT e.id, e.type, e.received_at, e.body, e.routes FROM events e`
+	var where []string
+	if f.UserID != "" {
+		at, id = "u.received_at", "u.event_id"
+		q = `SELECT e.id, e.type, e.received_at, e.body, e.routes FROM event_users u JOIN events e ON e.id = u.event_id`
+		where = append(where, "u.user_id = ?")
+		args = append(args, f.UserID)
+	}
+	if f.Type != "" {
+		where = append(where, "e.type = ?")
+		args = append(args, f.Type)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, at+" >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, at+" < ?")
+		args = append(args, ms(f.Until))
+	}
+	if f.Before != "" {
+		bat, bid, err := decodeCursor(f.Before)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		where = append(where, "("+at+", "+id+") < (?, ?)")
+		args = append(args, bat, bid)
+	}
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY ` + at + ` DESC, ` + id + ` DESC LIMIT ?`
+	return q, append(args, limit+1), limit, nil
+}

@@ -29,6 +29,12 @@ import (
 //   - dispatches: one index per list filter, each ending in (created_at, id)
 //     so a filtered page is an ordered range scan; (destination, status,
 //     created_at) counts failures for Stats.
+//   - events_received (received_at, id): Events without a user, newest
+//     first (the event list and the route backtest's window).
+//   - event_users (user_id, received_at, event_id), the table itself: a
+//     customer's timeline (Events with a user) is one ordered range scan
+//     whatever the table holds; event_users_event (event_id) lets Purge
+//     drop an event's rows.
 var migrations = []string{
 	`
 CREATE TABLE events (
@@ -114,6 +120,33 @@ CREATE TABLE heartbeat (
 ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_token TEXT;
 ALTER TABLE dispatches ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+`,
+	// 3: events by received_at, and the customer index: one row per (user
+	// id, event) for app_user_id, original_app_user_id and each alias,
+	// written by Ingest from NewEvent.UserIDs. Events stored before are
+	// indexed here from their bodies, by the same rule.
+	`
+CREATE INDEX events_received ON events (received_at, id);
+
+CREATE TABLE event_users (
+	user_id     TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	event_id    TEXT NOT NULL,
+	PRIMARY KEY (user_id, received_at, event_id)
+) WITHOUT ROWID;
+CREATE INDEX event_users_event ON event_users (event_id);
+
+CREATE TEMP TABLE v3_bodies AS
+	SELECT id, received_at, CAST(body AS TEXT) AS b FROM events WHERE json_valid(CAST(body AS TEXT));
+INSERT OR IGNORE INTO event_users (user_id, received_at, event_id)
+	SELECT u, received_at, id FROM (
+		SELECT json_extract(b, '$.event.app_user_id') AS u, received_at, id FROM v3_bodies
+		UNION ALL
+		SELECT json_extract(b, '$.event.original_app_user_id'), received_at, id FROM v3_bodies
+		UNION ALL
+		SELECT a.value, v.received_at, v.id FROM v3_bodies v, json_each(v.b, '$.event.aliases') a
+	) WHERE typeof(u) = 'text' AND u != '';
+DROP TABLE v3_bodies;
 `,
 }
 

@@ -510,6 +510,13 @@ func TestQueryPlans(t *testing.T) {
 		return q, args
 	}
 	cursor := encodeCursor(1, "x")
+	events := func(f store.EventFilter) (string, []any) {
+		q, args, _, err := eventQuery(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q, args
+	}
 	tests := []struct {
 		name string
 		q    func() (string, []any)
@@ -535,6 +542,15 @@ func TestQueryPlans(t *testing.T) {
 			[]string{"USING INDEX dispatches_event (event_id=?)"}},
 		{"dispatches by status", func() (string, []any) { return page(store.DispatchFilter{Status: "dead"}) },
 			[]string{"USING INDEX dispatches_status (status=?)"}},
+		{"events newest", func() (string, []any) { return events(store.EventFilter{Before: cursor}) },
+			[]string{"SEARCH e USING INDEX events_received"}},
+		{"events of a window", func() (string, []any) {
+			return events(store.EventFilter{Since: t0, Until: t0.Add(time.Hour), Before: cursor})
+		},
+			[]string{"SEARCH e USING INDEX events_received (received_at>? AND received_at<?)"}},
+		{"timeline", func() (string, []any) {
+			return events(store.EventFilter{UserID: "u", Type: "RENEWAL", Since: t0, Until: t0.Add(time.Hour), Before: cursor})
+		}, []string{"SEARCH u USING PRIMARY KEY (user_id=? AND received_at>? AND received_at<?)", "SEARCH e USING INDEX sqlite_autoindex_events_1 (id=?)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

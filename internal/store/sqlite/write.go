@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -48,6 +49,7 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		rows[i] = row{s.ids.New(), d.Destination, d.Route}
 	}
 	eventID, eventType := e.ID, e.Type
+	users := userIDs(e.UserIDs)
 
 	var created bool
 	err := s.do(ctx, func(w *writer) error {
@@ -68,6 +70,11 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 				return fmt.Errorf("ingest event %q: delivery to %s: %w", eventID, r.destination, err)
 			}
 		}
+		for _, u := range users {
+			if _, err := w.st.insUser.ExecContext(w.ctx, u, at, eventID); err != nil {
+				return fmt.Errorf("ingest event %q: user index: %w", eventID, err)
+			}
+		}
 		created = true
 		return nil
 	})
@@ -75,6 +82,17 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		return false, err
 	}
 	return created, nil
+}
+
+// userIDs returns ids without empty or repeated values, in a new slice.
+func userIDs(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, u := range ids {
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Claim leases up to limit due deliveries of destination to owner. A lease
@@ -476,6 +494,10 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 			return fmt.Errorf("purge events: %w", err)
 		}
 		for _, id := range ids {
+			// The customer index is not counted: it is part of the event.
+			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM event_users WHERE event_id = ?`, id); err != nil {
+				return fmt.Errorf("purge event %q: %w", id, err)
+			}
 			for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ?`, `DELETE FROM events WHERE id = ?`} {
 				res, err := w.conn.ExecContext(w.ctx, q, id)
 				if err != nil {

@@ -18,6 +18,9 @@
 //   - Purge counts dispatch records, events and deliveries deleted, and
 //     deletes oldest first, at most limit dispatch records and limit events
 //     per call;
+//   - Events lists newest first by (received_at, id), finds an event by
+//     each of its UserIDs (ignoring empty and repeated ones), and forgets a
+//     purged event;
 //   - Migrate reaches store.SchemaVersion and may be called again;
 //   - Close may be called more than once; afterwards calls fail with ErrClosed.
 //
@@ -68,6 +71,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DispatchesPagination", testDispatchesPagination},
 		{"DispatchesLimits", testDispatchesLimits},
 		{"DispatchesBadCursor", testDispatchesBadCursor},
+		{"EventsPagination", testEventsPagination},
+		{"EventsFilters", testEventsFilters},
+		{"EventsBadCursor", testEventsBadCursor},
+		{"EventsPurged", testEventsPurged},
 		{"Stats", testStats},
 		{"Paused", testPaused},
 		{"Purge", testPurge},
@@ -1366,6 +1373,153 @@ func testPingAndClose(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, c := range calls {
 		if err := c.call(); !errors.Is(err, store.ErrClosed) {
 			t.Fatalf("%s after Close: err = %v, want ErrClosed", c.name, err)
+		}
+	}
+}
+
+// ingestUsers stores an unrouted event of type typ found by users.
+func (h *h) ingestUsers(id, typ string, received time.Time, users ...string) {
+	h.t.Helper()
+	e := store.NewEvent{ID: id, Type: typ, ReceivedAt: received, Body: body(id), UserIDs: users}
+	if created, err := h.s.Ingest(h.t.Context(), e); err != nil || !created {
+		h.t.Fatalf("Ingest(%s) = %v, %v; want true, nil", id, created, err)
+	}
+}
+
+// events reads every page of f, failing on a page that is not newest first.
+func (h *h) events(f store.EventFilter) (ids []string, sizes []int) {
+	h.t.Helper()
+	var last store.Event
+	for page := 0; ; page++ {
+		if page > 1000 {
+			h.t.Fatal("pagination does not end")
+		}
+		items, next, err := h.s.Events(h.t.Context(), f)
+		if err != nil {
+			h.t.Fatalf("Events(%+v): %v", f, err)
+		}
+		for _, e := range items {
+			if last.ID != "" && (last.ReceivedAt.Before(e.ReceivedAt) || (last.ReceivedAt.Equal(e.ReceivedAt) && last.ID <= e.ID)) {
+				h.t.Fatalf("%s after %s: not newest first by (received_at, id)", e.ID, last.ID)
+			}
+			last = e
+			ids = append(ids, e.ID)
+		}
+		sizes = append(sizes, len(items))
+		if next == "" {
+			return ids, sizes
+		}
+		f.Before = next
+	}
+}
+
+func testEventsPagination(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	// Three events share one received_at and two another: only the id
+	// separates them, and no page boundary may lose or repeat one.
+	secs := []int{1, 5, 5, 5, 7, 7, 9}
+	for i, s := range secs {
+		h.ingestUsers(fmt.Sprintf("e%d", i), "RENEWAL", at(time.Duration(s)*time.Second), "u")
+	}
+	want := []string{"e6", "e5", "e4", "e3", "e2", "e1", "e0"}
+	tests := []struct {
+		name  string
+		f     store.EventFilter
+		sizes []int
+	}{
+		{"one page", store.EventFilter{Limit: 500}, []int{7}},
+		{"pages of 3", store.EventFilter{Limit: 3}, []int{3, 3, 1}},
+		{"pages of 2 by user", store.EventFilter{Limit: 2, UserID: "u"}, []int{2, 2, 2, 1}},
+		{"exact fit", store.EventFilter{Limit: 7}, []int{7}},
+		{"pages of 1 by user", store.EventFilter{Limit: 1, UserID: "u"}, []int{1, 1, 1, 1, 1, 1, 1}},
+		{"default 50", store.EventFilter{}, []int{7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids, sizes := h.events(tt.f)
+			if !reflect.DeepEqual(sizes, tt.sizes) {
+				t.Fatalf("page sizes %v, want %v", sizes, tt.sizes)
+			}
+			if !reflect.DeepEqual(ids, want) {
+				t.Fatalf("pages hold %v, want %v", ids, want)
+			}
+		})
+	}
+	items, _, err := h.s.Events(t.Context(), store.EventFilter{Limit: 1})
+	if err != nil || len(items) != 1 {
+		t.Fatalf("Events(Limit 1) = %d items, %v", len(items), err)
+	}
+	if e := items[0]; e.ID != "e6" || e.Type != "RENEWAL" || !e.ReceivedAt.Equal(at(9*time.Second)) || string(e.Body) != string(body("e6")) {
+		t.Fatalf("Events item = %+v; want e6 as ingested", e)
+	}
+}
+
+func testEventsFilters(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	// alice's app_user_id, her anonymous original id and an alias.
+	h.ingestUsers("a1", "INITIAL_PURCHASE", at(1*time.Minute), "alice", "$RCAnonymousID:1", "alice@example.com")
+	h.ingestUsers("a2", "RENEWAL", at(2*time.Minute), "alice", "$RCAnonymousID:1", "alice", "")
+	h.ingestUsers("b1", "RENEWAL", at(3*time.Minute), "bob")
+	h.ingestUsers("a3", "CANCELLATION", at(4*time.Minute), "alice@example.com")
+	h.ingestUsers("n1", "TEST", at(5*time.Minute))
+	h.ingest("r1", at(6*time.Minute), "a") // routed, no users
+	tests := []struct {
+		name string
+		f    store.EventFilter
+		want []string
+	}{
+		{"everything", store.EventFilter{}, []string{"r1", "n1", "a3", "b1", "a2", "a1"}},
+		{"app user id", store.EventFilter{UserID: "alice"}, []string{"a2", "a1"}},
+		{"original app user id", store.EventFilter{UserID: "$RCAnonymousID:1"}, []string{"a2", "a1"}},
+		{"alias", store.EventFilter{UserID: "alice@example.com"}, []string{"a3", "a1"}},
+		{"unknown user", store.EventFilter{UserID: "carol"}, nil},
+		{"user ids are exact", store.EventFilter{UserID: "ALICE"}, nil},
+		{"type", store.EventFilter{Type: "RENEWAL"}, []string{"r1", "b1", "a2"}},
+		{"user and type", store.EventFilter{UserID: "alice", Type: "RENEWAL"}, []string{"a2"}},
+		{"since inclusive", store.EventFilter{Since: at(3 * time.Minute)}, []string{"r1", "n1", "a3", "b1"}},
+		{"until exclusive", store.EventFilter{Until: at(3 * time.Minute)}, []string{"a2", "a1"}},
+		{"window by user", store.EventFilter{UserID: "alice@example.com", Since: at(time.Minute), Until: at(4 * time.Minute)}, []string{"a1"}},
+		{"window by user, pages of 1", store.EventFilter{UserID: "$RCAnonymousID:1", Since: at(time.Minute), Limit: 1}, []string{"a2", "a1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ids, _ := h.events(tt.f)
+			if !reflect.DeepEqual(ids, tt.want) {
+				t.Fatalf("Events(%+v) = %v, want %v", tt.f, ids, tt.want)
+			}
+		})
+	}
+}
+
+func testEventsBadCursor(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	h.ingestUsers("e1", "RENEWAL", t0, "u")
+	for _, f := range []store.EventFilter{{Before: "!!not a cursor!!"}, {Before: "Zm9vYmFy", UserID: "u"}, {Before: "%%%"}} {
+		t.Run(f.Before, func(t *testing.T) {
+			if _, _, err := h.s.Events(t.Context(), f); !errors.Is(err, store.ErrBadCursor) {
+				t.Fatalf("Events(%+v) err = %v, want ErrBadCursor", f, err)
+			}
+		})
+	}
+}
+
+func testEventsPurged(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	day := 24 * time.Hour
+	h.ingestUsers("old", "RENEWAL", at(-3*day), "u") // unrouted: settled
+	h.ingestUsers("new", "RENEWAL", t0, "u")
+	for {
+		n, err := h.s.Purge(t.Context(), at(-day), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for _, f := range []store.EventFilter{{}, {UserID: "u"}} {
+		if ids, _ := h.events(f); !reflect.DeepEqual(ids, []string{"new"}) {
+			t.Fatalf("Events(%+v) after purge = %v, want [new]", f, ids)
 		}
 	}
 }
