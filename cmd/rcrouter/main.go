@@ -38,6 +38,9 @@ commands:
   serve    --config PATH                     run the service (default command)
   validate --config PATH                     check a config; print every error
   routes   --config PATH EVENT.json          explain how one event is routed
+  routes diff --config CURRENT.yaml --new NEW.yaml [--since 168h] [--json]
+                                             replay stored events through both configs' routes;
+                                             exit 0 no change, 1 changed, 2 invalid config
   send     --url URL [--auth VALUE] EVENT.json   post an event to a webhook endpoint
   migrate  --config PATH                     apply pending schema migrations, print the version
   version                                    print the version

@@ -42,6 +42,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func routes(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "diff" {
+		return routesDiff(args[1:], stdout, stderr)
+	}
 	fs := newFlags("routes", stderr)
 	path := fs.String("config", defaultConfig(), "config file")
 	if err := fs.Parse(args); err != nil {
