@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/rcrouter/rcrouter/internal/backtest"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/store"
 )
@@ -220,7 +221,34 @@ func (s *Server) resume(c *gin.Context) {
 // reload answers a refused config with 422: the request was well formed, the
 // file it asks to apply is not. The backend's error is the refusal itself,
 // not an HTTP error, so SIGHUP and file-watch reloads share it.
+//
+// With {"dry_run":true} it answers the backtest of the file instead, and
+// applies nothing.
 func (s *Server) reload(c *gin.Context) {
+	var req struct {
+		DryRun bool `json:"dry_run"`
+	}
+	dec := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "invalid reload request: " + err.Error()})
+		return
+	}
+	if req.DryRun {
+		p, err := s.opts.Backend.PreviewReload(c.Request.Context())
+		if err != nil {
+			apiError(c, err)
+			return
+		}
+		if p.Errors == nil {
+			p.Errors = []string{}
+		}
+		if p.Diff == nil {
+			p.Diff = map[string]*backtest.Change{}
+		}
+		c.JSON(http.StatusOK, p)
+		return
+	}
 	if err := s.opts.Backend.Reload(c.Request.Context()); err != nil {
 		c.JSON(http.StatusUnprocessableEntity, gin.H{"status": "refused", "error": err.Error()})
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rcrouter/rcrouter/internal/backtest"
 	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -41,8 +42,24 @@ type Backend interface {
 	// config was refused (a *config.Errors for problems in the file); the
 	// old config keeps running.
 	Reload(ctx context.Context) error
+	// PreviewReload reads the config file again and, when it is valid,
+	// backtests its routes against the running ones over the stored events
+	// of the last 168 h (POST /api/v1/reload {"dry_run":true}). It applies
+	// nothing. An invalid file is a preview with Valid false, not an error.
+	PreviewReload(ctx context.Context) (ReloadPreview, error)
 	// Ready reports why the process cannot take traffic, or nil.
 	Ready(ctx context.Context) error
+}
+
+// ReloadPreview is the answer of a reload dry run (DESIGN §6).
+type ReloadPreview struct {
+	Valid  bool     `json:"valid"`
+	Errors []string `json:"errors"`
+	// Diff: per destination whose events change, the events gained and
+	// lost; {} when nothing changes or the file is invalid.
+	Diff map[string]*backtest.Change `json:"diff"`
+	// Events is how many stored events the diff routed.
+	Events int `json:"events"`
 }
 
 // Accepted is the answer to one accepted webhook.

@@ -61,6 +61,9 @@ func (f *fakeBackend) Pause(context.Context, string) error              { return
 func (f *fakeBackend) Resume(context.Context, string) error             { return nil }
 func (f *fakeBackend) Reload(context.Context) error                     { return nil }
 func (f *fakeBackend) Ready(context.Context) error                      { return nil }
+func (f *fakeBackend) PreviewReload(context.Context) (ReloadPreview, error) {
+	return ReloadPreview{}, errors.New("not used")
+}
 
 const (
 	testAuth    = "Bearer s3cr3t-webhook-auth"

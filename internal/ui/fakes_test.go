@@ -46,6 +46,9 @@ func (b *fakeBackend) Pause(context.Context, string) error              { return
 func (b *fakeBackend) Resume(context.Context, string) error             { return nil }
 func (b *fakeBackend) Reload(context.Context) error                     { return nil }
 func (b *fakeBackend) Ready(context.Context) error                      { return nil }
+func (b *fakeBackend) PreviewReload(context.Context) (server.ReloadPreview, error) {
+	return server.ReloadPreview{}, errors.New("not used")
+}
 
 // fakeStore keeps events, deliveries and dispatch records in memory and
 // implements the read side the UI uses; the queue methods are not needed.
