@@ -22,6 +22,7 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.GET("/destinations", s.listDestinations)
 	g.GET("/dispatches", s.listDispatches)
 	g.GET("/dispatches/:id", s.getDispatch)
+	g.GET("/events", s.listEvents)
 	g.GET("/events/:id", s.getEvent)
 	g.POST("/deliveries/:id/retry", s.retryDelivery)
 	g.POST("/destinations/:name/replay", s.replay)

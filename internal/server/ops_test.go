@@ -2,12 +2,19 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rcrouter/rcrouter/internal/backtest"
+	"github.com/rcrouter/rcrouter/internal/clock"
+	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/store/sqlite"
 )
 
 // previewBackend answers dry runs and counts real reloads.
@@ -67,6 +74,136 @@ func TestReloadDryRun(t *testing.T) {
 			}
 			if b.reloads != tt.wantReloads {
 				t.Errorf("%d reloads, want %d", b.reloads, tt.wantReloads)
+			}
+		})
+	}
+}
+
+// storeServer is a server over a real SQLite store.
+func storeServer(t *testing.T, b Backend) (*Server, *sqlite.Store) {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "rc.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := New(Options{Listen: "127.0.0.1:0", WebhookPath: testPath, Backend: b, Store: st, Clock: clock.NewFake(testNow),
+		Settings: Settings{AdminToken: "admin-token-for-tests", AllowUnauthenticated: true}})
+	return s, st
+}
+
+// timelineBody is a RevenueCat body of app user app, original user orig
+// and aliases.
+func timelineBody(id, typ, app, orig string, aliases ...string) []byte {
+	al, _ := json.Marshal(aliases)
+	return fmt.Appendf(nil, `{"api_version":"1.0","event":{"id":%q,"type":%q,"app_user_id":%q,"original_app_user_id":%q,"aliases":%s}}`,
+		id, typ, app, orig, al)
+}
+
+// TestListEvents: a customer's timeline by app user id, original id or
+// alias, newest first, with where each event went; filters and pages.
+func TestListEvents(t *testing.T) {
+	s, st := storeServer(t, &fakeBackend{})
+	for i, e := range []struct {
+		id, typ, app, orig string
+		aliases            []string
+		dests              []string
+	}{
+		{"a1", "INITIAL_PURCHASE", "$RCAnonymousID:9", "$RCAnonymousID:9", nil, []string{"segment", "slack"}},
+		{"a2", "RENEWAL", "alice", "$RCAnonymousID:9", []string{"$RCAnonymousID:9", "alice"}, []string{"segment"}},
+		{"b1", "RENEWAL", "bob", "bob", nil, nil},
+		{"a3", "CANCELLATION", "alice", "$RCAnonymousID:9", []string{"alice@example.com"}, []string{"segment"}},
+	} {
+		ne := store.NewEvent{ID: e.id, Type: e.typ, ReceivedAt: testNow.Add(time.Duration(i) * time.Minute),
+			Body: timelineBody(e.id, e.typ, e.app, e.orig, e.aliases...), UserIDs: append([]string{e.app, e.orig}, e.aliases...)}
+		for _, d := range e.dests {
+			ne.Deliveries = append(ne.Deliveries, store.NewDelivery{Destination: d, Route: "r"})
+		}
+		if _, err := st.Ingest(t.Context(), ne); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type item struct {
+		ID           string `json:"id"`
+		Type         string `json:"type"`
+		UserID       string `json:"user_id"`
+		ReceivedAt   string `json:"received_at"`
+		Destinations []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+		} `json:"destinations"`
+	}
+	type page struct {
+		Items []item `json:"items"`
+		Next  string `json:"next"`
+	}
+	get := func(t *testing.T, q string) (int, page, string) {
+		rec := adminDo(t, s, "GET", "/api/v1/events"+q, "")
+		var p page
+		if rec.Code == 200 {
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rec.Code, p, rec.Body.String()
+	}
+	ids := func(p page) string {
+		var out []string
+		for _, it := range p.Items {
+			out = append(out, it.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	tests := []struct {
+		name, query, want string
+	}{
+		{"every event", "", "a3,b1,a2,a1"},
+		{"app user id", "?user_id=alice", "a3,a2"},
+		{"original app user id", "?user_id=%24RCAnonymousID%3A9", "a3,a2,a1"},
+		{"alias", "?user_id=alice%40example.com", "a3"},
+		{"type", "?user_id=alice&type=RENEWAL", "a2"},
+		{"window", "?since=" + testNow.Add(time.Minute).Format(time.RFC3339) + "&until=" + testNow.Add(3*time.Minute).Format(time.RFC3339), "b1,a2"},
+		{"nobody", "?user_id=carol", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, p, body := get(t, tt.query)
+			if code != 200 || ids(p) != tt.want || p.Next != "" {
+				t.Fatalf("%d %s; want items %s", code, body, tt.want)
+			}
+		})
+	}
+	t.Run("item", func(t *testing.T) {
+		_, p, body := get(t, "?user_id=%24RCAnonymousID%3A9&limit=1&before=")
+		if len(p.Items) != 1 || p.Next == "" {
+			t.Fatalf("limit 1: %s", body)
+		}
+		it := p.Items[0]
+		if it.ID != "a3" || it.Type != "CANCELLATION" || it.UserID != "alice" || it.ReceivedAt != testNow.Add(3*time.Minute).Format(time.RFC3339) ||
+			len(it.Destinations) != 1 || it.Destinations[0].Name != "segment" || it.Destinations[0].Status != "pending" {
+			t.Fatalf("item = %+v", it)
+		}
+		var all []string
+		for q := "?user_id=%24RCAnonymousID%3A9&limit=1"; ; {
+			_, p, _ := get(t, q)
+			all = append(all, ids(p))
+			if p.Next == "" {
+				break
+			}
+			q = "?user_id=%24RCAnonymousID%3A9&limit=1&before=" + p.Next
+		}
+		if strings.Join(all, ",") != "a3,a2,a1" {
+			t.Fatalf("pages hold %v", all)
+		}
+		_, p, body = get(t, "?user_id=bob")
+		if len(p.Items) != 1 || p.Items[0].Destinations == nil || len(p.Items[0].Destinations) != 0 || !strings.Contains(body, `"destinations":[]`) {
+			t.Fatalf("unrouted event: %s", body)
+		}
+	})
+	for _, q := range []string{"?limit=0", "?limit=501", "?since=yesterday", "?until=2026-13-01T00:00:00Z", "?before=%21%21"} {
+		t.Run("bad "+q, func(t *testing.T) {
+			if code, _, body := get(t, q); code != 400 || !strings.Contains(body, `"error"`) {
+				t.Fatalf("%d %s; want 400", code, body)
 			}
 		})
 	}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// TimelineItem is one event of GET /api/v1/events (DESIGN §6).
+type TimelineItem struct {
+	ID           string             `json:"id"`
+	Type         string             `json:"type"`
+	UserID       string             `json:"user_id"`
+	ReceivedAt   time.Time          `json:"received_at"`
+	Destinations []TimelineDelivery `json:"destinations"`
+}
+
+// TimelineDelivery is where a timeline event went and how it stands.
+type TimelineDelivery struct {
+	Name   string      `json:"name"`
+	Status store.State `json:"status"`
+}
+
+// Timeline reads one page of events with where each went (the API and the
+// UI's timeline share it). An event whose body no longer decodes keeps an
+// empty user_id rather than failing the page.
+func (s *Server) Timeline(c *gin.Context, f store.EventFilter) ([]TimelineItem, string, error) {
+	ctx := c.Request.Context()
+	evs, next, err := s.opts.Store.Events(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]TimelineItem, 0, len(evs))
+	for _, ev := range evs {
+		it := TimelineItem{ID: ev.ID, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Destinations: []TimelineDelivery{}}
+		if e, err := revenuecat.Decode(ev.Body); err == nil {
+			it.UserID = e.UserID
+		}
+		ds, err := s.opts.Store.EventDeliveries(ctx, ev.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, d := range ds {
+			it.Destinations = append(it.Destinations, TimelineDelivery{Name: d.Destination, Status: d.State})
+		}
+		items = append(items, it)
+	}
+	return items, next, nil
+}
+
+// EventFilterOf reads the query of GET /api/v1/events; the error is the
+// client's (400).
+func EventFilterOf(c *gin.Context) (store.EventFilter, error) {
+	f := store.EventFilter{UserID: c.Query("user_id"), Type: c.Query("type"), Before: c.Query("before")}
+	for _, b := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := c.Query(b.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, badRequest(b.name + " must be an RFC 3339 time (2026-05-01T12:00:00Z)")
+			}
+			*b.dst = t
+		}
+	}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return f, badRequest("limit must be a number from 1 to 500")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// badRequest is a client error with its message for the answer.
+type badRequest string
+
+func (e badRequest) Error() string { return string(e) }
+
+func (s *Server) listEvents(c *gin.Context) {
+	f, err := EventFilterOf(c)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	items, next, err := s.Timeline(c, f)
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	resp := gin.H{"items": items}
+	if next != "" {
+		resp["next"] = next
+	}
+	c.JSON(http.StatusOK, resp)
+}
