@@ -493,29 +493,6 @@ func TestFallbackText(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"30", 30 * time.Second},
-		{" 5 ", 5 * time.Second},
-		{"-1", 0},
-		{"Thu, 01 Jan 2026 00:02:00 GMT", 2 * time.Minute},
-		{"Wed, 31 Dec 2025 23:00:00 GMT", 0},
-		{"soon", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := parseRetryAfter(tt.in, now); got != tt.want {
-				t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New("sales", Config{Token: "xoxb-secret-token"}, Options{})
 	if err == nil || err.Error() != "slack destination sales: channel: is required with token" {
