@@ -39,11 +39,11 @@ func settle(t *testing.T, a *App, dest string, st store.State) store.Delivery {
 	t.Helper()
 	ctx := context.Background()
 	now := a.opts.Clock.Now()
-	ds, err := a.store.Claim(ctx, dest, now, now.Add(time.Minute), 10)
+	ds, err := a.store.Claim(ctx, "test", dest, now, now.Add(time.Minute), 10)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("claim at %s: %d deliveries, %v; want 1", now, len(ds), err)
 	}
-	if err := a.store.Complete(ctx, []store.Completion{{DeliveryID: ds[0].ID, State: st}}); err != nil {
+	if err := a.store.Complete(ctx, []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: st}}); err != nil {
 		t.Fatal(err)
 	}
 	return ds[0]
