@@ -1,0 +1,207 @@
+package discord
+
+import (
+	"strings"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
+	"github.com/rcrouter/rcrouter/internal/event"
+)
+
+// Message is the body of one execute-webhook request.
+type Message struct {
+	Content string  `json:"content,omitempty"`
+	Embeds  []Embed `json:"embeds"`
+	// AllowedMentions is always {"parse": []}: whatever the text says,
+	// Discord notifies nobody (@everyone, @here, users and roles).
+	AllowedMentions AllowedMentions `json:"allowed_mentions"`
+}
+
+// AllowedMentions is Discord's allowed_mentions object.
+type AllowedMentions struct {
+	Parse []string `json:"parse"`
+}
+
+// noMentions is the allowed_mentions every message carries.
+func noMentions() AllowedMentions { return AllowedMentions{Parse: []string{}} }
+
+// Embed is one Discord embed, the fields a template may set.
+type Embed struct {
+	Title       string  `json:"title,omitempty"`
+	Description string  `json:"description,omitempty"`
+	URL         string  `json:"url,omitempty"`
+	Color       int     `json:"color,omitempty"`
+	Timestamp   string  `json:"timestamp,omitempty"`
+	Footer      *Footer `json:"footer,omitempty"`
+	Author      *Author `json:"author,omitempty"`
+	Thumbnail   *Image  `json:"thumbnail,omitempty"`
+	Image       *Image  `json:"image,omitempty"`
+	Fields      []Field `json:"fields,omitempty"`
+}
+
+// Footer is an embed footer; Discord shows its text without markdown.
+type Footer struct {
+	Text    string `json:"text"`
+	IconURL string `json:"icon_url,omitempty"`
+}
+
+// Author is an embed author; Discord shows its name without markdown.
+type Author struct {
+	Name    string `json:"name"`
+	URL     string `json:"url,omitempty"`
+	IconURL string `json:"icon_url,omitempty"`
+}
+
+// Image is an embed image or thumbnail.
+type Image struct {
+	URL string `json:"url"`
+}
+
+// Field is one embed field.
+type Field struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Inline bool   `json:"inline,omitempty"`
+}
+
+// markdownChars are the characters Discord's markdown gives a meaning to
+// anywhere in a line: emphasis, code, spoilers, masked links ([x](url)),
+// mentions, channels and custom emoji (<@1>, <#1>, <:e:1>), and the colon
+// of a URL that would become a link. A backslash before any of them shows
+// it as it is.
+const markdownChars = "\\*_~`|<>[]:"
+
+// leadingChars mean something only at the start of a line: a heading, a
+// list item, a quote. Event text never holds a line break (oneLine), so
+// only its first character can be at the start of one.
+const leadingChars = "#->+"
+
+// Escape makes event text literal in Discord markdown (descriptions, field
+// values, titles): a backslash before each markdown character, and a
+// zero-width space after each @ so that @everyone, @here and <@123> are
+// not mentions even where a client would render them as one. The text
+// shows unchanged.
+func Escape(s string) string {
+	s = oneLine(s)
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '@':
+			b.WriteString("@\u200b")
+		case r < 128 && strings.ContainsRune(markdownChars, r),
+			i == 0 && strings.ContainsRune(leadingChars, r),
+			r == '.' && isOrderedListStart(s[:i], s[i+1:]):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isOrderedListStart reports whether a dot between prefix and rest makes a
+// numbered list item: digits, the dot, then a space ("1. x").
+func isOrderedListStart(prefix, rest string) bool {
+	return prefix != "" && strings.Trim(prefix, "0123456789") == "" && (rest == "" || rest[0] == ' ')
+}
+
+// code shows event text as inline code, where Discord applies no markdown
+// and no mention: clipped, on one line, a backtick (which would end the
+// span) shown as ˋ, and @ followed by a zero-width space as in Escape.
+func code(s string) string {
+	if s == "" {
+		return "*unknown*"
+	}
+	s = strings.ReplaceAll(oneLine(chat.Clip(s)), "`", "ˋ")
+	return "`" + strings.ReplaceAll(s, "@", "@\u200b") + "`"
+}
+
+// plain is event text for the places Discord shows without markdown
+// (footer text, author name): clipped, on one line, @ defused as in Escape.
+func plain(s string) string {
+	return strings.ReplaceAll(oneLine(chat.Clip(s)), "@", "@\u200b")
+}
+
+// oneLine replaces line breaks and other control characters with spaces: a
+// new line in event text would start a heading, list or quote.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// style renders event values as inline code and event prose escaped.
+var style = chat.Style{Value: code, Text: Escape}
+
+// emoji and colors per tone: RevenueCat's green and red, and Discord's
+// blurple and grey for the rest. Discord shows Unicode emoji in embeds,
+// not :shortcodes:.
+var (
+	emoji = map[chat.Tone]string{
+		chat.Good:         "😺",
+		chat.Test:         "🧪",
+		chat.Refund:       "💸",
+		chat.BillingIssue: "🙀",
+		chat.Loss:         "😿",
+		chat.Transfer:     "🔄",
+		chat.Info:         "ℹ️",
+	}
+	colors = map[chat.Tone]int{
+		chat.Good:         0x30B296,
+		chat.Test:         0x5865F2,
+		chat.Refund:       0xF2545B,
+		chat.BillingIssue: 0xF2545B,
+		chat.Loss:         0xF2545B,
+		chat.Transfer:     0x95A5A6,
+		chat.Info:         0x95A5A6,
+	}
+)
+
+// headline is the default description: an emoji, a bold label for news
+// someone should look at, and the phrase with its values as code.
+func headline(e *event.Event) string {
+	tone := chat.ToneOf(e)
+	label := ""
+	if l := tone.Label(); l != "" {
+		label = "**" + l + "** · "
+	}
+	return emoji[tone] + " " + label + chat.Phrase(e).Render(style)
+}
+
+// footer is the default footer: sandbox badge, type and event id.
+func footer(e *event.Event) string {
+	parts := []string{plain(e.Type), "event " + plain(e.ID)}
+	if chat.IsSandbox(e) {
+		parts = append([]string{"Sandbox"}, parts...)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// timestamp is the event time as Discord wants it (ISO 8601), or "".
+func timestamp(e *event.Event) string {
+	if e.EventTimestampMs == 0 {
+		return ""
+	}
+	return time.UnixMilli(e.EventTimestampMs).UTC().Format(time.RFC3339Nano)
+}
+
+// DefaultMessage is the message sent when no template is set: one embed
+// with the headline, the facts as inline fields, the type and event id in
+// the footer and the event time as the embed's timestamp.
+func DefaultMessage(e *event.Event) Message {
+	tone := chat.ToneOf(e)
+	embed := Embed{
+		Description: headline(e),
+		Color:       colors[tone],
+		Timestamp:   timestamp(e),
+		Footer:      &Footer{Text: footer(e)},
+	}
+	for _, f := range chat.Facts(e) {
+		embed.Fields = append(embed.Fields, Field{Name: f.Title, Value: f.Value.Render(style), Inline: true})
+	}
+	return Message{Embeds: []Embed{embed}, AllowedMentions: noMentions()}
+}
