@@ -64,47 +64,17 @@ type Field struct {
 	Inline bool   `json:"inline,omitempty"`
 }
 
-// markdownChars are the characters Discord's markdown gives a meaning to
-// anywhere in a line: emphasis, code, spoilers, masked links ([x](url)),
-// mentions, channels and custom emoji (<@1>, <#1>, <:e:1>), and the colon
-// of a URL that would become a link. A backslash before any of them shows
-// it as it is.
-const markdownChars = "\\*_~`|<>[]:"
-
-// leadingChars mean something only at the start of a line: a heading, a
-// list item, a quote. Event text never holds a line break (oneLine), so
-// only its first character can be at the start of one.
-const leadingChars = "#->+"
+// markdown is Discord's dialect: emphasis, code, spoilers, masked links
+// ([x](url)), mentions, channels and custom emoji (<@1>, <#1>, <:e:1>) and
+// the colon of a URL that would become a link are escaped anywhere;
+// headings, lists and quotes at the start. A zero-width space after each @
+// keeps @everyone, @here and <@123> from being mentions even where a client
+// would render them as one.
+var markdown = chat.Markdown{Always: "\\*_~`|<>[]:", Leading: "#->+", Replace: map[rune]string{'@': "@\u200b"}}
 
 // Escape makes event text literal in Discord markdown (descriptions, field
-// values, titles): a backslash before each markdown character, and a
-// zero-width space after each @ so that @everyone, @here and <@123> are
-// not mentions even where a client would render them as one. The text
-// shows unchanged.
-func Escape(s string) string {
-	s = oneLine(s)
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == '@':
-			b.WriteString("@\u200b")
-		case r < 128 && strings.ContainsRune(markdownChars, r),
-			i == 0 && strings.ContainsRune(leadingChars, r),
-			r == '.' && isOrderedListStart(s[:i], s[i+1:]):
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// isOrderedListStart reports whether a dot between prefix and rest makes a
-// numbered list item: digits, the dot, then a space ("1. x").
-func isOrderedListStart(prefix, rest string) bool {
-	return prefix != "" && strings.Trim(prefix, "0123456789") == "" && (rest == "" || rest[0] == ' ')
-}
+// values, titles). The text shows unchanged.
+func Escape(s string) string { return markdown.Escape(s) }
 
 // code shows event text as inline code, where Discord applies no markdown
 // and no mention: clipped, on one line, a backtick (which would end the
@@ -113,25 +83,14 @@ func code(s string) string {
 	if s == "" {
 		return "*unknown*"
 	}
-	s = strings.ReplaceAll(oneLine(chat.Clip(s)), "`", "ˋ")
+	s = strings.ReplaceAll(chat.OneLine(chat.Clip(s)), "`", "ˋ")
 	return "`" + strings.ReplaceAll(s, "@", "@\u200b") + "`"
 }
 
 // plain is event text for the places Discord shows without markdown
 // (footer text, author name): clipped, on one line, @ defused as in Escape.
 func plain(s string) string {
-	return strings.ReplaceAll(oneLine(chat.Clip(s)), "@", "@\u200b")
-}
-
-// oneLine replaces line breaks and other control characters with spaces: a
-// new line in event text would start a heading, list or quote.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' {
-			return ' '
-		}
-		return r
-	}, s)
+	return strings.ReplaceAll(chat.OneLine(chat.Clip(s)), "@", "@\u200b")
 }
 
 // style renders event values as inline code and event prose escaped.
