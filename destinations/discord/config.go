@@ -1,11 +1,10 @@
 package discord
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"regexp"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -23,23 +22,25 @@ type Config struct {
 // version: /api/webhooks/<id>/<token> or /api/v10/webhooks/<id>/<token>.
 var webhookPath = regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]+/[^/]+/?$`)
 
-// Validate checks the block: a webhook URL of Discord's shape and a template
-// that renders valid embeds for every sample event. Each joined error starts
-// with the key it is about; none quotes the URL.
-func (c Config) Validate() error {
-	var errs []error
+var _ destinations.Block = (*Config)(nil)
+
+// Validate checks the block: a webhook URL of Discord's shape, and a
+// template that renders valid embeds for every sample event (checked once
+// the URL is right). No message quotes the URL.
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
 	switch u, err := url.Parse(c.WebhookURL.Value()); {
-	case c.WebhookURL.Value() == "":
-		errs = append(errs, errors.New("webhook_url: required (the channel's webhook URL from Discord's Integrations settings)"))
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil:
-		errs = append(errs, errors.New("webhook_url: is not an http(s) URL"))
+	case c.WebhookURL == "":
+		p.Add("webhook_url", "required (the channel's webhook URL from Discord's Integrations settings)")
+	case err != nil || destinations.CheckURL(c.WebhookURL.Value(), false) != "" || u.User != nil:
+		p.Add("webhook_url", "must be an absolute http(s) URL")
 	case !webhookPath.MatchString(u.Path):
-		errs = append(errs, errors.New("webhook_url: is not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>)"))
+		p.Add("webhook_url", "is not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>)")
 	}
-	if c.Template != "" {
+	if c.Template != "" && len(p) == 0 {
 		if _, err := parseTemplate(c.Template); err != nil {
-			errs = append(errs, fmt.Errorf("template: %w", err))
+			p.Add("template", "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+	return p
 }

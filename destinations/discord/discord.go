@@ -20,9 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -34,20 +32,23 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
-// DefaultTimeout bounds one request when Options.Timeout is not set.
-const DefaultTimeout = 10 * time.Second
-
-// Options are the runtime settings that do not come from the `discord:` block.
-type Options struct {
-	Timeout time.Duration // per request; default 10s
-	MaxBody int           // bytes of request and response bodies kept per exchange
-	Logger  *slog.Logger  // default slog.Default()
-	Base    http.RoundTripper
-	Version string // in the User-Agent, rcrouter/<version>; default "dev"
+// Type is the `discord:` destination type. Discord allows a webhook about
+// 5 requests per 2 seconds and a channel 30 messages a minute: one a
+// second by default, and its 429s pause the destination.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:      "discord",
+		Config:    func() destinations.Block { return &Config{} },
+		RateLimit: 1,
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), o)
+		},
+	}
 }
 
 // Destination is one Discord webhook.
@@ -55,28 +56,21 @@ type Destination struct {
 	name    string
 	url     string // webhook_url with wait=true
 	ua      string
-	log     *slog.Logger
 	http    *http.Client
 	tmpl    *template.Template // nil: the default embed
 	secrets []secret.Secret
+	now     func() time.Time
 }
 
 var _ destinations.Destination = (*Destination)(nil)
 
 // New builds the destination; it validates cfg (and compiles its template).
-func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("discord destination %s: %w", name, err)
+// Its errors do not name the destination: the caller does.
+func New(name string, cfg Config, opts destinations.Options) (*Destination, error) {
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("discord: %w", err)
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
-	}
+	opts = opts.WithDefaults()
 	u, _ := url.Parse(cfg.WebhookURL.Value()) // Validate parsed it
 	q := u.Query()
 	// wait=true: Discord answers 200 with the message once it is stored,
@@ -87,24 +81,26 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		name:    name,
 		url:     u.String(),
 		ua:      "rcrouter/" + opts.Version,
-		log:     opts.Logger.With("destination", name),
 		secrets: append(destinations.URLSecrets(secret.Secret(u.String())), destinations.URLSecrets(cfg.WebhookURL)...),
+		now:     opts.Now,
 	}
 	if cfg.Template != "" {
 		t, err := parseTemplate(cfg.Template)
 		if err != nil { // unreachable: Validate parsed it
-			return nil, fmt.Errorf("discord destination %s: template: %w", name, err)
+			return nil, fmt.Errorf("discord: template: %w", err)
 		}
 		d.tmpl = t
 	}
-	d.http = &http.Client{
-		Transport: &destinations.Transport{Base: opts.Base, Secrets: d.secrets, SecretURL: true, MaxBody: opts.MaxBody},
-		Timeout:   opts.Timeout,
-		// Discord does not redirect webhook calls; following one would post
-		// the message somewhere we did not configure.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	d.http = chat.Client(opts, d.secrets)
 	return d, nil
+}
+
+// String names the destination without its webhook URL.
+func (d *Destination) String() string { return "discord destination " + d.name }
+
+// LogValue logs the destination as its name and type, never its URL.
+func (d *Destination) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "discord"))
 }
 
 // Send posts one message and classifies Discord's answer.
@@ -112,33 +108,21 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	msg, err := d.Render(dl.Event)
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("discord destination %s: template: %v", d.name, err)}
+			Message: fmt.Sprintf("%s: template: %v", d, err)}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("discord destination %s: encode message: %v", d.name, err)}
+			Message: fmt.Sprintf("%s: encode message: %v", d, err)}
 	}
-	rec := &destinations.Recorder{}
-	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, d.url, bytes.NewReader(body))
-	if err != nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("discord destination %s: %s", d.name, d.redact(err.Error()))}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", d.ua)
-	resp, err := d.http.Do(req)
+	ans, xs, err := chat.Post(ctx, d.http, d.url, d.ua, body)
 	var res destinations.Result
 	if err != nil {
-		res = d.transportError(err)
+		res = chat.TransportResult(d.String(), err, d.redact)
 	} else {
-		// The whole answer is small (a message, or an error object); the
-		// dispatch record keeps its own truncated copy.
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		res = d.classify(resp.StatusCode, resp.Header, raw)
+		res = d.classify(ans.Status, ans.Header, ans.Body)
 	}
-	res.Exchanges = rec.Exchanges()
+	res.Exchanges = xs
 	return res
 }
 
@@ -148,16 +132,6 @@ func (d *Destination) Render(e *event.Event) (Message, error) {
 		return DefaultMessage(e), nil
 	}
 	return renderTemplate(d.tmpl, e)
-}
-
-func (d *Destination) transportError(err error) destinations.Result {
-	reason := destinations.ReasonNetwork
-	var t interface{ Timeout() bool }
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || (errors.As(err, &t) && t.Timeout()) {
-		reason = destinations.ReasonTimeout
-	}
-	return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-		Message: fmt.Sprintf("discord destination %s: %s", d.name, short(d.redact(err.Error())))}
 }
 
 // apiError is Discord's error body: {"message": "Unknown Webhook", "code":
@@ -194,15 +168,15 @@ func (d *Destination) classify(status int, h http.Header, body []byte) destinati
 	case len(bytes.TrimSpace(body)) > 0:
 		msg = strings.TrimSpace(string(body))
 	}
-	res := destinations.Result{Outcome: outcome, Reason: reason, Message: short(d.redact(msg))}
+	res := destinations.Result{Outcome: outcome, Reason: reason, Message: chat.Short(d.redact(msg))}
 	if status == http.StatusTooManyRequests {
 		// A webhook's limits (about 5 requests per 2 s, 30 messages a
 		// minute per channel) and the global one hold for every delivery
 		// of this destination: pause it, not only this delivery.
 		res.PauseDestination = true
-		res.RetryAfter = rateLimitWait(ae.RetryAfter, h)
+		res.RetryAfter = rateLimitWait(ae.RetryAfter, h, d.now())
 		if ae.Global || strings.EqualFold(h.Get("X-RateLimit-Global"), "true") || h.Get("X-RateLimit-Scope") == "global" {
-			res.Message = short(d.redact("global rate limit: " + msg))
+			res.Message = chat.Short(d.redact("global rate limit: " + msg))
 		}
 	}
 	return res
@@ -211,7 +185,7 @@ func (d *Destination) classify(status int, h http.Header, body []byte) destinati
 // rateLimitWait is how long Discord asked us to wait: retry_after from the
 // body (fractional seconds, the most precise), else X-RateLimit-Reset-After,
 // else Retry-After. Fractions round up so that we never come back early.
-func rateLimitWait(retryAfter float64, h http.Header) time.Duration {
+func rateLimitWait(retryAfter float64, h http.Header, now time.Time) time.Duration {
 	seconds := func(f float64) time.Duration {
 		if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 			return 0
@@ -226,7 +200,7 @@ func rateLimitWait(retryAfter float64, h http.Header) time.Duration {
 			return w
 		}
 	}
-	w, _ := destinations.ParseRetryAfter(h.Get("Retry-After"), time.Now())
+	w, _ := destinations.ParseRetryAfter(h.Get("Retry-After"), now)
 	return w
 }
 
@@ -267,5 +241,3 @@ func firstFieldError(raw json.RawMessage) string {
 }
 
 func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }
-
-func short(s string) string { return destinations.Truncate(s, 200) }

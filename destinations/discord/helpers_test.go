@@ -3,12 +3,12 @@ package discord
 import (
 	"flag"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -70,7 +70,7 @@ func (f *fakeDiscord) requests() []received {
 func newDestination(t *testing.T, base string, cfg Config) *Destination {
 	t.Helper()
 	cfg.WebhookURL = secret.Secret(base + hookPath)
-	d, err := New("discord-test", cfg, Options{Logger: slog.New(slog.DiscardHandler), Version: "test", MaxBody: 1 << 16})
+	d, err := New("discord-test", cfg, destinations.Options{Version: "test", MaxBody: 1 << 16})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
