@@ -24,7 +24,7 @@ import (
 // fake webhook and compares the body sent with testdata/golden (indented;
 // the bytes inside strings are exactly those sent).
 func TestGoldenFixtures(t *testing.T) {
-	f := newFakeDiscord(t, reply{status: 200, body: `{"id":"1"}`})
+	f := newFakeDiscord(t, reply{Status: 200, Body: `{"id":"1"}`})
 	d := newDestination(t, f.URL, Config{})
 	for _, fx := range testutil.Fixtures(t) {
 		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
@@ -32,30 +32,30 @@ func TestGoldenFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			before := len(f.requests())
+			before := len(f.Requests())
 			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: e})
 			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 1 {
 				t.Fatalf("result = %s %q with %d exchanges", res.Outcome, res.Message, len(res.Exchanges))
 			}
-			got := f.requests()[before:]
-			if len(got) != 1 || got[0].path != hookPath || got[0].query != "wait=true" {
+			got := f.Requests()[before:]
+			if len(got) != 1 || got[0].Path != hookPath || got[0].Query != "wait=true" {
 				t.Fatalf("webhook got %+v", got)
 			}
-			if ct := got[0].header.Get("Content-Type"); ct != "application/json" {
+			if ct := got[0].Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type = %q", ct)
 			}
-			if res.Exchanges[0].Request.Body != string(got[0].body) {
-				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].body)
+			if res.Exchanges[0].Request.Body != string(got[0].Body) {
+				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].Body)
 			}
 			var m Message
-			if err := json.Unmarshal(got[0].body, &m); err != nil {
+			if err := json.Unmarshal(got[0].Body, &m); err != nil {
 				t.Fatalf("body is not a message: %v", err)
 			}
 			if err := validateEmbeds(m.Embeds); err != nil || len(m.Embeds) != 1 {
 				t.Errorf("%d embeds: %v", len(m.Embeds), err)
 			}
 			var out bytes.Buffer
-			if err := json.Indent(&out, got[0].body, "", "  "); err != nil {
+			if err := json.Indent(&out, got[0].Body, "", "  "); err != nil {
 				t.Fatal(err)
 			}
 			out.WriteByte('\n')
@@ -69,13 +69,13 @@ func TestGoldenFixtures(t *testing.T) {
 func TestAllowedMentionsAlways(t *testing.T) {
 	tmpl := `[{"description":{{ .Headline | toJson }}}]`
 	for _, cfg := range []Config{{}, {Template: tmpl}} {
-		f := newFakeDiscord(t, reply{status: 204})
+		f := newFakeDiscord(t, reply{Status: 204})
 		d := newDestination(t, f.URL, cfg)
 		if res := d.Send(context.Background(), destinations.Delivery{Event: purchase("@everyone")}); res.Outcome != destinations.Delivered {
 			t.Fatalf("result %s %q", res.Outcome, res.Message)
 		}
 		var m map[string]json.RawMessage
-		if err := json.Unmarshal(f.requests()[0].body, &m); err != nil {
+		if err := json.Unmarshal(f.Requests()[0].Body, &m); err != nil {
 			t.Fatal(err)
 		}
 		if got := string(m["allowed_mentions"]); got != `{"parse":[]}` {
@@ -160,13 +160,13 @@ func TestEscaping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeDiscord(t, reply{status: 200, body: "{}"})
+			f := newFakeDiscord(t, reply{Status: 200, Body: "{}"})
 			d := newDestination(t, f.URL, tt.cfg)
 			if res := d.Send(context.Background(), destinations.Delivery{Event: e}); res.Outcome != destinations.Delivered {
 				t.Fatalf("result %s %q", res.Outcome, res.Message)
 			}
 			var m Message
-			if err := json.Unmarshal(f.requests()[0].body, &m); err != nil {
+			if err := json.Unmarshal(f.Requests()[0].Body, &m); err != nil {
 				t.Fatal(err)
 			}
 			got := embedTexts(m.Embeds)
@@ -190,6 +190,11 @@ func TestEscaping(t *testing.T) {
 	}
 }
 
+// answer is a reply, in the tables' short form.
+func answer(status int, header map[string]string, body string) reply {
+	return reply{Status: status, Header: header, Body: body}
+}
+
 func TestOutcomes(t *testing.T) {
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	tests := []struct {
@@ -201,30 +206,30 @@ func TestOutcomes(t *testing.T) {
 		retryAfter time.Duration // exact, or within 2 s for an HTTP date
 		pause      bool
 	}{
-		{"200 with the message", reply{200, nil, `{"id":"1","type":0}`}, destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"204 without wait", reply{204, nil, ""}, destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"404 Unknown Webhook", reply{404, nil, `{"message": "Unknown Webhook", "code": 10015}`},
+		{"200 with the message", answer(200, nil, `{"id":"1","type":0}`), destinations.Delivered, destinations.ReasonNone, "", 0, false},
+		{"204 without wait", answer(204, nil, ""), destinations.Delivered, destinations.ReasonNone, "", 0, false},
+		{"404 Unknown Webhook", answer(404, nil, `{"message": "Unknown Webhook", "code": 10015}`),
 			destinations.Permanent, destinations.ReasonClientError, "Unknown Webhook (code 10015)", 0, false},
-		{"401 Invalid Webhook Token", reply{401, nil, `{"message": "Invalid Webhook Token", "code": 50027}`},
+		{"401 Invalid Webhook Token", answer(401, nil, `{"message": "Invalid Webhook Token", "code": 50027}`),
 			destinations.Permanent, destinations.ReasonClientError, "Invalid Webhook Token (code 50027)", 0, false},
-		{"403 Missing Permissions", reply{403, nil, `{"message": "Missing Permissions", "code": 50013}`},
+		{"403 Missing Permissions", answer(403, nil, `{"message": "Missing Permissions", "code": 50013}`),
 			destinations.Permanent, destinations.ReasonClientError, "Missing Permissions (code 50013)", 0, false},
-		{"400 Invalid Form Body names the field", reply{400, nil, `{"code": 50035, "errors": {"embeds": {"0": {"description": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}, "message": "Invalid Form Body"}`},
+		{"400 Invalid Form Body names the field", answer(400, nil, `{"code": 50035, "errors": {"embeds": {"0": {"description": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}, "message": "Invalid Form Body"}`),
 			destinations.Permanent, destinations.ReasonClientError, "Invalid Form Body (code 50035): embeds.0.description: Must be 4096 or fewer in length.", 0, false},
-		{"429 webhook limit with retry_after", reply{429, map[string]string{"Retry-After": "2", "X-RateLimit-Reset-After": "1.9", "X-RateLimit-Scope": "user"}, `{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}`},
+		{"429 webhook limit with retry_after", answer(429, map[string]string{"Retry-After": "2", "X-RateLimit-Reset-After": "1.9", "X-RateLimit-Scope": "user"}, `{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}`),
 			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 1234 * time.Millisecond, true},
-		{"429 global", reply{429, map[string]string{"Retry-After": "7", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}, `{"message": "You are being rate limited.", "retry_after": 6.5001, "global": true, "code": 0}`},
+		{"429 global", answer(429, map[string]string{"Retry-After": "7", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}, `{"message": "You are being rate limited.", "retry_after": 6.5001, "global": true, "code": 0}`),
 			destinations.Retry, destinations.ReasonRateLimited, "global rate limit: You are being rate limited.", 6501 * time.Millisecond, true},
-		{"429 with only X-RateLimit-Reset-After", reply{429, map[string]string{"X-RateLimit-Reset-After": "0.35"}, `{"message": "You are being rate limited."}`},
+		{"429 with only X-RateLimit-Reset-After", answer(429, map[string]string{"X-RateLimit-Reset-After": "0.35"}, `{"message": "You are being rate limited."}`),
 			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 350 * time.Millisecond, true},
-		{"429 from Cloudflare, HTML with Retry-After date", reply{429, map[string]string{"Retry-After": date}, "<html>error code: 1015</html>"},
+		{"429 from Cloudflare, HTML with Retry-After date", answer(429, map[string]string{"Retry-After": date}, "<html>error code: 1015</html>"),
 			destinations.Retry, destinations.ReasonRateLimited, "<html>error code: 1015</html>", 90 * time.Second, true},
-		{"429 without any wait", reply{429, nil, ""}, destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 0, true},
-		{"500", reply{500, nil, `{"message": "500: Internal Server Error", "code": 0}`},
+		{"429 without any wait", answer(429, nil, ""), destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 0, true},
+		{"500", answer(500, nil, `{"message": "500: Internal Server Error", "code": 0}`),
 			destinations.Retry, destinations.ReasonServerError, "500: Internal Server Error", 0, false},
-		{"502 HTML", reply{502, nil, "<html>Bad Gateway</html>\n"}, destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false},
-		{"503 without body", reply{503, nil, ""}, destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false},
-		{"302 is not followed", reply{302, map[string]string{"Location": "https://elsewhere.example/"}, ""}, destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false},
+		{"502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false},
+		{"503 without body", answer(503, nil, ""), destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false},
+		{"302 is not followed", answer(302, map[string]string{"Location": "https://elsewhere.example/"}, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,10 +244,10 @@ func TestOutcomes(t *testing.T) {
 				(tt.retryAfter < time.Minute && res.RetryAfter != tt.retryAfter) {
 				t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, tt.retryAfter)
 			}
-			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.status {
-				t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, tt.reply.status)
+			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.Status {
+				t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, tt.reply.Status)
 			}
-			if n := len(f.requests()); n != 1 {
+			if n := len(f.Requests()); n != 1 {
 				t.Errorf("webhook got %d requests, want 1 (no retries inside Send)", n)
 			}
 		})
@@ -253,7 +258,7 @@ func TestOutcomes(t *testing.T) {
 // webhook: the URL without its token, Discord's answer, nothing secret.
 func TestUnknownWebhookRecord(t *testing.T) {
 	// An error page that quotes the path it was asked for.
-	f := newFakeDiscord(t, reply{status: 404, body: `{"message": "Unknown Webhook", "code": 10015, "path": "` + hookPath + `"}`})
+	f := newFakeDiscord(t, reply{Status: 404, Body: `{"message": "Unknown Webhook", "code": 10015, "path": "` + hookPath + `"}`})
 	d := newDestination(t, f.URL, Config{})
 	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
 	if res.Outcome != destinations.Permanent || res.Message != "Unknown Webhook (code 10015)" || len(res.Exchanges) != 1 {
@@ -314,13 +319,13 @@ func TestTimeout(t *testing.T) {
 
 // TestWebhookURLQuery: a thread_id in the configured URL is kept; wait is ours.
 func TestWebhookURLQuery(t *testing.T) {
-	f := newFakeDiscord(t, reply{status: 200, body: "{}"})
+	f := newFakeDiscord(t, reply{Status: 200, Body: "{}"})
 	d, err := New("discord-test", Config{WebhookURL: secret.Secret(f.URL + hookPath + "?thread_id=99&wait=false")}, destinations.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-	if got := f.requests()[0].query; got != "thread_id=99&wait=true" {
+	if got := f.Requests()[0].Query; got != "thread_id=99&wait=true" {
 		t.Errorf("query = %q", got)
 	}
 }
@@ -385,7 +390,7 @@ func TestValidate(t *testing.T) {
 
 // TestTemplateSend: the template's embeds, exactly, with allowed_mentions.
 func TestTemplateSend(t *testing.T) {
-	f := newFakeDiscord(t, reply{status: 200, body: "{}"})
+	f := newFakeDiscord(t, reply{Status: 200, Body: "{}"})
 	d := newDestination(t, f.URL, Config{Template: `[{
 		"title": {{ printf "%s on %s" .Type .StoreName | toJson }},
 		"description": {{ printf "%s · %s · %s" .Headline .Revenue (.Entitlements | join ", " | markdown) | toJson }},
@@ -402,7 +407,7 @@ func TestTemplateSend(t *testing.T) {
 		`"description":"😺 Customer ` + "`u1`" + ` just started a subscription of ` + "`pro_monthly:monthly-autorenew`" + ` · 9.99 EUR ($10.84) · pro",` +
 		`"color":3191446,"timestamp":"2026-01-01T00:00:03Z","footer":{"text":"2026-01-01 00:00 UTC"},` +
 		`"fields":[{"name":"Paid","value":"9.99 EUR","inline":true}]}],"allowed_mentions":{"parse":[]}}`
-	if got := string(f.requests()[0].body); got != want {
+	if got := string(f.Requests()[0].Body); got != want {
 		t.Errorf("body =\n%s\nwant\n%s", got, want)
 	}
 }

@@ -1,0 +1,40 @@
+package teams
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+// hookSig is the signature of the test Workflows URL: the credential.
+const hookSig = "wOrKfLoWsSiGnAtUrE-s3cr3t_0123456789"
+
+// hookPath is a Workflows trigger URL without its host.
+const hookPath = "/workflows/0f1e2d3c4b5a69788796a5b4c3d2e1f0/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=" + hookSig
+
+type reply = chattest.Reply
+
+var (
+	newFake  = chattest.NewFake
+	purchase = chattest.Purchase
+)
+
+// answer is a reply, in the tables' short form.
+func answer(status int, header map[string]string, body string) reply {
+	return reply{Status: status, Header: header, Body: body}
+}
+
+func newDestination(t *testing.T, base string, cfg Config) *Destination {
+	t.Helper()
+	cfg.WebhookURL = secret.Secret(base + hookPath)
+	d, err := New("teams-test", cfg, destinations.Options{Version: "test", MaxBody: 1 << 16})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
