@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/store"
 )
 
@@ -188,4 +189,67 @@ func TestChatSendTestEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChatConfig: the chat blocks decode strictly, default to rate_limit 1,
+// and every problem (a bad URL, a template that lets event text through, an
+// unknown key) comes back with its line and without the webhook URL.
+func TestChatConfig(t *testing.T) {
+	const head = "inbound: {authorization: [\"Bearer x\"]}\nadmin: {token: t}\n"
+	getenv := func(string) (string, bool) { return "", false }
+	t.Run("defaults", func(t *testing.T) {
+		doc := head + `destinations:
+  d:
+    discord: {webhook_url: "https://discord.com/api/webhooks/1/tok-0123456789abcdefghij"}
+  t:
+    teams: {webhook_url: "https://prod-1.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=s1g-0123456789"}
+  slow:
+    teams: {webhook_url: "https://example.webhook.office.com/webhookb2/x"}
+    rate_limit: 0.2
+`
+		cfg, err := config.Parse([]byte(doc), "f.yaml", getenv, Types())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]struct {
+			typ  string
+			rate float64
+		}{"d": {"discord", 1}, "t": {"teams", 1}, "slow": {"teams", 0.2}} {
+			d := cfg.Destinations[name]
+			if d.Type != want.typ || d.Options.RateLimit != want.rate {
+				t.Errorf("%s: type %s rate_limit %g, want %s %g", name, d.Type, d.Options.RateLimit, want.typ, want.rate)
+			}
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		doc := head + `destinations:
+  d1:
+    discord: {webhook_url: "https://hooks.slack.com/services/T0/B0/secret-path-77"}
+  d2:
+    discord:
+      webhook_url: "https://discord.com/api/webhooks/1/tok-0123456789abcdefghij"
+      template: '[{"description": {{ .UserID | toJson }}}]'
+  t1:
+    teams:
+      webhook_url: "https://example.webhook.office.com/webhookb2/secret-path-88"
+      template: '{"type":"AdaptiveCard","body":[]}'
+      mentions: true
+  t2:
+    teams: {}
+`
+		_, err := config.Parse([]byte(doc), "f.yaml", getenv, Types())
+		want := strings.Join([]string{
+			"f.yaml:5: destinations.d1.discord.webhook_url: is not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>)",
+			"f.yaml:9: destinations.d2.discord.template: sample trial_started: event text reaches Discord unescaped (@everyone): pass it through markdown, code or plain",
+			`f.yaml:13: destinations.t1.teams.template: sample trial_started: "version" is required ("1.4" renders everywhere in Teams)`,
+			"f.yaml:14: destinations.t1.teams.mentions: unknown key",
+			"f.yaml:16: destinations.t2.teams.webhook_url: required (the HTTP URL of a Teams Workflows webhook trigger)",
+		}, "\n")
+		if err == nil || err.Error() != want {
+			t.Errorf("Parse errors =\n%v\nwant\n%s", err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret-path") {
+			t.Errorf("an error quotes a webhook URL: %v", err)
+		}
+	})
 }
