@@ -21,7 +21,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -53,13 +52,9 @@ func Type() destinations.Type {
 
 // Destination is one Discord webhook.
 type Destination struct {
-	name    string
-	url     string // webhook_url with wait=true
-	ua      string
-	http    *http.Client
-	tmpl    *template.Template // nil: the default embed
-	secrets []secret.Secret
-	now     func() time.Time
+	*chat.Webhook                    // the POST, String and LogValue
+	tmpl          *template.Template // nil: the default embed
+	now           func() time.Time
 }
 
 var _ destinations.Destination = (*Destination)(nil)
@@ -77,13 +72,8 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	// instead of 204 before; the dispatch log then shows the message id.
 	q.Set("wait", "true")
 	u.RawQuery = q.Encode()
-	d := &Destination{
-		name:    name,
-		url:     u.String(),
-		ua:      "rcrouter/" + opts.Version,
-		secrets: append(destinations.URLSecrets(secret.Secret(u.String())), destinations.URLSecrets(cfg.WebhookURL)...),
-		now:     opts.Now,
-	}
+	secrets := append(destinations.URLSecrets(secret.Secret(u.String())), destinations.URLSecrets(cfg.WebhookURL)...)
+	d := &Destination{Webhook: chat.NewWebhook("discord", name, u.String(), secrets, opts), now: opts.Now}
 	if cfg.Template != "" {
 		t, err := parseTemplate(cfg.Template)
 		if err != nil { // unreachable: Validate parsed it
@@ -91,39 +81,13 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		}
 		d.tmpl = t
 	}
-	d.http = chat.Client(opts, d.secrets)
 	return d, nil
-}
-
-// String names the destination without its webhook URL.
-func (d *Destination) String() string { return "discord destination " + d.name }
-
-// LogValue logs the destination as its name and type, never its URL.
-func (d *Destination) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "discord"))
 }
 
 // Send posts one message and classifies Discord's answer.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
 	msg, err := d.Render(dl.Event)
-	if err != nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: template: %v", d, err)}
-	}
-	body, err := json.Marshal(msg)
-	if err != nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: encode message: %v", d, err)}
-	}
-	ans, xs, err := chat.Post(ctx, d.http, d.url, d.ua, body)
-	var res destinations.Result
-	if err != nil {
-		res = chat.TransportResult(d.String(), err, d.redact)
-	} else {
-		res = d.classify(ans.Status, ans.Header, ans.Body)
-	}
-	res.Exchanges = xs
-	return res
+	return d.Deliver(ctx, msg, err, d.classify)
 }
 
 // Render is the message Send would post for e.
@@ -148,7 +112,8 @@ type apiError struct {
 // classify maps Discord's answer to an outcome (DESIGN §7), with Discord's
 // own words as the message: "Unknown Webhook (code 10015)" is what ops need
 // to see to know the webhook was deleted.
-func (d *Destination) classify(status int, h http.Header, body []byte) destinations.Result {
+func (d *Destination) classify(a chat.Answer) destinations.Result {
+	status, h, body := a.Status, a.Header, a.Body
 	outcome, reason := destinations.Classify(status)
 	if outcome == destinations.Delivered {
 		return destinations.Result{Outcome: destinations.Delivered}
@@ -168,7 +133,7 @@ func (d *Destination) classify(status int, h http.Header, body []byte) destinati
 	case len(bytes.TrimSpace(body)) > 0:
 		msg = strings.TrimSpace(string(body))
 	}
-	res := destinations.Result{Outcome: outcome, Reason: reason, Message: chat.Short(d.redact(msg))}
+	res := destinations.Result{Outcome: outcome, Reason: reason, Message: chat.Short(d.Redact(msg))}
 	if status == http.StatusTooManyRequests {
 		// A webhook's limits (about 5 requests per 2 s, 30 messages a
 		// minute per channel) and the global one hold for every delivery
@@ -176,7 +141,7 @@ func (d *Destination) classify(status int, h http.Header, body []byte) destinati
 		res.PauseDestination = true
 		res.RetryAfter = rateLimitWait(ae.RetryAfter, h, d.now())
 		if ae.Global || strings.EqualFold(h.Get("X-RateLimit-Global"), "true") || h.Get("X-RateLimit-Scope") == "global" {
-			res.Message = chat.Short(d.redact("global rate limit: " + msg))
+			res.Message = chat.Short(d.Redact("global rate limit: " + msg))
 		}
 	}
 	return res
@@ -239,5 +204,3 @@ func firstFieldError(raw json.RawMessage) string {
 	}
 	return walk("", v)
 }
-
-func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }

@@ -1,67 +1,34 @@
 package discord
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
-	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestGoldenFixtures posts every fixture of both fixture directories to a
 // fake webhook and compares the body sent with testdata/golden (indented;
 // the bytes inside strings are exactly those sent).
 func TestGoldenFixtures(t *testing.T) {
-	f := newFakeDiscord(t, reply{Status: 200, Body: `{"id":"1"}`})
-	d := newDestination(t, f.URL, Config{})
-	for _, fx := range testutil.Fixtures(t) {
-		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.Body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			before := len(f.Requests())
-			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: e})
-			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 1 {
-				t.Fatalf("result = %s %q with %d exchanges", res.Outcome, res.Message, len(res.Exchanges))
-			}
-			got := f.Requests()[before:]
-			if len(got) != 1 || got[0].Path != hookPath || got[0].Query != "wait=true" {
-				t.Fatalf("webhook got %+v", got)
-			}
-			if ct := got[0].Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type = %q", ct)
-			}
-			if res.Exchanges[0].Request.Body != string(got[0].Body) {
-				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].Body)
-			}
-			var m Message
-			if err := json.Unmarshal(got[0].Body, &m); err != nil {
-				t.Fatalf("body is not a message: %v", err)
-			}
-			if err := validateEmbeds(m.Embeds); err != nil || len(m.Embeds) != 1 {
-				t.Errorf("%d embeds: %v", len(m.Embeds), err)
-			}
-			var out bytes.Buffer
-			if err := json.Indent(&out, got[0].Body, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			out.WriteByte('\n')
-			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), out.Bytes(), *update)
-		})
-	}
+	chattest.CheckGolden(t, build, reply{Status: 200, Body: `{"id":"1"}`}, hookPath+"?wait=true", func(t *testing.T, body []byte) {
+		var m Message
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("body is not a message: %v", err)
+		}
+		if err := validateEmbeds(m.Embeds); err != nil || len(m.Embeds) != 1 {
+			t.Errorf("%d embeds: %v", len(m.Embeds), err)
+		}
+	}, *update)
 }
 
 // TestAllowedMentionsAlways: every message, default or templated, tells
@@ -233,23 +200,8 @@ func TestOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeDiscord(t, tt.reply)
-			d := newDestination(t, f.URL, Config{})
-			res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.Message != tt.message || res.PauseDestination != tt.pause {
-				t.Errorf("result = %s/%s %q pause=%v, want %s/%s %q pause=%v",
-					res.Outcome, res.Reason, res.Message, res.PauseDestination, tt.outcome, tt.reason, tt.message, tt.pause)
-			}
-			if diff := res.RetryAfter - tt.retryAfter; diff < -2*time.Second || diff > 2*time.Second ||
-				(tt.retryAfter < time.Minute && res.RetryAfter != tt.retryAfter) {
-				t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, tt.retryAfter)
-			}
-			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.Status {
-				t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, tt.reply.Status)
-			}
-			if n := len(f.Requests()); n != 1 {
-				t.Errorf("webhook got %d requests, want 1 (no retries inside Send)", n)
-			}
+			chattest.CheckOutcome(t, build, chattest.Outcome{Reply: tt.reply, Outcome: tt.outcome, Reason: tt.reason,
+				Message: tt.message, RetryAfter: tt.retryAfter, Pause: tt.pause})
 		})
 	}
 }
@@ -279,43 +231,10 @@ func TestUnknownWebhookRecord(t *testing.T) {
 }
 
 func TestNetworkError(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close() // nothing listens any more
-	d := newDestination(t, base, Config{})
-	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork ||
-		!strings.HasPrefix(res.Message, "discord destination discord-test: ") {
-		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
-	}
-	all, _ := json.Marshal(res)
-	if strings.Contains(string(all), hookToken) || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
-		t.Errorf("result = %s", all)
-	}
+	chattest.CheckUnreachable(t, build, "discord destination discord-test: ", hookToken)
 }
 
-func TestTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, err := New("discord-test", Config{WebhookURL: secret.Secret(srv.URL + hookPath)}, destinations.Options{Timeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout {
-		t.Errorf("result = %s/%s %q, want retry/timeout", res.Outcome, res.Reason, res.Message)
-	}
-	if strings.Contains(res.Message, hookToken) {
-		t.Errorf("message leaks the token: %q", res.Message)
-	}
-}
+func TestTimeout(t *testing.T) { chattest.CheckTimeout(t, build, hookToken) }
 
 // TestWebhookURLQuery: a thread_id in the configured URL is kept; wait is ours.
 func TestWebhookURLQuery(t *testing.T) {

@@ -3,6 +3,7 @@ package discord
 import (
 	"flag"
 	"testing"
+	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
@@ -27,6 +28,16 @@ func newDestination(t *testing.T, base string, cfg Config) *Destination {
 	t.Helper()
 	cfg.WebhookURL = secret.Secret(base + hookPath)
 	d, err := New("discord-test", cfg, destinations.Options{Version: "test", MaxBody: 1 << 16})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+// build is the destination under test for chattest's shared checks.
+func build(t *testing.T, base string, timeout time.Duration) destinations.Destination {
+	t.Helper()
+	d, err := New("discord-test", Config{WebhookURL: secret.Secret(base + hookPath)}, destinations.Options{Timeout: timeout})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -96,40 +96,21 @@ func plain(s string) string {
 // style renders event values as inline code and event prose escaped.
 var style = chat.Style{Value: code, Text: Escape}
 
-// emoji and colors per tone: RevenueCat's green and red, and Discord's
-// blurple and grey for the rest. Discord shows Unicode emoji in embeds,
-// not :shortcodes:.
-var (
-	emoji = map[chat.Tone]string{
-		chat.Good:         "😺",
-		chat.Test:         "🧪",
-		chat.Refund:       "💸",
-		chat.BillingIssue: "🙀",
-		chat.Loss:         "😿",
-		chat.Transfer:     "🔄",
-		chat.Info:         "ℹ️",
-	}
-	colors = map[chat.Tone]int{
-		chat.Good:         0x30B296,
-		chat.Test:         0x5865F2,
-		chat.Refund:       0xF2545B,
-		chat.BillingIssue: 0xF2545B,
-		chat.Loss:         0xF2545B,
-		chat.Transfer:     0x95A5A6,
-		chat.Info:         0x95A5A6,
-	}
-)
+// colors per tone: RevenueCat's green and red, and Discord's blurple and
+// grey for the rest.
+var colors = map[chat.Tone]int{
+	chat.Good:         0x30B296,
+	chat.Test:         0x5865F2,
+	chat.Refund:       0xF2545B,
+	chat.BillingIssue: 0xF2545B,
+	chat.Loss:         0xF2545B,
+	chat.Transfer:     0x95A5A6,
+	chat.Info:         0x95A5A6,
+}
 
 // headline is the default description: an emoji, a bold label for news
 // someone should look at, and the phrase with its values as code.
-func headline(e *event.Event) string {
-	tone := chat.ToneOf(e)
-	label := ""
-	if l := tone.Label(); l != "" {
-		label = "**" + l + "** · "
-	}
-	return emoji[tone] + " " + label + chat.Phrase(e).Render(style)
-}
+func headline(e *event.Event) string { return chat.MarkdownHeadline(e, style) }
 
 // footer is the default footer: sandbox badge, type and event id.
 func footer(e *event.Event) string {

@@ -94,28 +94,17 @@ func value(s string) string {
 // style renders event values and prose for markdown.
 var style = chat.Style{Value: value, Text: Escape}
 
-// emoji per tone, as RevenueCat's Slack cats, and the Container style that
-// colours the headline: good news green, someone-should-look red.
-var (
-	emoji = map[chat.Tone]string{
-		chat.Good:         "😺",
-		chat.Test:         "🧪",
-		chat.Refund:       "💸",
-		chat.BillingIssue: "🙀",
-		chat.Loss:         "😿",
-		chat.Transfer:     "🔄",
-		chat.Info:         "ℹ️",
-	}
-	containerStyles = map[chat.Tone]string{
-		chat.Good:         "good",
-		chat.Test:         "accent",
-		chat.Refund:       "attention",
-		chat.BillingIssue: "attention",
-		chat.Loss:         "attention",
-		chat.Transfer:     "emphasis",
-		chat.Info:         "emphasis",
-	}
-)
+// containerStyles colour the headline per tone: good news green,
+// someone-should-look red.
+var containerStyles = map[chat.Tone]string{
+	chat.Good:         "good",
+	chat.Test:         "accent",
+	chat.Refund:       "attention",
+	chat.BillingIssue: "attention",
+	chat.Loss:         "attention",
+	chat.Transfer:     "emphasis",
+	chat.Info:         "emphasis",
+}
 
 // run is a TextRun of event or fixed text, on one line.
 func run(text string) TextRun { return TextRun{Type: "TextRun", Text: chat.OneLine(text)} }
@@ -124,7 +113,7 @@ func run(text string) TextRun { return TextRun{Type: "TextRun", Text: chat.OneLi
 // someone should look at, and the phrase, with event values in monospace.
 func headlineRuns(e *event.Event) []TextRun {
 	tone := chat.ToneOf(e)
-	runs := []TextRun{run(emoji[tone] + " ")}
+	runs := []TextRun{run(chat.Emoji[tone] + " ")}
 	if l := tone.Label(); l != "" {
 		r := run(l + " · ")
 		r.Weight = "Bolder"
@@ -147,14 +136,7 @@ func headlineRuns(e *event.Event) []TextRun {
 }
 
 // headline is the headline in markdown, for templates' TextBlocks.
-func headline(e *event.Event) string {
-	tone := chat.ToneOf(e)
-	label := ""
-	if l := tone.Label(); l != "" {
-		label = "**" + l + "** · "
-	}
-	return emoji[tone] + " " + label + chat.Phrase(e).Render(style)
-}
+func headline(e *event.Event) string { return chat.MarkdownHeadline(e, style) }
 
 // footer is the default card's last line: sandbox badge, type, time and
 // event id.

@@ -19,7 +19,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -30,7 +29,6 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 // Type is the `teams:` destination type: one message a second by default
@@ -49,13 +47,9 @@ func Type() destinations.Type {
 
 // Destination is one Teams webhook.
 type Destination struct {
-	name    string
-	url     string
-	ua      string
-	http    *http.Client
-	tmpl    *template.Template // nil: the default card
-	secrets []secret.Secret
-	now     func() time.Time
+	*chat.Webhook                    // the POST, String and LogValue
+	tmpl          *template.Template // nil: the default card
+	now           func() time.Time
 }
 
 var _ destinations.Destination = (*Destination)(nil)
@@ -68,10 +62,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	}
 	opts = opts.WithDefaults()
 	d := &Destination{
-		name:    name,
-		url:     cfg.WebhookURL.Value(),
-		ua:      "rcrouter/" + opts.Version,
-		secrets: destinations.URLSecrets(cfg.WebhookURL),
+		Webhook: chat.NewWebhook("teams", name, cfg.WebhookURL.Value(), destinations.URLSecrets(cfg.WebhookURL), opts),
 		now:     opts.Now,
 	}
 	if cfg.Template != "" {
@@ -81,39 +72,13 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		}
 		d.tmpl = t
 	}
-	d.http = chat.Client(opts, d.secrets)
 	return d, nil
-}
-
-// String names the destination without its webhook URL.
-func (d *Destination) String() string { return "teams destination " + d.name }
-
-// LogValue logs the destination as its name and type, never its URL.
-func (d *Destination) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "teams"))
 }
 
 // Send posts one card and classifies Teams' answer.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
 	msg, err := d.Render(dl.Event)
-	if err != nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: template: %v", d, err)}
-	}
-	body, err := json.Marshal(msg)
-	if err != nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: encode message: %v", d, err)}
-	}
-	ans, xs, err := chat.Post(ctx, d.http, d.url, d.ua, body)
-	var res destinations.Result
-	if err != nil {
-		res = chat.TransportResult(d.String(), err, d.redact)
-	} else {
-		res = d.classify(ans)
-	}
-	res.Exchanges = xs
-	return res
+	return d.Deliver(ctx, msg, err, d.classify)
 }
 
 // Render is the message Send would post for e.
@@ -156,7 +121,7 @@ func (d *Destination) classify(a chat.Answer) destinations.Result {
 		if m == nil {
 			// "Error contacting Microsoft Teams endpoint": Teams was not reached.
 			return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
-				Message: chat.Short(d.redact(body))}
+				Message: chat.Short(d.Redact(body))}
 		}
 		status, _ = strconv.Atoi(m[1])
 	}
@@ -169,7 +134,7 @@ func (d *Destination) classify(a chat.Answer) destinations.Result {
 	case body != "":
 		msg = body
 	}
-	res := destinations.Result{Outcome: outcome, Reason: reason, Message: chat.Short(d.redact(msg))}
+	res := destinations.Result{Outcome: outcome, Reason: reason, Message: chat.Short(d.Redact(msg))}
 	if status == http.StatusTooManyRequests {
 		// Teams throttles the webhook (or the flow) as a whole: pause the
 		// destination, not only this delivery.
@@ -178,8 +143,6 @@ func (d *Destination) classify(a chat.Answer) destinations.Result {
 	}
 	return res
 }
-
-func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }
 
 // compact is a template's card on one line, as the default card is sent.
 func compact(raw []byte) (json.RawMessage, error) {

@@ -1,61 +1,26 @@
 package teams
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
-	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestGoldenFixtures posts every fixture of both fixture directories to a
 // fake Workflows trigger and compares the body sent with testdata/golden
 // (indented; the bytes inside strings are exactly those sent).
 func TestGoldenFixtures(t *testing.T) {
-	f := newFake(t, reply{Status: 202})
-	d := newDestination(t, f.URL, Config{})
-	for _, fx := range testutil.Fixtures(t) {
-		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.Body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			before := len(f.Requests())
-			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: e})
-			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 1 {
-				t.Fatalf("result = %s %q with %d exchanges", res.Outcome, res.Message, len(res.Exchanges))
-			}
-			got := f.Requests()[before:]
-			if len(got) != 1 || got[0].Path+"?"+got[0].Query != hookPath {
-				t.Fatalf("webhook got %+v", got)
-			}
-			if ct := got[0].Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type = %q", ct)
-			}
-			if res.Exchanges[0].Request.Body != string(got[0].Body) {
-				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].Body)
-			}
-			checkMessage(t, got[0].Body)
-			var out bytes.Buffer
-			if err := json.Indent(&out, got[0].Body, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			out.WriteByte('\n')
-			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), out.Bytes(), *update)
-		})
-	}
+	chattest.CheckGolden(t, build, reply{Status: 202}, hookPath, checkMessage, *update)
 }
 
 // checkMessage checks the envelope Teams wants and the card inside it.
@@ -265,23 +230,8 @@ func TestOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t, tt.reply)
-			d := newDestination(t, f.URL, Config{})
-			res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.Message != tt.message || res.PauseDestination != tt.pause {
-				t.Errorf("result = %s/%s %q pause=%v, want %s/%s %q pause=%v",
-					res.Outcome, res.Reason, res.Message, res.PauseDestination, tt.outcome, tt.reason, tt.message, tt.pause)
-			}
-			if diff := res.RetryAfter - tt.retryAfter; diff < -2*time.Second || diff > 2*time.Second ||
-				(tt.retryAfter < time.Minute && res.RetryAfter != tt.retryAfter) {
-				t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, tt.retryAfter)
-			}
-			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.Status {
-				t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, tt.reply.Status)
-			}
-			if n := len(f.Requests()); n != 1 {
-				t.Errorf("webhook got %d requests, want 1 (no retries inside Send)", n)
-			}
+			chattest.CheckOutcome(t, build, chattest.Outcome{Reply: tt.reply, Outcome: tt.outcome, Reason: tt.reason,
+				Message: tt.message, RetryAfter: tt.retryAfter, Pause: tt.pause})
 		})
 	}
 }
@@ -307,43 +257,10 @@ func TestNotFoundRecord(t *testing.T) {
 }
 
 func TestNetworkError(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close() // nothing listens any more
-	d := newDestination(t, base, Config{})
-	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork ||
-		!strings.HasPrefix(res.Message, "teams destination teams-test: ") {
-		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
-	}
-	all, _ := json.Marshal(res)
-	if strings.Contains(string(all), hookSig) || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
-		t.Errorf("result = %s", all)
-	}
+	chattest.CheckUnreachable(t, build, "teams destination teams-test: ", hookSig)
 }
 
-func TestTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, err := New("teams-test", Config{WebhookURL: secret.Secret(srv.URL + hookPath)}, destinations.Options{Timeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := d.Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout {
-		t.Errorf("result = %s/%s %q, want retry/timeout", res.Outcome, res.Reason, res.Message)
-	}
-	if strings.Contains(res.Message, hookSig) {
-		t.Errorf("message leaks the signature: %q", res.Message)
-	}
-}
+func TestTimeout(t *testing.T) { chattest.CheckTimeout(t, build, hookSig) }
 
 func TestValidate(t *testing.T) {
 	hook := secret.Secret("https://prod-00.westus.logic.azure.com:443" + hookPath)

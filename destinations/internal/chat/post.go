@@ -3,9 +3,11 @@ package chat
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/rcrouter/rcrouter/destinations"
@@ -17,17 +19,46 @@ import (
 // keeps its own truncated copy.
 const maxAnswer = 64 << 10
 
-// Client is the HTTP client of a chat webhook: every request through the
-// capturing Transport, which redacts secrets and shows the URL as
+// Webhook is the HTTP side of one chat destination whose URL is its
+// credential (Discord, Teams): one JSON POST per attempt through the
+// capturing Transport, which redacts the secrets and shows the URL as
 // scheme://host/<secret>, and no redirects (a webhook does not redirect;
 // following one would post the message somewhere nobody configured).
-func Client(opts destinations.Options, secrets []secret.Secret) *http.Client {
-	return &http.Client{
-		Transport:     &destinations.Transport{Base: opts.Base, Secrets: secrets, SecretURL: true, MaxBody: opts.MaxBody},
-		Timeout:       opts.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// Adapters embed it and classify the answers themselves.
+type Webhook struct {
+	typ, name string
+	url       string
+	userAgent string
+	client    *http.Client
+	secrets   []secret.Secret
+}
+
+// NewWebhook is the webhook of destination name of type typ ("discord"),
+// posting to url; secrets are every form of the URL's credential
+// (destinations.URLSecrets). opts must have its defaults.
+func NewWebhook(typ, name, url string, secrets []secret.Secret, opts destinations.Options) *Webhook {
+	return &Webhook{
+		typ: typ, name: name, url: url,
+		userAgent: "rcrouter/" + opts.Version,
+		secrets:   secrets,
+		client: &http.Client{
+			Transport:     &destinations.Transport{Base: opts.Base, Secrets: secrets, SecretURL: true, MaxBody: opts.MaxBody},
+			Timeout:       opts.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 }
+
+// String names the destination without its webhook URL.
+func (w *Webhook) String() string { return w.typ + " destination " + w.name }
+
+// LogValue logs the destination as its name and type, never its URL.
+func (w *Webhook) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", w.name), slog.String("type", w.typ))
+}
+
+// Redact hides the webhook's secrets in s.
+func (w *Webhook) Redact(s string) string { return secret.Redact(s, w.secrets...) }
 
 // Answer is what a webhook answered.
 type Answer struct {
@@ -36,37 +67,49 @@ type Answer struct {
 	Body   []byte
 }
 
-// Post makes exactly one JSON POST to url and returns the answer and the
-// exchange recorded for the dispatch log. err is a transport error (see
-// TransportResult); an HTTP error status is an Answer.
-func Post(ctx context.Context, client *http.Client, url, userAgent string, body []byte) (Answer, []destinations.Exchange, error) {
-	rec := &destinations.Recorder{}
-	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, url, bytes.NewReader(body))
+// Deliver makes one attempt: msg (or renderErr, a template that failed for
+// this event: permanent) is posted as JSON once, and classify judges the
+// answer. No answer at all (timeout, network) is retried.
+func (w *Webhook) Deliver(ctx context.Context, msg any, renderErr error, classify func(Answer) destinations.Result) destinations.Result {
+	if renderErr != nil {
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: fmt.Sprintf("%s: template: %v", w, renderErr)}
+	}
+	body, err := json.Marshal(msg)
 	if err != nil {
-		return Answer{}, nil, err
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: fmt.Sprintf("%s: encode message: %v", w, err)}
+	}
+	rec := &destinations.Recorder{}
+	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil { // the URL passed Validate; nothing went out
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: fmt.Sprintf("%s: %s", w, Short(w.Redact(err.Error())))}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := client.Do(req)
-	if err != nil {
-		return Answer{}, rec.Exchanges(), err
+	req.Header.Set("User-Agent", w.userAgent)
+	var res destinations.Result
+	if resp, err := w.client.Do(req); err != nil {
+		res = w.transportResult(err)
+	} else {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		resp.Body.Close()
+		res = classify(Answer{Status: resp.StatusCode, Header: resp.Header, Body: raw})
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	resp.Body.Close()
-	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: raw}, rec.Exchanges(), nil
+	res.Exchanges = rec.Exchanges()
+	return res
 }
 
-// TransportResult classifies an error of Post: no answer came, so the
-// attempt is retried (timeout or network); label names the destination
-// ("discord destination ops"), redact hides the webhook URL in the text.
-func TransportResult(label string, err error, redact func(string) string) destinations.Result {
+// transportResult classifies a request that got no answer: retried, as a
+// timeout or a network error.
+func (w *Webhook) transportResult(err error) destinations.Result {
 	reason := destinations.ReasonNetwork
 	var t interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || (errors.As(err, &t) && t.Timeout()) {
 		reason = destinations.ReasonTimeout
 	}
 	return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-		Message: fmt.Sprintf("%s: %s", label, Short(redact(err.Error())))}
+		Message: fmt.Sprintf("%s: %s", w, Short(w.Redact(err.Error())))}
 }
 
 // Short bounds a message for the dispatch log's error column.

@@ -4,14 +4,23 @@
 package chattest
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
 
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // Reply is one scripted answer.
@@ -83,4 +92,124 @@ func Purchase(user string) *event.Event {
 	}
 	revenuecat.Normalize(e)
 	return e
+}
+
+// Build makes the destination under test posting to base (a fake's URL)
+// with the given request timeout.
+type Build func(t *testing.T, base string, timeout time.Duration) destinations.Destination
+
+// CheckUnreachable: a webhook where nothing listens is a network error,
+// retried, with one exchange and a message that starts with label ("discord
+// destination x: ") and shows no secret.
+func CheckUnreachable(t *testing.T, build Build, label, secret string) {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // nothing listens any more
+	res := build(t, base, time.Second).Send(context.Background(), destinations.Delivery{Event: Purchase("u1")})
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork || !strings.HasPrefix(res.Message, label) {
+		t.Errorf("result = %s/%s %q, want retry/network %q…", res.Outcome, res.Reason, res.Message, label)
+	}
+	all, _ := json.Marshal(res)
+	if strings.Contains(string(all), secret) || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
+		t.Errorf("result = %s", all)
+	}
+}
+
+// CheckTimeout: a webhook that does not answer within the request timeout
+// is a timeout, retried, and the message shows no secret.
+func CheckTimeout(t *testing.T, build Build, secret string) {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	res := build(t, srv.URL, 50*time.Millisecond).Send(context.Background(), destinations.Delivery{Event: Purchase("u1")})
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout {
+		t.Errorf("result = %s/%s %q, want retry/timeout", res.Outcome, res.Reason, res.Message)
+	}
+	if strings.Contains(res.Message, secret) {
+		t.Errorf("message leaks the secret: %q", res.Message)
+	}
+}
+
+// Outcome is what one scripted reply must be classified as.
+type Outcome struct {
+	Reply   Reply
+	Outcome destinations.Outcome
+	Reason  destinations.Reason
+	Message string
+	// RetryAfter is exact below a minute, and within 2 s above (an HTTP
+	// date is relative to the clock).
+	RetryAfter time.Duration
+	Pause      bool
+}
+
+// CheckOutcome posts one event to a fake answering want.Reply and checks
+// the classification, that exactly one request went out (no retries inside
+// Send) and that it is the one exchange recorded.
+func CheckOutcome(t *testing.T, build Build, want Outcome) {
+	t.Helper()
+	f := NewFake(t, want.Reply)
+	res := build(t, f.URL, time.Second).Send(context.Background(), destinations.Delivery{Event: Purchase("u1")})
+	if res.Outcome != want.Outcome || res.Reason != want.Reason || res.Message != want.Message || res.PauseDestination != want.Pause {
+		t.Errorf("result = %s/%s %q pause=%v, want %s/%s %q pause=%v",
+			res.Outcome, res.Reason, res.Message, res.PauseDestination, want.Outcome, want.Reason, want.Message, want.Pause)
+	}
+	if diff := res.RetryAfter - want.RetryAfter; diff < -2*time.Second || diff > 2*time.Second ||
+		(want.RetryAfter < time.Minute && res.RetryAfter != want.RetryAfter) {
+		t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, want.RetryAfter)
+	}
+	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != want.Reply.Status {
+		t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, want.Reply.Status)
+	}
+	if n := len(f.Requests()); n != 1 {
+		t.Errorf("webhook got %d requests, want 1", n)
+	}
+}
+
+// CheckGolden posts every fixture (testutil.Fixtures) through a destination
+// built on a fake answering ok, and compares each body sent with
+// testdata/golden/<dir>/<fixture> (indented; the bytes inside strings are
+// exactly those sent). Each request must go to wantURI (path and query),
+// be JSON, be the exchange recorded, and pass check.
+func CheckGolden(t *testing.T, build Build, ok Reply, wantURI string, check func(t *testing.T, body []byte), update bool) {
+	t.Helper()
+	f := NewFake(t, ok)
+	d := build(t, f.URL, time.Second)
+	for _, fx := range testutil.Fixtures(t) {
+		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
+			e, err := revenuecat.Decode(fx.Body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			before := len(f.Requests())
+			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: e})
+			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 1 {
+				t.Fatalf("result = %s %q with %d exchanges", res.Outcome, res.Message, len(res.Exchanges))
+			}
+			got := f.Requests()[before:]
+			if len(got) != 1 || got[0].Path+"?"+got[0].Query != wantURI {
+				t.Fatalf("webhook got %+v", got)
+			}
+			if ct := got[0].Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if res.Exchanges[0].Request.Body != string(got[0].Body) {
+				t.Errorf("exchange body differs from what was sent:\n%s\n%s", res.Exchanges[0].Request.Body, got[0].Body)
+			}
+			check(t, got[0].Body)
+			var out bytes.Buffer
+			if err := json.Indent(&out, got[0].Body, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteByte('\n')
+			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), out.Bytes(), update)
+		})
+	}
 }
