@@ -259,6 +259,49 @@ func TestValidate(t *testing.T) {
 			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      body: template\n",
 			want: []string{"f.yaml:3: destinations.w.webhook.template: required with body: template"},
 		},
+		// Issue #16: URL credentials never reach a validation message.
+		{
+			name: "segment endpoint with credentials",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: k\n      endpoint: https://user:hunter2@api.segment.io\n",
+			want: []string{"f.yaml:5: destinations.s.segment.endpoint: must not hold credentials (user:password@); Segment authenticates with write_key"},
+		},
+		{
+			name: "segment endpoint with credentials and no scheme",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: k\n      endpoint: user:hunter2@api.segment.io\n",
+			want: []string{`f.yaml:5: destinations.s.segment.endpoint: must be an absolute http(s) URL, got "<secret>@api.segment.io"`},
+		},
+		{
+			name: "slack api_url with credentials",
+			doc:  "destinations:\n  s:\n    slack:\n      token: xoxb-1\n      channel: C1\n      api_url: https://user:hunter2@slack.example/api/\n",
+			want: []string{"f.yaml:6: destinations.s.slack.api_url: must not hold credentials (user:password@); the bot authenticates with token"},
+		},
+		{
+			name: "slack api_url with credentials and a bad scheme",
+			doc:  "destinations:\n  s:\n    slack:\n      token: xoxb-1\n      channel: C1\n      api_url: ftp://user:hunter2@slack.example/api/\n",
+			want: []string{`f.yaml:6: destinations.s.slack.api_url: must be an absolute http(s) URL, got "ftp://<secret>@slack.example/api/"`},
+		},
+		// Issue #16: a header value with CR or LF fails validate.
+		{
+			name: "webhook header value with a line break",
+			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      headers:\n        X-Api-Key: \"k\\r\\nX-Injected: 1\"\n",
+			want: []string{"f.yaml:6: destinations.w.webhook.headers.X-Api-Key: must be one line (the value contains CR or LF)"},
+		},
+		{
+			name: "webhook header value with a line break from the environment",
+			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      headers: {X-Api-Key: \"${KEY}\"}\n",
+			vars: map[string]string{"KEY": "k\nX-Injected: 1"},
+			want: []string{"f.yaml:5: destinations.w.webhook.headers.X-Api-Key: must be one line (the value contains CR or LF)"},
+		},
+		{
+			name: "segment write key with a line break",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: \"k\\nX: 1\"\n",
+			want: []string{"f.yaml:4: destinations.s.segment.write_key: must be one line (it contains CR or LF)"},
+		},
+		{
+			name: "slack token with a line break",
+			doc:  "destinations:\n  s:\n    slack:\n      token: \"xoxb-1\\r\\nX: 1\"\n      channel: C1\n",
+			want: []string{"f.yaml:4: destinations.s.slack.token: must be one line (it contains CR or LF)"},
+		},
 		{
 			name: "file without path",
 			doc:  "destinations:\n  f:\n    file: {path: \"\"}\n",
