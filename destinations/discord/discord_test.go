@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/event"
@@ -164,46 +165,34 @@ func answer(status int, header map[string]string, body string) reply {
 
 func TestOutcomes(t *testing.T) {
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-	tests := []struct {
-		name       string
-		reply      reply
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		message    string
-		retryAfter time.Duration // exact, or within 2 s for an HTTP date
-		pause      bool
-	}{
-		{"200 with the message", answer(200, nil, `{"id":"1","type":0}`), destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"204 without wait", answer(204, nil, ""), destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"404 Unknown Webhook", answer(404, nil, `{"message": "Unknown Webhook", "code": 10015}`),
-			destinations.Permanent, destinations.ReasonClientError, "Unknown Webhook (code 10015)", 0, false},
-		{"401 Invalid Webhook Token", answer(401, nil, `{"message": "Invalid Webhook Token", "code": 50027}`),
-			destinations.Permanent, destinations.ReasonClientError, "Invalid Webhook Token (code 50027)", 0, false},
-		{"403 Missing Permissions", answer(403, nil, `{"message": "Missing Permissions", "code": 50013}`),
-			destinations.Permanent, destinations.ReasonClientError, "Missing Permissions (code 50013)", 0, false},
-		{"400 Invalid Form Body names the field", answer(400, nil, `{"code": 50035, "errors": {"embeds": {"0": {"description": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}, "message": "Invalid Form Body"}`),
-			destinations.Permanent, destinations.ReasonClientError, "Invalid Form Body (code 50035): embeds.0.description: Must be 4096 or fewer in length.", 0, false},
-		{"429 webhook limit with retry_after", answer(429, map[string]string{"Retry-After": "2", "X-RateLimit-Reset-After": "1.9", "X-RateLimit-Scope": "user"}, `{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}`),
-			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 1234 * time.Millisecond, true},
-		{"429 global", answer(429, map[string]string{"Retry-After": "7", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}, `{"message": "You are being rate limited.", "retry_after": 6.5001, "global": true, "code": 0}`),
-			destinations.Retry, destinations.ReasonRateLimited, "global rate limit: You are being rate limited.", 6501 * time.Millisecond, true},
-		{"429 with only X-RateLimit-Reset-After", answer(429, map[string]string{"X-RateLimit-Reset-After": "0.35"}, `{"message": "You are being rate limited."}`),
-			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 350 * time.Millisecond, true},
-		{"429 from Cloudflare, HTML with Retry-After date", answer(429, map[string]string{"Retry-After": date}, "<html>error code: 1015</html>"),
-			destinations.Retry, destinations.ReasonRateLimited, "<html>error code: 1015</html>", 90 * time.Second, true},
-		{"429 without any wait", answer(429, nil, ""), destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 0, true},
-		{"500", answer(500, nil, `{"message": "500: Internal Server Error", "code": 0}`),
-			destinations.Retry, destinations.ReasonServerError, "500: Internal Server Error", 0, false},
-		{"502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false},
-		{"503 without body", answer(503, nil, ""), destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false},
-		{"302 is not followed", answer(302, map[string]string{"Location": "https://elsewhere.example/"}, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			chattest.CheckOutcome(t, build, chattest.Outcome{Reply: tt.reply, Outcome: tt.outcome, Reason: tt.reason,
-				Message: tt.message, RetryAfter: tt.retryAfter, Pause: tt.pause})
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		chattest.Case("200 with the message", answer(200, nil, `{"id":"1","type":0}`), destinations.Delivered, destinations.ReasonNone, "", 0, false),
+		chattest.Case("204 without wait", answer(204, nil, ""), destinations.Delivered, destinations.ReasonNone, "", 0, false),
+		chattest.Case("404 Unknown Webhook", answer(404, nil, `{"message": "Unknown Webhook", "code": 10015}`),
+			destinations.Permanent, destinations.ReasonClientError, "Unknown Webhook (code 10015)", 0, false),
+		chattest.Case("401 Invalid Webhook Token", answer(401, nil, `{"message": "Invalid Webhook Token", "code": 50027}`),
+			destinations.Permanent, destinations.ReasonClientError, "Invalid Webhook Token (code 50027)", 0, false),
+		chattest.Case("403 Missing Permissions", answer(403, nil, `{"message": "Missing Permissions", "code": 50013}`),
+			destinations.Permanent, destinations.ReasonClientError, "Missing Permissions (code 50013)", 0, false),
+		chattest.Case("400 Invalid Form Body names the field", answer(400, nil, `{"code": 50035, "errors": {"embeds": {"0": {"description": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}, "message": "Invalid Form Body"}`),
+			destinations.Permanent, destinations.ReasonClientError, "Invalid Form Body (code 50035): embeds.0.description: Must be 4096 or fewer in length.", 0, false),
+		chattest.Case("429 webhook limit with retry_after", answer(429, map[string]string{"Retry-After": "2", "X-RateLimit-Reset-After": "1.9", "X-RateLimit-Scope": "user"}, `{"message": "You are being rate limited.", "retry_after": 1.234, "global": false}`),
+			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 1234*time.Millisecond, true),
+		chattest.Case("429 global", answer(429, map[string]string{"Retry-After": "7", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}, `{"message": "You are being rate limited.", "retry_after": 6.5001, "global": true, "code": 0}`),
+			destinations.Retry, destinations.ReasonRateLimited, "global rate limit: You are being rate limited.", 6501*time.Millisecond, true),
+		chattest.Case("429 with only X-RateLimit-Reset-After", answer(429, map[string]string{"X-RateLimit-Reset-After": "0.35"}, `{"message": "You are being rate limited."}`),
+			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", 350*time.Millisecond, true),
+		chattest.Case("429 from Cloudflare, HTML with Retry-After date", answer(429, map[string]string{"Retry-After": date}, "<html>error code: 1015</html>"),
+			destinations.Retry, destinations.ReasonRateLimited, "<html>error code: 1015</html>", 90*time.Second, true),
+		chattest.Case("429 without any wait", answer(429, nil, ""), destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 0, true),
+		chattest.Case("500", answer(500, nil, `{"message": "500: Internal Server Error", "code": 0}`),
+			destinations.Retry, destinations.ReasonServerError, "500: Internal Server Error", 0, false),
+		chattest.Case("502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false),
+		chattest.Case("503 without body", answer(503, nil, ""), destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false),
+		chattest.Case("302 is not followed", answer(302, map[string]string{"Location": "https://elsewhere.example/"}, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false),
+	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
+		return build(t, srv.URL, time.Second).Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	})
 }
 
 // TestUnknownWebhookRecord is the dispatch record ops see for a deleted
@@ -224,10 +213,7 @@ func TestUnknownWebhookRecord(t *testing.T) {
 	if want := `{"message": "Unknown Webhook", "code": 10015, "path": "<secret>"}`; x.Response.StatusCode != 404 || x.Response.Body != want {
 		t.Errorf("response = %+v, want body %s", x.Response, want)
 	}
-	all, _ := json.Marshal(res)
-	if strings.Contains(string(all), hookToken) {
-		t.Errorf("the webhook token leaks: %s", all)
-	}
+	destinationstest.NoSecret(t, []string{hookToken, hookPath}, res, d, "")
 }
 
 func TestNetworkError(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
@@ -17,10 +18,10 @@ const hookToken = "dIsCoRdWeBhOoKtOkEn-s3cr3t_0123456789abcdefghijklmnop"
 
 const hookPath = "/api/webhooks/112233445566778899/" + hookToken
 
-type reply = chattest.Reply
+type reply = destinationstest.Reply
 
 var (
-	newFakeDiscord = chattest.NewFake
+	newFakeDiscord = destinationstest.NewServer
 	purchase       = chattest.Purchase
 )
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
@@ -18,10 +19,10 @@ const hookSig = "wOrKfLoWsSiGnAtUrE-s3cr3t_0123456789"
 // hookPath is a Workflows trigger URL without its host.
 const hookPath = "/workflows/0f1e2d3c4b5a69788796a5b4c3d2e1f0/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=" + hookSig
 
-type reply = chattest.Reply
+type reply = destinationstest.Reply
 
 var (
-	newFake  = chattest.NewFake
+	newFake  = destinationstest.NewServer
 	purchase = chattest.Purchase
 )
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/destinations/internal/chat/chattest"
 	"github.com/rcrouter/rcrouter/internal/event"
@@ -190,50 +191,38 @@ func contains(list []string, s string) bool {
 
 func TestOutcomes(t *testing.T) {
 	date := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
-	tests := []struct {
-		name       string
-		reply      reply
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		message    string
-		retryAfter time.Duration // exact, or within 2 s for an HTTP date
-		pause      bool
-	}{
-		{"202 Accepted from Workflows", answer(202, nil, ""), destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"200 1 from a legacy webhook", answer(200, nil, "1"), destinations.Delivered, destinations.ReasonNone, "", 0, false},
-		{"400 from Workflows", answer(400, nil, `{"error":{"code":"InvalidRequestContent","message":"The request content is not valid and could not be deserialized."}}`),
-			destinations.Permanent, destinations.ReasonClientError, "InvalidRequestContent: The request content is not valid and could not be deserialized.", 0, false},
-		{"400 from a legacy webhook", answer(400, nil, "Summary or Text is required."),
-			destinations.Permanent, destinations.ReasonClientError, "Summary or Text is required.", 0, false},
-		{"401 bad signature", answer(401, nil, `{"error":{"code":"DirectApiInvalidAuthorizationScheme","message":"The provided authorization scheme is invalid."}}`),
-			destinations.Permanent, destinations.ReasonClientError, "DirectApiInvalidAuthorizationScheme: The provided authorization scheme is invalid.", 0, false},
-		{"404 workflow deleted", answer(404, nil, `{"error":{"code":"WorkflowNotFound","message":"The workflow could not be found."}}`),
-			destinations.Permanent, destinations.ReasonClientError, "WorkflowNotFound: The workflow could not be found.", 0, false},
-		{"404 without body", answer(404, nil, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 404", 0, false},
-		{"429 with Retry-After seconds", answer(429, map[string]string{"Retry-After": "17"}, `{"error":{"code":"WorkflowTriggerIsThrottled","message":"The trigger is throttled."}}`),
-			destinations.Retry, destinations.ReasonRateLimited, "WorkflowTriggerIsThrottled: The trigger is throttled.", 17 * time.Second, true},
-		{"429 with Retry-After date", answer(429, map[string]string{"Retry-After": date}, ""),
-			destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 90 * time.Second, true},
-		{"legacy 200 wrapping a 429", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-1,cv=x.0.."),
-			destinations.Retry, destinations.ReasonRateLimited, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-1,cv=x.0..", 0, true},
-		{"legacy 200 wrapping a 413", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with ContextId tcid=1.."),
-			destinations.Permanent, destinations.ReasonClientError, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with ContextId tcid=1..", 0, false},
-		{"legacy 200 wrapping a 400", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400 with ContextId MS-CV=x.."),
-			destinations.Permanent, destinations.ReasonClientError, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400 with ContextId MS-CV=x..", 0, false},
-		{"legacy 200, Teams not reached", answer(200, nil, "Webhook message delivery failed with error: Error contacting Microsoft Teams endpoint"),
-			destinations.Retry, destinations.ReasonServerError, "Webhook message delivery failed with error: Error contacting Microsoft Teams endpoint", 0, false},
-		{"500", answer(500, nil, `{"error":{"code":"InternalServerError","message":"Encountered an internal server error."}}`),
-			destinations.Retry, destinations.ReasonServerError, "InternalServerError: Encountered an internal server error.", 0, false},
-		{"502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false},
-		{"503 without body", answer(503, nil, ""), destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false},
-		{"302 is not followed", answer(302, map[string]string{"Location": "https://elsewhere.example/"}, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			chattest.CheckOutcome(t, build, chattest.Outcome{Reply: tt.reply, Outcome: tt.outcome, Reason: tt.reason,
-				Message: tt.message, RetryAfter: tt.retryAfter, Pause: tt.pause})
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		chattest.Case("202 Accepted from Workflows", answer(202, nil, ""), destinations.Delivered, destinations.ReasonNone, "", 0, false),
+		chattest.Case("200 1 from a legacy webhook", answer(200, nil, "1"), destinations.Delivered, destinations.ReasonNone, "", 0, false),
+		chattest.Case("400 from Workflows", answer(400, nil, `{"error":{"code":"InvalidRequestContent","message":"The request content is not valid and could not be deserialized."}}`),
+			destinations.Permanent, destinations.ReasonClientError, "InvalidRequestContent: The request content is not valid and could not be deserialized.", 0, false),
+		chattest.Case("400 from a legacy webhook", answer(400, nil, "Summary or Text is required."),
+			destinations.Permanent, destinations.ReasonClientError, "Summary or Text is required.", 0, false),
+		chattest.Case("401 bad signature", answer(401, nil, `{"error":{"code":"DirectApiInvalidAuthorizationScheme","message":"The provided authorization scheme is invalid."}}`),
+			destinations.Permanent, destinations.ReasonClientError, "DirectApiInvalidAuthorizationScheme: The provided authorization scheme is invalid.", 0, false),
+		chattest.Case("404 workflow deleted", answer(404, nil, `{"error":{"code":"WorkflowNotFound","message":"The workflow could not be found."}}`),
+			destinations.Permanent, destinations.ReasonClientError, "WorkflowNotFound: The workflow could not be found.", 0, false),
+		chattest.Case("404 without body", answer(404, nil, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 404", 0, false),
+		chattest.Case("429 with Retry-After seconds", answer(429, map[string]string{"Retry-After": "17"}, `{"error":{"code":"WorkflowTriggerIsThrottled","message":"The trigger is throttled."}}`),
+			destinations.Retry, destinations.ReasonRateLimited, "WorkflowTriggerIsThrottled: The trigger is throttled.", 17*time.Second, true),
+		chattest.Case("429 with Retry-After date", answer(429, map[string]string{"Retry-After": date}, ""),
+			destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 90*time.Second, true),
+		chattest.Case("legacy 200 wrapping a 429", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-1,cv=x.0.."),
+			destinations.Retry, destinations.ReasonRateLimited, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-1,cv=x.0..", 0, true),
+		chattest.Case("legacy 200 wrapping a 413", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with ContextId tcid=1.."),
+			destinations.Permanent, destinations.ReasonClientError, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with ContextId tcid=1..", 0, false),
+		chattest.Case("legacy 200 wrapping a 400", answer(200, nil, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400 with ContextId MS-CV=x.."),
+			destinations.Permanent, destinations.ReasonClientError, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 400 with ContextId MS-CV=x..", 0, false),
+		chattest.Case("legacy 200, Teams not reached", answer(200, nil, "Webhook message delivery failed with error: Error contacting Microsoft Teams endpoint"),
+			destinations.Retry, destinations.ReasonServerError, "Webhook message delivery failed with error: Error contacting Microsoft Teams endpoint", 0, false),
+		chattest.Case("500", answer(500, nil, `{"error":{"code":"InternalServerError","message":"Encountered an internal server error."}}`),
+			destinations.Retry, destinations.ReasonServerError, "InternalServerError: Encountered an internal server error.", 0, false),
+		chattest.Case("502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false),
+		chattest.Case("503 without body", answer(503, nil, ""), destinations.Retry, destinations.ReasonServerError, "HTTP 503", 0, false),
+		chattest.Case("302 is not followed", answer(302, map[string]string{"Location": "https://elsewhere.example/"}, ""), destinations.Permanent, destinations.ReasonClientError, "HTTP 302", 0, false),
+	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
+		return build(t, srv.URL, time.Second).Send(context.Background(), destinations.Delivery{Event: purchase("u1")})
+	})
 }
 
 // TestNotFoundRecord is the dispatch record ops see for a deleted flow: the
@@ -250,10 +239,7 @@ func TestNotFoundRecord(t *testing.T) {
 	if want := "http://" + u.Host + "/" + secret.Redacted; x.Request.URL != want {
 		t.Errorf("URL = %q, want %q", x.Request.URL, want)
 	}
-	all, _ := json.Marshal(res)
-	if strings.Contains(string(all), hookSig) {
-		t.Errorf("the signature leaks: %s", all)
-	}
+	destinationstest.NoSecret(t, []string{hookSig, hookPath}, res, d, "")
 }
 
 func TestNetworkError(t *testing.T) {

@@ -1,75 +1,27 @@
-// Package chattest holds what the chat adapters' tests share: a fake webhook
-// that answers with a scripted reply and keeps every request, and a sample
-// purchase event. Only test code imports it.
+// Package chattest holds what the chat adapters' tests share beyond
+// destinationstest: a sample purchase, outcome rows, and the checks every
+// chat webhook must pass (golden bodies, unreachable, timeout). Only test
+// code imports it.
 package chattest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 )
-
-// Reply is one scripted answer.
-type Reply struct {
-	Status int
-	Header map[string]string
-	Body   string
-}
-
-// Received is one request the fake got.
-type Received struct {
-	Path, Query string
-	Header      http.Header
-	Body        []byte
-}
-
-// Fake is an httptest server on 127.0.0.1 answering every request with one
-// Reply; it is closed when the test ends.
-type Fake struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []Received
-}
-
-// NewFake starts a fake answering r.
-func NewFake(t *testing.T, r Reply) *Fake {
-	t.Helper()
-	f := &Fake{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		f.mu.Lock()
-		f.got = append(f.got, Received{Path: req.URL.Path, Query: req.URL.RawQuery, Header: req.Header.Clone(), Body: b})
-		f.mu.Unlock()
-		for k, v := range r.Header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(r.Status)
-		_, _ = io.WriteString(w, r.Body)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-// Requests returns what the fake got so far.
-func (f *Fake) Requests() []Received {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Received(nil), f.got...)
-}
 
 // Purchase is a paid EUR Play purchase by user, normalized as ingest would.
 func Purchase(user string) *event.Event {
@@ -138,39 +90,17 @@ func CheckTimeout(t *testing.T, build Build, secret string) {
 	}
 }
 
-// Outcome is what one scripted reply must be classified as.
-type Outcome struct {
-	Reply   Reply
-	Outcome destinations.Outcome
-	Reason  destinations.Reason
-	Message string
-	// RetryAfter is exact below a minute, and within 2 s above (an HTTP
-	// date is relative to the clock).
-	RetryAfter time.Duration
-	Pause      bool
-}
-
-// CheckOutcome posts one event to a fake answering want.Reply and checks
-// the classification, that exactly one request went out (no retries inside
-// Send) and that it is the one exchange recorded.
-func CheckOutcome(t *testing.T, build Build, want Outcome) {
-	t.Helper()
-	f := NewFake(t, want.Reply)
-	res := build(t, f.URL, time.Second).Send(context.Background(), destinations.Delivery{Event: Purchase("u1")})
-	if res.Outcome != want.Outcome || res.Reason != want.Reason || res.Message != want.Message || res.PauseDestination != want.Pause {
-		t.Errorf("result = %s/%s %q pause=%v, want %s/%s %q pause=%v",
-			res.Outcome, res.Reason, res.Message, res.PauseDestination, want.Outcome, want.Reason, want.Message, want.Pause)
+// Case is one row of an outcome table: one reply and what it must be
+// classified as. A RetryAfter of a minute or more comes from an HTTP date
+// and may differ by 2 s.
+func Case(name string, r destinationstest.Reply, outcome destinations.Outcome, reason destinations.Reason,
+	message string, retryAfter time.Duration, pause bool) destinationstest.Case {
+	c := destinationstest.Case{Name: name, Replies: []destinationstest.Reply{r}, Outcome: outcome, Reason: reason,
+		Message: message, RetryAfter: retryAfter, Pause: pause}
+	if retryAfter >= time.Minute {
+		c.Within = 2 * time.Second
 	}
-	if diff := res.RetryAfter - want.RetryAfter; diff < -2*time.Second || diff > 2*time.Second ||
-		(want.RetryAfter < time.Minute && res.RetryAfter != want.RetryAfter) {
-		t.Errorf("RetryAfter = %s, want %s", res.RetryAfter, want.RetryAfter)
-	}
-	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != want.Reply.Status {
-		t.Errorf("exchanges = %+v, want one with status %d", res.Exchanges, want.Reply.Status)
-	}
-	if n := len(f.Requests()); n != 1 {
-		t.Errorf("webhook got %d requests, want 1", n)
-	}
+	return c
 }
 
 // CheckGolden posts every fixture (testutil.Fixtures) through a destination
@@ -178,9 +108,9 @@ func CheckOutcome(t *testing.T, build Build, want Outcome) {
 // testdata/golden/<dir>/<fixture> (indented; the bytes inside strings are
 // exactly those sent). Each request must go to wantURI (path and query),
 // be JSON, be the exchange recorded, and pass check.
-func CheckGolden(t *testing.T, build Build, ok Reply, wantURI string, check func(t *testing.T, body []byte), update bool) {
+func CheckGolden(t *testing.T, build Build, ok destinationstest.Reply, wantURI string, check func(t *testing.T, body []byte), update bool) {
 	t.Helper()
-	f := NewFake(t, ok)
+	f := destinationstest.NewServer(t, ok)
 	d := build(t, f.URL, time.Second)
 	for _, fx := range testutil.Fixtures(t) {
 		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
