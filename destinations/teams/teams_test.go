@@ -289,17 +289,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate().Err()
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.want {
-				t.Errorf("Validate() =\n%s\nwant\n%s", got, tt.want)
-			}
-			if strings.Contains(got, hookSig) {
-				t.Errorf("error quotes the signature: %s", got)
-			}
+			chattest.CheckValidate(t, &tt.cfg, tt.want, hookSig)
 		})
 	}
 }

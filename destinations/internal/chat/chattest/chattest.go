@@ -143,3 +143,19 @@ func CheckGolden(t *testing.T, build Build, ok destinationstest.Reply, wantURI s
 		})
 	}
 }
+
+// CheckValidate compares the problems of b with want (their "key: message"
+// lines, "" for none) and fails if they quote secret.
+func CheckValidate(t *testing.T, b destinations.Block, want, secret string) {
+	t.Helper()
+	got := ""
+	if err := b.Validate().Err(); err != nil {
+		got = err.Error()
+	}
+	if got != want {
+		t.Errorf("Validate() =\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(got, secret) {
+		t.Errorf("a problem quotes the secret: %s", got)
+	}
+}
