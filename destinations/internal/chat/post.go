@@ -5,8 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
+		"io"
 	"log/slog"
 	"net/http"
 
@@ -73,18 +72,18 @@ type Answer struct {
 func (w *Webhook) Deliver(ctx context.Context, msg any, renderErr error, classify func(Answer) destinations.Result) destinations.Result {
 	if renderErr != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: template: %v", w, renderErr)}
+			Message: "template: " + renderErr.Error()}
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: encode message: %v", w, err)}
+			Message: "encode message: " + err.Error()}
 	}
 	rec := &destinations.Recorder{}
 	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil { // the URL passed Validate; nothing went out
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("%s: %s", w, Short(w.Redact(err.Error())))}
+			Message: Short(w.Redact(err.Error()))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", w.userAgent)
@@ -109,7 +108,7 @@ func (w *Webhook) transportResult(err error) destinations.Result {
 		reason = destinations.ReasonTimeout
 	}
 	return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-		Message: fmt.Sprintf("%s: %s", w, Short(w.Redact(err.Error())))}
+		Message: Short(w.Redact(err.Error()))}
 }
 
 // Short bounds a message for the dispatch log's error column.
