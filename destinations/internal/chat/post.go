@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-		"io"
+	"io"
 	"log/slog"
 	"net/http"
 
