@@ -3,6 +3,7 @@ package discord
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -213,7 +214,8 @@ func TestUnknownWebhookRecord(t *testing.T) {
 	if want := `{"message": "Unknown Webhook", "code": 10015, "path": "<secret>"}`; x.Response.StatusCode != 404 || x.Response.Body != want {
 		t.Errorf("response = %+v, want body %s", x.Response, want)
 	}
-	destinationstest.NoSecret(t, []string{hookToken, hookPath}, res, d, "")
+	cfg := Config{WebhookURL: secret.Secret(f.URL + hookPath)}
+	destinationstest.NoSecret(t, []string{hookToken, hookPath}, res, d, "", fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg))
 }
 
 func TestNetworkError(t *testing.T) {

@@ -3,6 +3,7 @@ package teams
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -239,7 +240,8 @@ func TestNotFoundRecord(t *testing.T) {
 	if want := "http://" + u.Host + "/" + secret.Redacted; x.Request.URL != want {
 		t.Errorf("URL = %q, want %q", x.Request.URL, want)
 	}
-	destinationstest.NoSecret(t, []string{hookSig, hookPath}, res, d, "")
+	cfg := Config{WebhookURL: secret.Secret(f.URL + hookPath)}
+	destinationstest.NoSecret(t, []string{hookSig, hookPath}, res, d, "", fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg))
 }
 
 func TestNetworkError(t *testing.T) {
