@@ -149,3 +149,10 @@ func isClosed(ch chan struct{}) bool {
 		return false
 	}
 }
+
+// Queued is how many items wait for a request (tests wait on it).
+func (b *Batcher[T]) Queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}

@@ -1,0 +1,353 @@
+// Package amplitude delivers events to Amplitude's HTTP V2 API
+// ({endpoint}/2/httpapi) the way RevenueCat's own Amplitude integration
+// does: its rc_* event names, user_id from the $amplitudeUserId attribute
+// (else the app user id) and device_id from $amplitudeDeviceId, revenue per
+// sales_reporting in USD with productId, and the webhook's fields, with ISO
+// dates and flattened subscriber attributes, as event_properties.
+//
+// No SDK: Amplitude's Go SDK (analytics-go) queues and retries on its own
+// goroutines with its own HTTP client, and reports a result per event only
+// through callbacks after its own retries; the shared HTTP client lets every
+// real request pass our capture transport, be classified from Amplitude's
+// documented answers and become one dispatch record.
+//
+// Concurrent Sends are batched (package batch) into one request of up to
+// BatchSize events. Every event carries insert_id, derived from the delivery
+// key, which Amplitude deduplicates on for 7 days: a retry or replay, or an
+// event sent again with the rest of a partly rejected batch, is not counted
+// twice.
+//
+// Answers: 200 delivered. 400 with events_with_invalid_fields,
+// events_with_missing_fields or silenced_events names the bad events by
+// index: those are permanent, the others are sent again at once in a request
+// without them, as Amplitude advises; a 400 naming no event (missing
+// api_key, bad JSON) is permanent for all. 413: a batch is split in halves
+// and sent again at once; a single event too large is permanent. 429 (a user
+// or device above 30 events/s) is retried after Retry-After, or the 30 s
+// Amplitude asks for. 5xx, timeouts and network errors are retried.
+package amplitude
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/batch"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
+	"github.com/rcrouter/rcrouter/destinations/internal/fields"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+// BatchSize is the most events one request carries. Amplitude takes up to
+// 2000 events and 1 MB; RevenueCat events with attributes are 1–3 KB.
+const BatchSize = 100
+
+// throttleWait is the pause Amplitude asks for after a 429 when the answer
+// has no Retry-After.
+const throttleWait = 30 * time.Second
+
+// DefaultTimeout bounds one request when Options.Timeout is not set.
+const DefaultTimeout = 10 * time.Second
+
+// The attributes RevenueCat's integration reads the identity from.
+const (
+	UserIDAttribute   = "$amplitudeUserId"
+	DeviceIDAttribute = "$amplitudeDeviceId"
+)
+
+// Options are the run-time settings that do not come from the block.
+type Options struct {
+	Timeout time.Duration     // per request; default DefaultTimeout
+	MaxBody int               // bodies kept per exchange; default destinations.DefaultMaxBody
+	Logger  *slog.Logger      // default slog.Default()
+	Base    http.RoundTripper // sends the requests; default http.DefaultTransport
+	Version string            // in User-Agent "rcrouter/<version>"; default "dev"
+	Now     func() time.Time  // Retry-After dates; default time.Now
+}
+
+// Destination is one Amplitude destination; safe for concurrent Sends.
+type Destination struct {
+	name    string
+	cfg     Config
+	url     string
+	timeout time.Duration
+	log     *slog.Logger
+	client  *batch.Client
+	batches *batch.Batcher[*item]
+}
+
+var _ destinations.Destination = (*Destination)(nil)
+
+// item is one delivery's event in a batch.
+type item struct {
+	ev Event
+}
+
+// Event is one event of the events[] array, as sent.
+type Event struct {
+	EventType       string         `json:"event_type"`
+	UserID          string         `json:"user_id,omitempty"`
+	DeviceID        string         `json:"device_id,omitempty"`
+	InsertID        string         `json:"insert_id"`
+	Time            int64          `json:"time"` // ms
+	Platform        string         `json:"platform,omitempty"`
+	ProductID       string         `json:"productId,omitempty"`
+	Revenue         *float64       `json:"revenue,omitempty"` // USD, negative for refunds
+	EventProperties map[string]any `json:"event_properties"`
+}
+
+// request is the body of one POST /2/httpapi.
+type request struct {
+	APIKey  string  `json:"api_key"`
+	Events  []Event `json:"events"`
+	Options reqOpts `json:"options"`
+}
+
+// reqOpts: Amplitude rejects user and device ids shorter than 5 characters
+// unless told otherwise; app user ids such as "9034" are common.
+type reqOpts struct {
+	MinIDLength int `json:"min_id_length"`
+}
+
+// New builds the destination from its block.
+func New(name string, cfg Config, opts Options) (*Destination, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("amplitude destination %s: %w", name, err)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
+	d := &Destination{
+		name:    name,
+		cfg:     cfg,
+		url:     endpoint + "/2/httpapi",
+		timeout: opts.Timeout,
+		log:     opts.Logger.With("destination", name),
+		client: batch.NewClient(batch.ClientOptions{
+			Base: opts.Base, Secrets: []secret.Secret{cfg.APIKey}, MaxBody: opts.MaxBody,
+			Timeout: opts.Timeout, UserAgent: "rcrouter/" + opts.Version, Now: opts.Now,
+		}),
+	}
+	d.batches = batch.New(BatchSize, opts.Timeout, d.flush)
+	return d, nil
+}
+
+// String names the destination; printing it never shows the API key.
+func (d *Destination) String() string { return fmt.Sprintf("amplitude %q", d.name) }
+
+// GoString implements fmt.GoStringer; see String.
+func (d *Destination) GoString() string { return d.String() }
+
+// LogValue implements slog.LogValuer; see String.
+func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
+// MaxWait is the longest one Send can take: waiting behind a full queue of
+// requests, then its own request with a split or a resend after a 400.
+func (d *Destination) MaxWait() time.Duration { return 8*d.timeout + time.Second }
+
+// Send queues the event for the next batch and returns its result.
+func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
+	e := dl.Event
+	if e == nil {
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
+	}
+	name, ok := analytics.EventName(e, d.cfg.Events)
+	if !ok {
+		return skipped(fmt.Sprintf("no Amplitude event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", e.Type, e.Lifecycle))
+	}
+	ev := Build(e, name, analytics.Key(dl.Key, e.ID, dl.Destination), analytics.SalesReporting(d.cfg.SalesReporting))
+	if ev.UserID == "" && ev.DeviceID == "" {
+		return skipped("Amplitude needs a user_id or device_id: the event has no app user id and no " +
+			UserIDAttribute + " or " + DeviceIDAttribute + " attribute")
+	}
+	return d.batches.Do(ctx, &item{ev: ev})
+}
+
+// Build is the Amplitude event RevenueCat's integration sends for e.
+func Build(e *event.Event, name, key, salesReporting string) Event {
+	ev := Event{
+		EventType:       name,
+		UserID:          cmp.Or(e.SubscriberAttribute(UserIDAttribute), e.UserID),
+		DeviceID:        e.SubscriberAttribute(DeviceIDAttribute),
+		InsertID:        analytics.MessageID(key, 100),
+		Time:            e.EventTimestampMs,
+		Platform:        e.Store,
+		EventProperties: fields.Of(e, isoTime),
+	}
+	if r := analytics.Revenue(e, salesReporting); r != nil {
+		ev.Revenue, ev.ProductID = r, e.ProductID
+	}
+	return ev
+}
+
+// isoTime is how RevenueCat's Amplitude integration writes dates.
+func isoTime(ms int64) any { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// flush sends one batch and classifies the answer per event.
+func (d *Destination) flush(ctx context.Context, items []*item) []destinations.Result {
+	results := make([]destinations.Result, len(items))
+	d.send(ctx, items, results, nil)
+	return results
+}
+
+// send posts items and fills their results; before are exchanges the items
+// already had in this attempt (a split or a resend).
+func (d *Destination) send(ctx context.Context, items []*item, results []destinations.Result, before [][]destinations.Exchange) {
+	evs := make([]Event, len(items))
+	for i, it := range items {
+		evs[i] = it.ev
+	}
+	body, err := json.Marshal(request{APIKey: d.cfg.APIKey.Value(), Events: evs, Options: reqOpts{MinIDLength: 1}})
+	if err != nil {
+		for i := range items {
+			results[i] = destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+				Message: "encoding the event: " + err.Error()}
+		}
+		return
+	}
+	resp := d.client.Post(ctx, d.url, body, nil)
+	own := func(i int) []destinations.Exchange {
+		var xs []destinations.Exchange
+		if before != nil {
+			xs = append(xs, before[i]...)
+		}
+		b, _ := json.Marshal(request{APIKey: d.cfg.APIKey.Value(), Events: evs[i : i+1], Options: reqOpts{MinIDLength: 1}})
+		return append(xs, d.client.Own(resp.Exchange, b))
+	}
+	all := func(res destinations.Result) {
+		for i := range items {
+			r := res
+			r.Exchanges = own(i)
+			results[i] = r
+		}
+	}
+	var ans answer
+	_ = json.Unmarshal(resp.Body, &ans)
+	detail := d.client.Detail(resp.Body)
+	switch {
+	case resp.Status == http.StatusBadRequest && len(ans.badEvents()) > 0 && len(items) > 1:
+		bad := ans.badEvents()
+		var rest []*item
+		var restIdx []int
+		var restBefore [][]destinations.Exchange
+		for i := range items {
+			if why, isBad := bad[i]; isBad {
+				results[i] = destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+					Message: "amplitude rejected the event: " + why, Exchanges: own(i)}
+				continue
+			}
+			rest = append(rest, items[i])
+			restIdx = append(restIdx, i)
+			restBefore = append(restBefore, own(i))
+		}
+		if len(rest) == 0 {
+			return
+		}
+		if len(rest) == len(items) {
+			// The indexes named none of these events: nothing to drop, so
+			// sending again would get the same answer.
+			all(d.classify(resp, ans, detail))
+			return
+		}
+		// The other events were not ingested: send them again without the
+		// rejected ones, as Amplitude's batching guide says.
+		sub := make([]destinations.Result, len(rest))
+		d.send(ctx, rest, sub, restBefore)
+		for j, i := range restIdx {
+			results[i] = sub[j]
+		}
+	case resp.Status == http.StatusRequestEntityTooLarge && len(items) > 1:
+		// Too big together: send each half on its own, at once.
+		half := len(items) / 2
+		for _, part := range [][2]int{{0, half}, {half, len(items)}} {
+			xs := make([][]destinations.Exchange, 0, part[1]-part[0])
+			for i := part[0]; i < part[1]; i++ {
+				xs = append(xs, own(i))
+			}
+			d.send(ctx, items[part[0]:part[1]], results[part[0]:part[1]], xs)
+		}
+	default:
+		all(d.classify(resp, ans, detail))
+	}
+}
+
+// classify is the result of an answer that applies to every event of the batch.
+func (d *Destination) classify(resp batch.Response, ans answer, detail string) destinations.Result {
+	msg := batch.StatusMessage("amplitude", resp.Status, detail)
+	res := d.client.Classify(resp, msg)
+	switch resp.Status {
+	case http.StatusOK:
+		res.Message = ""
+	case http.StatusBadRequest:
+		res.Reason = destinations.ReasonRejected
+		if ans.MissingField != "" {
+			res.Message = fmt.Sprintf("amplitude rejected the request: %s (missing_field: %s)", ans.Error, ans.MissingField)
+		}
+	case http.StatusRequestEntityTooLarge:
+		res.Reason = destinations.ReasonRejected
+		res.Message = "amplitude rejected the event as too large (HTTP 413; its limit is 1 MB per request)"
+	case http.StatusTooManyRequests:
+		if res.RetryAfter == 0 {
+			res.RetryAfter = throttleWait
+		}
+		res.Message = "amplitude throttled the request (HTTP 429; a user or device above 30 events/s): " + detail
+	}
+	return res
+}
+
+// answer is what Amplitude's error bodies say.
+type answer struct {
+	Code                    int              `json:"code"`
+	Error                   string           `json:"error"`
+	MissingField            string           `json:"missing_field"`
+	EventsWithInvalidFields map[string][]int `json:"events_with_invalid_fields"`
+	EventsWithMissingFields map[string][]int `json:"events_with_missing_fields"`
+	SilencedEvents          []int            `json:"silenced_events"`
+}
+
+// badEvents maps the index of each event a 400 names to why.
+func (a answer) badEvents() map[int]string {
+	bad := map[int]string{}
+	add := func(what string, byField map[string][]int) {
+		keys := make([]string, 0, len(byField))
+		for k := range byField {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, f := range keys {
+			for _, i := range byField[f] {
+				if _, seen := bad[i]; !seen {
+					bad[i] = what + " " + f
+				}
+			}
+		}
+	}
+	add("invalid field", a.EventsWithInvalidFields)
+	add("missing field", a.EventsWithMissingFields)
+	for _, i := range a.SilencedEvents {
+		if _, seen := bad[i]; !seen {
+			bad[i] = "silenced (a blocked device or user id)"
+		}
+	}
+	return bad
+}
+
+func skipped(msg string) destinations.Result {
+	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
+}
+

@@ -1,0 +1,451 @@
+package amplitude
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+const testKey = "amp_test_key_0123456789"
+
+const ok200 = `{"code":200,"events_ingested":1,"payload_size_bytes":100,"server_upload_time":1}`
+
+func newDest(t *testing.T, url string, cfg Config) *Destination {
+	t.Helper()
+	cfg.APIKey = secret.Secret(testKey)
+	cfg.Endpoint = url
+	d, err := New("amplitude-test", cfg, Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+// purchase is a paid EUR Play purchase, normalized as ingest would.
+func purchase(id, user string, attrs map[string]string) *event.Event {
+	price, tax, comm := 10.84, 0.1597, 0.15
+	purchased, expires := int64(1767225600000), int64(1769904000000)
+	e := &event.Event{
+		ID: id, Type: event.TypeInitialPurchase, AppID: "app7c41e09ab2", EventTimestampMs: 1767225603000,
+		AppUserID: user, OriginalAppUserID: user, ProductID: "pro_monthly", PeriodType: "NORMAL",
+		PurchasedAtMs: &purchased, ExpirationAtMs: &expires, Store: "PLAY_STORE", Environment: "PRODUCTION",
+		Currency: "EUR", Price: &price, TaxPercentage: &tax, CommissionPercentage: &comm,
+		SubscriberAttributes: map[string]event.Attribute{},
+	}
+	for k, v := range attrs {
+		e.SubscriberAttributes[k] = event.Attribute{Value: v, UpdatedAtMs: 1}
+	}
+	revenuecat.Normalize(e)
+	return e
+}
+
+func sent(t *testing.T, body []byte) request {
+	t.Helper()
+	var r request
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("body is not a request: %v\n%s", err, body)
+	}
+	return r
+}
+
+// TestGoldenFixtures sends every fixture alone and compares the exact body
+// Amplitude received (indented) with testdata/golden.
+func TestGoldenFixtures(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, ok200))
+	d := newDest(t, f.URL, Config{})
+	for _, fx := range testutil.Fixtures(t) {
+		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
+			e, err := revenuecat.Decode(fx.Body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			before := len(f.Requests())
+			res := d.Send(context.Background(), destinations.Delivery{Key: "golden:" + fx.Stem(), Destination: "amplitude-test", Event: e})
+			got := f.Requests()[before:]
+			var out []byte
+			switch res.Outcome {
+			case destinations.Skipped:
+				if len(got) != 0 {
+					t.Fatalf("skipped event sent %d requests", len(got))
+				}
+				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
+			case destinations.Delivered:
+				if len(got) != 1 || len(res.Exchanges) != 1 {
+					t.Fatalf("%d requests, %d exchanges; want 1 and 1", len(got), len(res.Exchanges))
+				}
+				if got[0].Method != http.MethodPost || got[0].Path != "/2/httpapi" || got[0].Header.Get("Content-Type") != "application/json" {
+					t.Errorf("request = %s %s %q", got[0].Method, got[0].Path, got[0].Header.Get("Content-Type"))
+				}
+				if want := strings.ReplaceAll(string(got[0].Body), testKey, secret.Redacted); res.Exchanges[0].Request.Body != want {
+					t.Errorf("exchange body = %s\nwant the sent body with the key redacted: %s", res.Exchanges[0].Request.Body, want)
+				}
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, got[0].Body, "", "  "); err != nil {
+					t.Fatal(err)
+				}
+				out = buf.Bytes()
+			default:
+				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
+			}
+			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
+		})
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		name             string
+		user             string
+		attrs            map[string]string
+		wantUser, wantDv string
+	}{
+		{"app user id", "user_1", nil, "user_1", ""},
+		{"amplitude user id wins", "user_1", map[string]string{UserIDAttribute: "amp-user"}, "amp-user", ""},
+		{"device id added", "user_1", map[string]string{DeviceIDAttribute: "dev-9"}, "user_1", "dev-9"},
+		{"both attributes", "user_1", map[string]string{UserIDAttribute: "amp-user", DeviceIDAttribute: "dev-9"}, "amp-user", "dev-9"},
+		{"device id only, no app user id", "", map[string]string{DeviceIDAttribute: "dev-9"}, "", "dev-9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := Build(purchase("e1", tt.user, tt.attrs), "rc_initial_purchase_event", "k", "gross")
+			if ev.UserID != tt.wantUser || ev.DeviceID != tt.wantDv {
+				t.Errorf("user_id, device_id = %q, %q; want %q, %q", ev.UserID, ev.DeviceID, tt.wantUser, tt.wantDv)
+			}
+		})
+	}
+}
+
+func TestRevenueModes(t *testing.T) {
+	tests := []struct {
+		mode string
+		want float64
+	}{
+		{"gross", 10.84},
+		{"proceeds", 9.214},
+		{"proceeds_after_tax", 7.482852},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			ev := Build(purchase("e1", "u1", nil), "n", "k", tt.mode)
+			if ev.Revenue == nil || *ev.Revenue != tt.want || ev.ProductID != "pro_monthly" {
+				t.Errorf("revenue, productId = %v, %q; want %v, pro_monthly", ev.Revenue, ev.ProductID, tt.want)
+			}
+		})
+	}
+	t.Run("unknown price", func(t *testing.T) {
+		e := purchase("e1", "u1", nil)
+		e.Price = nil
+		if ev := Build(e, "n", "k", "gross"); ev.Revenue != nil || ev.ProductID != "" {
+			t.Errorf("revenue, productId = %v, %q; want none", ev.Revenue, ev.ProductID)
+		}
+	})
+}
+
+func TestSkipped(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, ok200))
+	transfer := purchase("t1", "", nil)
+	transfer.Type, transfer.Lifecycle = event.TypeTransfer, event.Transferred
+	noID := purchase("n1", "", nil)
+	noID.UserID = ""
+	tests := []struct {
+		name   string
+		events map[string]string
+		e      *event.Event
+		want   string
+	}{
+		{"transfer has no name", nil, transfer, "no Amplitude event name for TRANSFER (transferred): RevenueCat's integration does not send it; name it under events to send it"},
+		{"turned off by an empty name", map[string]string{"INITIAL_PURCHASE": ""}, purchase("p1", "u1", nil), "no Amplitude event name for INITIAL_PURCHASE (subscription_started): RevenueCat's integration does not send it; name it under events to send it"},
+		{"no user and no device", nil, noID, "Amplitude needs a user_id or device_id: the event has no app user id and no $amplitudeUserId or $amplitudeDeviceId attribute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDest(t, f.URL, Config{Events: tt.events})
+			res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: tt.e})
+			if res.Outcome != destinations.Skipped || res.Reason != destinations.ReasonSkipped || res.Message != tt.want {
+				t.Errorf("result = %s/%s %q; want skipped %q", res.Outcome, res.Reason, res.Message, tt.want)
+			}
+		})
+	}
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("skipped events made %d requests", n)
+	}
+}
+
+// TestInsertIDStableAcrossRetries: a 503 then a 200 send the same insert_id.
+func TestInsertIDStableAcrossRetries(t *testing.T) {
+	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+		if n == 0 {
+			return fakevendor.Reply{Status: 503, Body: "upstream unavailable"}
+		}
+		return fakevendor.Reply{Status: 200, Body: ok200}
+	})
+	d := newDest(t, f.URL, Config{})
+	dl := destinations.Delivery{Key: "evt-1:amplitude-test", Event: purchase("evt-1", "user_1", nil)}
+	first := d.Send(context.Background(), dl)
+	if first.Outcome != destinations.Retry || first.Reason != destinations.ReasonServerError {
+		t.Fatalf("first = %s/%s %q; want retry/server_error", first.Outcome, first.Reason, first.Message)
+	}
+	if want := "amplitude answered HTTP 503 Service Unavailable: upstream unavailable"; first.Message != want {
+		t.Errorf("message = %q, want %q", first.Message, want)
+	}
+	second := d.Send(context.Background(), dl)
+	if second.Outcome != destinations.Delivered {
+		t.Fatalf("second = %s %q; want delivered", second.Outcome, second.Message)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	a, b := sent(t, reqs[0].Body).Events[0].InsertID, sent(t, reqs[1].Body).Events[0].InsertID
+	if a != b || a != "evt-1:amplitude-test" {
+		t.Errorf("insert_ids = %q, %q; want both evt-1:amplitude-test", a, b)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      fakevendor.Reply
+		outcome    destinations.Outcome
+		reason     destinations.Reason
+		retryAfter time.Duration
+		message    string
+	}{
+		{"missing field", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Request missing required field","missing_field":"api_key"}`},
+			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the request: Request missing required field (missing_field: api_key)"},
+		{"invalid field of the one event", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`},
+			destinations.Permanent, destinations.ReasonRejected, 0, `amplitude answered HTTP 400 Bad Request: {"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`},
+		{"too large", fakevendor.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`},
+			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the event as too large (HTTP 413; its limit is 1 MB per request)"},
+		{"throttled with Retry-After", fakevendor.Reply{Status: 429, Header: http.Header{"Retry-After": {"12"}}, Body: `{"code":429,"error":"Too many requests for some devices and users"}`},
+			destinations.Retry, destinations.ReasonRateLimited, 12 * time.Second, `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429,"error":"Too many requests for some devices and users"}`},
+		{"throttled without Retry-After", fakevendor.Reply{Status: 429, Body: `{"code":429}`},
+			destinations.Retry, destinations.ReasonRateLimited, 30 * time.Second, `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429}`},
+		{"server error", fakevendor.Reply{Status: 500, Body: `oops`},
+			destinations.Retry, destinations.ReasonServerError, 0, "amplitude answered HTTP 500 Internal Server Error: oops"},
+		{"bad key", fakevendor.Reply{Status: 401, Body: `{"code":401,"error":"Invalid API key"}`},
+			destinations.Permanent, destinations.ReasonClientError, 0, `amplitude answered HTTP 401 Unauthorized: {"code":401,"error":"Invalid API key"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakevendor.New(t, func(int, fakevendor.Request) fakevendor.Reply { return tt.reply })
+			d := newDest(t, f.URL, Config{})
+			res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: purchase("e1", "u1", nil)})
+			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.Message != tt.message {
+				t.Errorf("result = %s/%s after %v %q\nwant %s/%s after %v %q", res.Outcome, res.Reason, res.RetryAfter, res.Message,
+					tt.outcome, tt.reason, tt.retryAfter, tt.message)
+			}
+			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.Status {
+				t.Errorf("exchanges = %+v; want one with status %d", res.Exchanges, tt.reply.Status)
+			}
+		})
+	}
+	t.Run("network error", func(t *testing.T) {
+		f := fakevendor.New(t, fakevendor.Always(200, ok200))
+		url := f.URL
+		f.Close()
+		d := newDest(t, url, Config{})
+		res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: purchase("e1", "u1", nil)})
+		if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
+			t.Errorf("result = %s/%s %q with %d exchanges; want retry/network with the error recorded", res.Outcome, res.Reason, res.Message, len(res.Exchanges))
+		}
+	})
+}
+
+// batchOf sends n events at once behind a first request the fake holds, so
+// that the n go out together, and returns their results by event id.
+func batchOf(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+	t.Helper()
+	release := make(chan struct{})
+	f := fakevendor.New(t, func(i int, r fakevendor.Request) fakevendor.Reply {
+		if i == 0 {
+			<-release
+			return fakevendor.Reply{Status: 200, Body: ok200}
+		}
+		return answer(i-1, r)
+	})
+	d := newDest(t, f.URL, Config{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]destinations.Result{}
+	send := func(id string) {
+		defer wg.Done()
+		res := d.Send(context.Background(), destinations.Delivery{Key: id, Event: purchase(id, "user-"+id, nil)})
+		mu.Lock()
+		results[id] = res
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go send("first")
+	waitFor(t, func() bool { return len(f.Requests()) == 1 })
+	for i := range n {
+		wg.Add(1)
+		go send(fmt.Sprintf("e%d", i))
+	}
+	waitFor(t, func() bool { return queued(d) == n })
+	close(release)
+	wg.Wait()
+	return results, f.Requests()[1:]
+}
+
+func queued(d *Destination) int { return d.batches.Queued() }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func ids(t *testing.T, body []byte) []string {
+	var out []string
+	for _, e := range sent(t, body).Events {
+		out = append(out, e.InsertID)
+	}
+	return out
+}
+
+func TestBatchPartlyRejected(t *testing.T) {
+	results, reqs := batchOf(t, 3, func(i int, r fakevendor.Request) fakevendor.Reply {
+		if i == 0 {
+			return fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[1]}}`}
+		}
+		return fakevendor.Reply{Status: 200, Body: ok200}
+	})
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests after the first, want 2 (the batch, then the rest)", len(reqs))
+	}
+	first, second := ids(t, reqs[0].Body), ids(t, reqs[1].Body)
+	if len(first) != 3 || len(second) != 2 || second[0] != first[0] || second[1] != first[2] {
+		t.Fatalf("batches = %q then %q; want the second without the rejected one", first, second)
+	}
+	bad := results[first[1]]
+	if bad.Outcome != destinations.Permanent || bad.Message != "amplitude rejected the event: invalid field time" || len(bad.Exchanges) != 1 {
+		t.Errorf("rejected event = %s %q with %d exchanges", bad.Outcome, bad.Message, len(bad.Exchanges))
+	}
+	for _, id := range second {
+		if r := results[id]; r.Outcome != destinations.Delivered || len(r.Exchanges) != 2 {
+			t.Errorf("%s = %s %q with %d exchanges; want delivered after 2", id, r.Outcome, r.Message, len(r.Exchanges))
+		}
+	}
+}
+
+func TestBatchTooLargeIsSplit(t *testing.T) {
+	results, reqs := batchOf(t, 4, func(i int, r fakevendor.Request) fakevendor.Reply {
+		if len(sent(t, r.Body).Events) > 2 {
+			return fakevendor.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`}
+		}
+		return fakevendor.Reply{Status: 200, Body: ok200}
+	})
+	var sizes []int
+	for _, r := range reqs {
+		sizes = append(sizes, len(sent(t, r.Body).Events))
+	}
+	if fmt.Sprint(sizes) != "[4 2 2]" {
+		t.Fatalf("request sizes = %v, want [4 2 2]", sizes)
+	}
+	for id, r := range results {
+		if id != "first" && (r.Outcome != destinations.Delivered || len(r.Exchanges) != 2) {
+			t.Errorf("%s = %s %q with %d exchanges; want delivered after 2", id, r.Outcome, r.Message, len(r.Exchanges))
+		}
+	}
+}
+
+// TestConcurrentSendsAreBatched: 150 concurrent deliveries reach Amplitude
+// in a few requests of at most BatchSize events, each event exactly once.
+func TestConcurrentSendsAreBatched(t *testing.T) {
+	results, reqs := batchOf(t, 150, func(int, fakevendor.Request) fakevendor.Reply { return fakevendor.Reply{Status: 200, Body: ok200} })
+	seen := map[string]int{}
+	var sizes []int
+	for _, r := range reqs {
+		got := ids(t, r.Body)
+		sizes = append(sizes, len(got))
+		for _, id := range got {
+			seen[id]++
+		}
+	}
+	if fmt.Sprint(sizes) != "[100 50]" {
+		t.Errorf("events per request = %v, want [100 50]", sizes)
+	}
+	if len(seen) != 150 {
+		t.Errorf("%d distinct events sent, want 150", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s sent %d times", id, n)
+		}
+	}
+	for id, r := range results {
+		if r.Outcome != destinations.Delivered || len(r.Exchanges) != 1 {
+			t.Errorf("%s = %s with %d exchanges", id, r.Outcome, len(r.Exchanges))
+		}
+	}
+}
+
+func TestSecretNeverShown(t *testing.T) {
+	f := fakevendor.New(t, func(_ int, r fakevendor.Request) fakevendor.Reply {
+		return fakevendor.Reply{Status: 400, Body: `{"error":"bad key ` + testKey + `"}`}
+	})
+	d := newDest(t, f.URL, Config{})
+	res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: purchase("e", "u", nil)})
+	all, _ := json.Marshal(res)
+	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d.cfg)} {
+		if strings.Contains(s, testKey) {
+			t.Errorf("the API key shows in %s", s)
+		}
+	}
+	if !strings.Contains(string(all), `\u003csecret\u003e`) {
+		t.Errorf("the redacted key is not in the exchange: %s", all)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"ok", Config{APIKey: "k"}, ""},
+		{"no key", Config{}, "api_key: required (the API key of the Amplitude project)"},
+		{"bad endpoint", Config{APIKey: "k", Endpoint: "api2.amplitude.com"},
+			`endpoint: must be an absolute http(s) URL without credentials or query (e.g. https://api2.amplitude.com), got "api2.amplitude.com"`},
+		{"bad mode", Config{APIKey: "k", SalesReporting: "net"}, `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "net"`},
+		{"bad events key", Config{APIKey: "k", Events: map[string]string{"renewal": "x"}},
+			`events: unknown event type or lifecycle "renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := tt.cfg.Validate(); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}

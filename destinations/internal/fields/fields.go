@@ -1,0 +1,66 @@
+// Package fields turns a RevenueCat event into the property map that
+// RevenueCat's analytics integrations (Amplitude, Mixpanel, PostHog) send as
+// event properties: the webhook's own field names, every field the event
+// carries (type-specific ones too), flattened subscriber attributes, and
+// timestamps in the vendor's format.
+package fields
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
+	"github.com/rcrouter/rcrouter/internal/event"
+)
+
+// dropped are normalized fields that are not properties: user_id is the
+// vendor's identity field, not a property, and extra is merged instead.
+var dropped = []string{"user_id", "extra", "subscriber_attributes"}
+
+// Of returns the properties of e. Each `<name>_at_ms` field becomes
+// `<name>_at` with the value at(ms) gives (ISO 8601 for Amplitude and
+// PostHog, Unix seconds for Mixpanel); event_timestamp_ms stays as it is.
+// Fields RevenueCat sends that rcrouter does not model (Event.Extra) are
+// included under their own names. Numbers keep their exact JSON form.
+func Of(e *event.Event, at func(ms int64) any) map[string]any {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return map[string]any{} // an Event always marshals; keep the caller simple
+	}
+	props := map[string]any{}
+	decode(b, &props)
+	for _, k := range dropped {
+		delete(props, k)
+	}
+	for k, raw := range e.Extra {
+		if _, taken := props[k]; taken {
+			continue
+		}
+		var v any
+		decode(raw, &v)
+		props[k] = v
+	}
+	for k, v := range props {
+		name, ok := strings.CutSuffix(k, "_at_ms")
+		if !ok {
+			continue
+		}
+		delete(props, k)
+		if n, isNum := v.(json.Number); isNum {
+			if ms, err := n.Int64(); err == nil {
+				props[name+"_at"] = at(ms)
+				continue
+			}
+		}
+		props[name+"_at"] = v
+	}
+	props["subscriber_attributes"] = analytics.Attributes(e.SubscriberAttributes)
+	return props
+}
+
+func decode(b []byte, v any) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	_ = d.Decode(v)
+}
