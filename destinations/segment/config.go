@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
-	"slices"
-	"sort"
 
-	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -32,18 +29,6 @@ const DefaultEndpoint = "https://api.segment.io"
 // batch_size is not set. Every Send enqueues two messages (track, identify).
 const DefaultBatchSize = 100
 
-// The sales_reporting modes, as RevenueCat's integration names them.
-const (
-	Gross            = "gross"              // revenue = price
-	Proceeds         = "proceeds"           // after the store's commission
-	ProceedsAfterTax = "proceeds_after_tax" // after commission and estimated taxes
-)
-
-// typeKey is what an events key naming a RevenueCat type looks like. The set
-// of types is open (PAYWALL_IMPRESSION, custom paywall names), so any
-// upper-case identifier is accepted.
-var typeKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
 // Validate checks the block. Each joined error starts with the key it is
 // about (write_key, endpoint, …), so the config loader can prefix the YAML
 // path and line. No message contains the write key.
@@ -58,31 +43,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("endpoint: %q is not an http(s) URL (e.g. %s)", c.Endpoint, DefaultEndpoint))
 		}
 	}
-	switch c.SalesReporting {
-	case "", Gross, Proceeds, ProceedsAfterTax:
-	default:
-		errs = append(errs, fmt.Errorf("sales_reporting: %q is not one of gross, proceeds, proceeds_after_tax", c.SalesReporting))
+	if msg := analytics.CheckSalesReporting(c.SalesReporting); msg != "" {
+		errs = append(errs, errors.New("sales_reporting: "+msg))
 	}
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch_size: %d is negative", c.BatchSize))
 	}
-	keys := make([]string, 0, len(c.Events))
-	for k := range c.Events {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !slices.Contains(event.Lifecycles, event.Lifecycle(k)) && !typeKey.MatchString(k) {
-			errs = append(errs, fmt.Errorf("events: %q is neither a lifecycle (trial_started, renewed, …) nor a RevenueCat type (RENEWAL, …)", k))
-		}
+	for _, b := range analytics.CheckEvents(c.Events) {
+		errs = append(errs, errors.New("events: "+b.Message))
 	}
 	return errors.Join(errs...)
-}
-
-// salesReporting returns the mode with its default applied.
-func (c Config) salesReporting() string {
-	if c.SalesReporting == "" {
-		return Gross
-	}
-	return c.SalesReporting
 }

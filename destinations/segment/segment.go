@@ -23,9 +23,10 @@ import (
 	"sync"
 	"time"
 
-	analytics "github.com/segmentio/analytics-go/v3"
+	segmentio "github.com/segmentio/analytics-go/v3"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -83,7 +84,7 @@ type Destination struct {
 	version string
 	maxBody int
 	maxWait time.Duration
-	client  analytics.Client
+	client  segmentio.Client
 	ownBase *http.Transport // created here, so closed here
 
 	mu      sync.Mutex
@@ -164,7 +165,7 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		MaxBody:    opts.MaxBody,
 		OnExchange: d.onExchange,
 	}
-	client, err := analytics.NewWithConfig(cfg.WriteKey.Value(), analytics.Config{
+	client, err := segmentio.NewWithConfig(cfg.WriteKey.Value(), segmentio.Config{
 		Endpoint:   cfg.Endpoint,
 		Interval:   opts.FlushInterval,
 		BatchSize:  cfg.BatchSize,
@@ -188,7 +189,7 @@ func (d *Destination) MaxWait() time.Duration { return d.maxWait }
 // has reported on both, or ctx is done.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
 	e := dl.Event
-	name, ok := EventName(e, d.cfg.Events)
+	name, ok := analytics.EventName(e, d.cfg.Events)
 	if !ok {
 		return destinations.Result{
 			Outcome: destinations.Skipped,
@@ -231,7 +232,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	// before Enqueue returns.
 	for _, m := range []struct {
 		id  string
-		msg analytics.Message
+		msg segmentio.Message
 	}{{trackID, track}, {identifyID, identify}} {
 		if err := d.client.Enqueue(m.msg); err != nil {
 			d.resolve(m.id, enqueueResult(d.name, err))
@@ -316,7 +317,7 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 	}
 	d.mu.Unlock()
 	switch {
-	case errors.Is(libErr, analytics.ErrMessageTooBig):
+	case errors.Is(libErr, segmentio.ErrMessageTooBig):
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
 			Message: fmt.Sprintf("segment destination %s: message over Segment's 32 KB limit", d.name)}
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
@@ -326,10 +327,10 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 			Message: withDetail(fmt.Sprintf("segment rejected the batch: HTTP %d", status), detail)}
 	case libErr == nil:
 		return destinations.Result{Outcome: destinations.Delivered}
-	case errors.Is(libErr, analytics.ErrClosed):
+	case errors.Is(libErr, segmentio.ErrClosed):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
 			Message: fmt.Sprintf("segment destination %s: closed before the batch was sent", d.name)}
-	case errors.Is(libErr, analytics.ErrTooManyRequests):
+	case errors.Is(libErr, segmentio.ErrTooManyRequests):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
 			Message: fmt.Sprintf("segment destination %s: too many batches in flight", d.name)}
 	case !seen || status == 0:
@@ -363,7 +364,7 @@ func withDetail(msg, detail string) string {
 // enqueueResult classifies an Enqueue error: a closed client is temporary, an
 // invalid message (no user id) is not.
 func enqueueResult(name string, err error) destinations.Result {
-	if errors.Is(err, analytics.ErrClosed) {
+	if errors.Is(err, segmentio.ErrClosed) {
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
 			Message: fmt.Sprintf("segment destination %s: closed", name)}
 	}
@@ -453,21 +454,21 @@ func (d *Destination) onExchange(_ *http.Request, body []byte, x destinations.Ex
 // callback receives analytics-go's per-message verdicts.
 type callback struct{ d *Destination }
 
-func (c callback) Success(m analytics.Message) {
+func (c callback) Success(m segmentio.Message) {
 	id := messageID(m)
 	c.d.resolve(id, c.d.outcome(id, nil))
 }
 
-func (c callback) Failure(m analytics.Message, err error) {
+func (c callback) Failure(m segmentio.Message, err error) {
 	id := messageID(m)
 	c.d.resolve(id, c.d.outcome(id, err))
 }
 
-func messageID(m analytics.Message) string {
+func messageID(m segmentio.Message) string {
 	switch m := m.(type) {
-	case analytics.Track:
+	case segmentio.Track:
 		return m.MessageId
-	case analytics.Identify:
+	case segmentio.Identify:
 		return m.MessageId
 	}
 	return ""

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -176,7 +175,7 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 		// 429 applies to the whole webhook or app: pause the destination
 		// until Retry-After, not only this delivery.
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited,
-			RetryAfter: parseRetryAfter(retryAfterHeader, time.Now()), PauseDestination: true, Message: msg}
+			RetryAfter: retryAfter(retryAfterHeader), PauseDestination: true, Message: msg}
 	}
 	var rl *slackapi.RateLimitedError
 	var apiErr slackapi.SlackErrorResponse
@@ -231,25 +230,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; zero when
-// absent or unreadable (the scheduler's backoff applies).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
 }
 
 // responseHeaders carries the Retry-After of a Send's response back from the
@@ -340,4 +320,11 @@ func urlPathSecrets(raw secret.Secret) []secret.Secret {
 		out = append(out, secret.Secret(strings.Trim(u.Path[i:], "/")))
 	}
 	return out
+}
+
+// retryAfter is the pause Slack asked for; zero (the scheduler's backoff)
+// when it gave none, and zero too for a date already past.
+func retryAfter(v string) time.Duration {
+	d, _ := destinations.ParseRetryAfter(v, time.Now())
+	return d
 }

@@ -15,6 +15,7 @@ import (
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -435,10 +436,10 @@ func TestTemplateSend(t *testing.T) {
 // TestDefaultMessageSamples: the default message is valid Block Kit for
 // every lifecycle, and hostile event text never reaches it unescaped.
 func TestDefaultMessageSamples(t *testing.T) {
-	for _, s := range samples() {
-		t.Run(s.name, func(t *testing.T) {
+	for _, s := range chat.Samples() {
+		t.Run(s.Name, func(t *testing.T) {
 			for _, project := range []string{"", "proj"} {
-				m := DefaultMessage(s.event, project)
+				m := DefaultMessage(s.Event, project)
 				if err := validateBlocks(m.Blocks); err != nil {
 					t.Errorf("project %q: %v", project, err)
 				}
@@ -492,59 +493,6 @@ func TestFallbackText(t *testing.T) {
 	}
 }
 
-func TestRevenueText(t *testing.T) {
-	f := func(v float64) *float64 { return &v }
-	tests := []struct {
-		name       string
-		usd, local *float64
-		currency   string
-		want       string
-	}{
-		{"local and USD", f(10.84), f(9.99), "EUR", "9.99 EUR ($10.84)"},
-		{"USD purchase", f(39.99), f(39.99), "USD", "$39.99"},
-		{"refund", f(-6.29), f(-4.99), "GBP", "-4.99 GBP (-$6.29)"},
-		{"zero-decimal currency", f(7.9), f(1200), "JPY", "1200 JPY ($7.90)"},
-		{"three decimals round", f(25.487), f(32.99), "CAD", "32.99 CAD ($25.49)"},
-		{"local only", nil, f(9), "USD", "$9.00"},
-		{"local only, other currency", nil, f(9), "EUR", "9.00 EUR"},
-		{"USD only", f(5), nil, "EUR", "$5.00"},
-		{"no currency", f(5), nil, "", "$5.00"},
-		{"trial is empty", f(0), f(0), "EUR", ""},
-		{"unknown is empty", nil, nil, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := &event.Event{Price: tt.usd, PriceInPurchasedCurrency: tt.local, Currency: tt.currency}
-			if got := revenue(e); got != tt.want {
-				t.Errorf("revenue = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"30", 30 * time.Second},
-		{" 5 ", 5 * time.Second},
-		{"-1", 0},
-		{"Thu, 01 Jan 2026 00:02:00 GMT", 2 * time.Minute},
-		{"Wed, 31 Dec 2025 23:00:00 GMT", 0},
-		{"soon", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := parseRetryAfter(tt.in, now); got != tt.want {
-				t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New("sales", Config{Token: "xoxb-secret-token"}, Options{})
 	if err == nil || err.Error() != "slack destination sales: channel: is required with token" {
@@ -566,7 +514,7 @@ func TestDefaultMessageLongValues(t *testing.T) {
 		t.Fatalf("blocks invalid: %v", err)
 	}
 	fields := m.Blocks[1].(*slackapi.SectionBlock).Fields
-	want := "*Entitlements*\n`" + strings.Repeat("e", maxValue-1) + "…`"
+	want := "*Entitlements*\n`" + strings.Repeat("e", chat.MaxValue-1) + "…`"
 	if !strings.HasPrefix(fields[1].Text, want) || !strings.HasSuffix(fields[1].Text, ", and 25 more") {
 		t.Errorf("entitlements field = %q", fields[1].Text)
 	}

@@ -72,9 +72,9 @@ func (d *Destination) backoff(lo, hi time.Duration, attempt int, resp *http.Resp
 	return lo + rand.N(ceiling-lo+1)
 }
 
-// retryAfter is destinations.RetryAfter.
+// retryAfter reads the Retry-After of a response (see destinations.ParseRetryAfter).
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	return destinations.RetryAfter(h, now)
+	return destinations.ParseRetryAfter(h.Get("Retry-After"), now)
 }
 
 // leveledLogger adapts slog to retryablehttp.LeveledLogger. Everything goes
