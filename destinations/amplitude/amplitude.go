@@ -81,15 +81,10 @@ type Destination struct {
 	timeout time.Duration
 	log     *slog.Logger
 	client  *batch.Client
-	batches *batch.Batcher[*item]
+	batches *batch.Batcher[Event]
 }
 
 var _ destinations.Destination = (*Destination)(nil)
-
-// item is one delivery's event in a batch.
-type item struct {
-	ev Event
-}
 
 // Event is one event of the events[] array, as sent.
 type Event struct {
@@ -143,7 +138,8 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 			Timeout: opts.Timeout, UserAgent: "rcrouter/" + opts.Version, Now: opts.Now,
 		}),
 	}
-	d.batches = batch.New(BatchSize, opts.Timeout, d.flush)
+	api := &batch.Endpoint[Event]{Client: d.client, URL: d.url, Encode: d.encode, Judge: d.judge}
+	d.batches = batch.New(BatchSize, opts.Timeout, api.Send)
 	return d, nil
 }
 
@@ -175,7 +171,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 		return skipped("Amplitude needs a user_id or device_id: the event has no app user id and no " +
 			UserIDAttribute + " or " + DeviceIDAttribute + " attribute")
 	}
-	return d.batches.Do(ctx, &item{ev: ev})
+	return d.batches.Do(ctx, ev)
 }
 
 // Build is the Amplitude event RevenueCat's integration sends for e.
@@ -198,92 +194,32 @@ func Build(e *event.Event, name, key, salesReporting string) Event {
 // isoTime is how RevenueCat's Amplitude integration writes dates.
 func isoTime(ms int64) any { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// flush sends one batch and classifies the answer per event.
-func (d *Destination) flush(ctx context.Context, items []*item) []destinations.Result {
-	results := make([]destinations.Result, len(items))
-	d.send(ctx, items, results, nil)
-	return results
+// encode is the request body for evs.
+func (d *Destination) encode(evs []Event) ([]byte, error) {
+	return json.Marshal(request{APIKey: d.cfg.APIKey.Value(), Events: evs, Options: reqOpts{MinIDLength: 1}})
 }
 
-// send posts items and fills their results; before are exchanges the items
-// already had in this attempt (a split or a resend).
-func (d *Destination) send(ctx context.Context, items []*item, results []destinations.Result, before [][]destinations.Exchange) {
-	evs := make([]Event, len(items))
-	for i, it := range items {
-		evs[i] = it.ev
-	}
-	body, err := json.Marshal(request{APIKey: d.cfg.APIKey.Value(), Events: evs, Options: reqOpts{MinIDLength: 1}})
-	if err != nil {
-		for i := range items {
-			results[i] = destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-				Message: "encoding the event: " + err.Error()}
-		}
-		return
-	}
-	resp := d.client.Post(ctx, d.url, body, nil)
-	own := func(i int) []destinations.Exchange {
-		var xs []destinations.Exchange
-		if before != nil {
-			xs = append(xs, before[i]...)
-		}
-		b, _ := json.Marshal(request{APIKey: d.cfg.APIKey.Value(), Events: evs[i : i+1], Options: reqOpts{MinIDLength: 1}})
-		return append(xs, d.client.Own(resp.Exchange, b))
-	}
-	all := func(res destinations.Result) {
-		for i := range items {
-			r := res
-			r.Exchanges = own(i)
-			results[i] = r
-		}
-	}
+// judge reads Amplitude's answer to a request for evs.
+func (d *Destination) judge(resp batch.Response, evs []Event) batch.Verdict {
 	var ans answer
 	_ = json.Unmarshal(resp.Body, &ans)
-	detail := d.client.Detail(resp.Body)
-	switch {
-	case resp.Status == http.StatusBadRequest && len(ans.badEvents()) > 0 && len(items) > 1:
-		bad := ans.badEvents()
-		var rest []*item
-		var restIdx []int
-		var restBefore [][]destinations.Exchange
-		for i := range items {
-			if why, isBad := bad[i]; isBad {
-				results[i] = destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-					Message: "amplitude rejected the event: " + why, Exchanges: own(i)}
-				continue
+	v := batch.Verdict{All: d.classify(resp, ans, d.client.Detail(resp.Body))}
+	switch resp.Status {
+	case http.StatusBadRequest:
+		// The other events were not ingested either: they are sent again
+		// without the rejected ones, as Amplitude's batching guide says.
+		v.Again = true
+		for i, why := range ans.badEvents() {
+			if v.Each == nil {
+				v.Each = map[int]destinations.Result{}
 			}
-			rest = append(rest, items[i])
-			restIdx = append(restIdx, i)
-			restBefore = append(restBefore, own(i))
+			v.Each[i] = destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+				Message: "amplitude rejected the event: " + why}
 		}
-		if len(rest) == 0 {
-			return
-		}
-		if len(rest) == len(items) {
-			// The indexes named none of these events: nothing to drop, so
-			// sending again would get the same answer.
-			all(d.classify(resp, ans, detail))
-			return
-		}
-		// The other events were not ingested: send them again without the
-		// rejected ones, as Amplitude's batching guide says.
-		sub := make([]destinations.Result, len(rest))
-		d.send(ctx, rest, sub, restBefore)
-		for j, i := range restIdx {
-			results[i] = sub[j]
-		}
-	case resp.Status == http.StatusRequestEntityTooLarge && len(items) > 1:
-		// Too big together: send each half on its own, at once.
-		half := len(items) / 2
-		for _, part := range [][2]int{{0, half}, {half, len(items)}} {
-			xs := make([][]destinations.Exchange, 0, part[1]-part[0])
-			for i := part[0]; i < part[1]; i++ {
-				xs = append(xs, own(i))
-			}
-			d.send(ctx, items[part[0]:part[1]], results[part[0]:part[1]], xs)
-		}
-	default:
-		all(d.classify(resp, ans, detail))
+	case http.StatusRequestEntityTooLarge:
+		v.Split = true // too big together: each half on its own, at once
 	}
+	return v
 }
 
 // classify is the result of an answer that applies to every event of the batch.

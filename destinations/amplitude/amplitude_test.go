@@ -234,7 +234,7 @@ func TestAnswers(t *testing.T) {
 		{"missing field", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Request missing required field","missing_field":"api_key"}`},
 			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the request: Request missing required field (missing_field: api_key)"},
 		{"invalid field of the one event", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`},
-			destinations.Permanent, destinations.ReasonRejected, 0, `amplitude answered HTTP 400 Bad Request: {"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`},
+			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the event: invalid field time"},
 		{"too large", fakevendor.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`},
 			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the event as too large (HTTP 413; its limit is 1 MB per request)"},
 		{"throttled with Retry-After", fakevendor.Reply{Status: 429, Header: http.Header{"Retry-After": {"12"}}, Body: `{"code":429,"error":"Too many requests for some devices and users"}`},

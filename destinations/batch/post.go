@@ -136,7 +136,7 @@ func (c *Client) Classify(r Response, msg string) destinations.Result {
 	out, reason := destinations.Classify(r.Status)
 	res := destinations.Result{Outcome: out, Reason: reason, Message: msg}
 	if out == destinations.Retry {
-		res.RetryAfter, _ = destinations.RetryAfter(r.Header, r.At)
+		res.RetryAfter, _ = destinations.ParseRetryAfter(r.Header.Get("Retry-After"), r.At)
 	}
 	return res
 }
