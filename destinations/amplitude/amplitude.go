@@ -286,4 +286,3 @@ func (a answer) badEvents() map[int]string {
 func skipped(msg string) destinations.Result {
 	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
 }
-
