@@ -232,7 +232,7 @@ func (d *Destination) classify(resp batch.Response, ans answer, detail string) d
 	case http.StatusBadRequest:
 		res.Reason = destinations.ReasonRejected
 		if ans.MissingField != "" {
-			res.Message = fmt.Sprintf("amplitude rejected the request: %s (missing_field: %s)", ans.Error, ans.MissingField)
+			res.Message = d.client.Redact(fmt.Sprintf("amplitude rejected the request: %s (missing_field: %s)", ans.Error, ans.MissingField))
 		}
 	case http.StatusRequestEntityTooLarge:
 		res.Reason = destinations.ReasonRejected

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,24 +38,6 @@ func newDest(t *testing.T, url string, cfg Config) *Destination {
 		t.Fatalf("New: %v", err)
 	}
 	return d
-}
-
-// purchase is a paid EUR Play purchase, normalized as ingest would.
-func purchase(id, user string, attrs map[string]string) *event.Event {
-	price, tax, comm := 10.84, 0.1597, 0.15
-	purchased, expires := int64(1767225600000), int64(1769904000000)
-	e := &event.Event{
-		ID: id, Type: event.TypeInitialPurchase, AppID: "app7c41e09ab2", EventTimestampMs: 1767225603000,
-		AppUserID: user, OriginalAppUserID: user, ProductID: "pro_monthly", PeriodType: "NORMAL",
-		PurchasedAtMs: &purchased, ExpirationAtMs: &expires, Store: "PLAY_STORE", Environment: "PRODUCTION",
-		Currency: "EUR", Price: &price, TaxPercentage: &tax, CommissionPercentage: &comm,
-		SubscriberAttributes: map[string]event.Attribute{},
-	}
-	for k, v := range attrs {
-		e.SubscriberAttributes[k] = event.Attribute{Value: v, UpdatedAtMs: 1}
-	}
-	revenuecat.Normalize(e)
-	return e
 }
 
 func sent(t *testing.T, body []byte) request {
@@ -127,7 +108,7 @@ func TestIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := Build(purchase("e1", tt.user, tt.attrs), "rc_initial_purchase_event", "k", "gross")
+			ev := Build(fakevendor.Purchase("e1", tt.user, tt.attrs), "rc_initial_purchase_event", "k", "gross")
 			if ev.UserID != tt.wantUser || ev.DeviceID != tt.wantDv {
 				t.Errorf("user_id, device_id = %q, %q; want %q, %q", ev.UserID, ev.DeviceID, tt.wantUser, tt.wantDv)
 			}
@@ -146,14 +127,14 @@ func TestRevenueModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			ev := Build(purchase("e1", "u1", nil), "n", "k", tt.mode)
+			ev := Build(fakevendor.Purchase("e1", "u1", nil), "n", "k", tt.mode)
 			if ev.Revenue == nil || *ev.Revenue != tt.want || ev.ProductID != "pro_monthly" {
 				t.Errorf("revenue, productId = %v, %q; want %v, pro_monthly", ev.Revenue, ev.ProductID, tt.want)
 			}
 		})
 	}
 	t.Run("unknown price", func(t *testing.T) {
-		e := purchase("e1", "u1", nil)
+		e := fakevendor.Purchase("e1", "u1", nil)
 		e.Price = nil
 		if ev := Build(e, "n", "k", "gross"); ev.Revenue != nil || ev.ProductID != "" {
 			t.Errorf("revenue, productId = %v, %q; want none", ev.Revenue, ev.ProductID)
@@ -163,9 +144,9 @@ func TestRevenueModes(t *testing.T) {
 
 func TestSkipped(t *testing.T) {
 	f := fakevendor.New(t, fakevendor.Always(200, ok200))
-	transfer := purchase("t1", "", nil)
+	transfer := fakevendor.Purchase("t1", "", nil)
 	transfer.Type, transfer.Lifecycle = event.TypeTransfer, event.Transferred
-	noID := purchase("n1", "", nil)
+	noID := fakevendor.Purchase("n1", "", nil)
 	noID.UserID = ""
 	tests := []struct {
 		name   string
@@ -174,7 +155,7 @@ func TestSkipped(t *testing.T) {
 		want   string
 	}{
 		{"transfer has no name", nil, transfer, "no Amplitude event name for TRANSFER (transferred): RevenueCat's integration does not send it; name it under events to send it"},
-		{"turned off by an empty name", map[string]string{"INITIAL_PURCHASE": ""}, purchase("p1", "u1", nil), "no Amplitude event name for INITIAL_PURCHASE (subscription_started): RevenueCat's integration does not send it; name it under events to send it"},
+		{"turned off by an empty name", map[string]string{"INITIAL_PURCHASE": ""}, fakevendor.Purchase("p1", "u1", nil), "no Amplitude event name for INITIAL_PURCHASE (subscription_started): RevenueCat's integration does not send it; name it under events to send it"},
 		{"no user and no device", nil, noID, "Amplitude needs a user_id or device_id: the event has no app user id and no $amplitudeUserId or $amplitudeDeviceId attribute"},
 	}
 	for _, tt := range tests {
@@ -200,7 +181,7 @@ func TestInsertIDStableAcrossRetries(t *testing.T) {
 		return fakevendor.Reply{Status: 200, Body: ok200}
 	})
 	d := newDest(t, f.URL, Config{})
-	dl := destinations.Delivery{Key: "evt-1:amplitude-test", Event: purchase("evt-1", "user_1", nil)}
+	dl := destinations.Delivery{Key: "evt-1:amplitude-test", Event: fakevendor.Purchase("evt-1", "user_1", nil)}
 	first := d.Send(context.Background(), dl)
 	if first.Outcome != destinations.Retry || first.Reason != destinations.ReasonServerError {
 		t.Fatalf("first = %s/%s %q; want retry/server_error", first.Outcome, first.Reason, first.Message)
@@ -250,7 +231,7 @@ func TestAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fakevendor.New(t, func(int, fakevendor.Request) fakevendor.Reply { return tt.reply })
 			d := newDest(t, f.URL, Config{})
-			res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: purchase("e1", "u1", nil)})
+			res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: fakevendor.Purchase("e1", "u1", nil)})
 			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.Message != tt.message {
 				t.Errorf("result = %s/%s after %v %q\nwant %s/%s after %v %q", res.Outcome, res.Reason, res.RetryAfter, res.Message,
 					tt.outcome, tt.reason, tt.retryAfter, tt.message)
@@ -265,60 +246,24 @@ func TestAnswers(t *testing.T) {
 		url := f.URL
 		f.Close()
 		d := newDest(t, url, Config{})
-		res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: purchase("e1", "u1", nil)})
+		res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: fakevendor.Purchase("e1", "u1", nil)})
 		if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork || len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error == "" {
 			t.Errorf("result = %s/%s %q with %d exchanges; want retry/network with the error recorded", res.Outcome, res.Reason, res.Message, len(res.Exchanges))
 		}
 	})
 }
 
-// batchOf sends n events at once behind a first request the fake holds, so
-// that the n go out together, and returns their results by event id.
 func batchOf(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
 	t.Helper()
-	release := make(chan struct{})
-	f := fakevendor.New(t, func(i int, r fakevendor.Request) fakevendor.Reply {
-		if i == 0 {
-			<-release
-			return fakevendor.Reply{Status: 200, Body: ok200}
+	return fakevendor.Burst(t, n, fakevendor.Reply{Status: 200, Body: ok200}, answer, func(url string) fakevendor.Sender {
+		d := newDest(t, url, Config{})
+		return fakevendor.Sender{
+			Send: func(id string) destinations.Result {
+				return d.Send(context.Background(), destinations.Delivery{Key: id, Event: fakevendor.Purchase(id, "user-"+id, nil)})
+			},
+			Queued: d.batches.Queued,
 		}
-		return answer(i-1, r)
 	})
-	d := newDest(t, f.URL, Config{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	results := map[string]destinations.Result{}
-	send := func(id string) {
-		defer wg.Done()
-		res := d.Send(context.Background(), destinations.Delivery{Key: id, Event: purchase(id, "user-"+id, nil)})
-		mu.Lock()
-		results[id] = res
-		mu.Unlock()
-	}
-	wg.Add(1)
-	go send("first")
-	waitFor(t, func() bool { return len(f.Requests()) == 1 })
-	for i := range n {
-		wg.Add(1)
-		go send(fmt.Sprintf("e%d", i))
-	}
-	waitFor(t, func() bool { return queued(d) == n })
-	close(release)
-	wg.Wait()
-	return results, f.Requests()[1:]
-}
-
-func queued(d *Destination) int { return d.batches.Queued() }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func ids(t *testing.T, body []byte) []string {
@@ -411,7 +356,7 @@ func TestSecretNeverShown(t *testing.T) {
 		return fakevendor.Reply{Status: 400, Body: `{"error":"bad key ` + testKey + `"}`}
 	})
 	d := newDest(t, f.URL, Config{})
-	res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: purchase("e", "u", nil)})
+	res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: fakevendor.Purchase("e", "u", nil)})
 	all, _ := json.Marshal(res)
 	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d.cfg)} {
 		if strings.Contains(s, testKey) {

@@ -80,7 +80,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	rec := &destinations.Recorder{}
 	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return Response{Err: errors.New(c.redact(unwrapURLError(err).Error()))}
+		return Response{Err: errors.New(c.Redact(unwrapURLError(err).Error()))}
 	}
 	maps.Copy(req.Header, header)
 	req.Header.Set("Content-Type", "application/json")
@@ -91,7 +91,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	resp, err := c.http.Do(req)
 	var r Response
 	if err != nil {
-		r.Err = errors.New(c.redact(unwrapURLError(err).Error()))
+		r.Err = errors.New(c.Redact(unwrapURLError(err).Error()))
 		if isTimeout(err) {
 			r.Err = fmt.Errorf("no response within %s: %w", c.timeout, context.DeadlineExceeded)
 		}
@@ -114,7 +114,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 // batch of others.
 func (c *Client) Own(x destinations.Exchange, body []byte) destinations.Exchange {
 	x.Request.Headers = maps.Clone(x.Request.Headers)
-	x.Request.Body = destinations.Truncate(c.redact(string(body)), c.maxBody)
+	x.Request.Body = destinations.Truncate(c.Redact(string(body)), c.maxBody)
 	return x
 }
 
@@ -143,7 +143,7 @@ func (c *Client) Classify(r Response, msg string) destinations.Result {
 
 // Detail is a short, redacted excerpt of an answer body for a message.
 func (c *Client) Detail(body []byte) string {
-	return destinations.Truncate(strings.TrimSpace(c.redact(string(body))), 300)
+	return destinations.Truncate(strings.TrimSpace(c.Redact(string(body))), 300)
 }
 
 // StatusMessage is "<vendor> answered HTTP 503 Service Unavailable[: detail]".
@@ -155,7 +155,8 @@ func StatusMessage(vendor string, status int, detail string) string {
 	return msg
 }
 
-func (c *Client) redact(s string) string { return secret.Redact(s, c.secrets...) }
+// Redact replaces the client's secrets in s (vendors echo keys in errors).
+func (c *Client) Redact(s string) string { return secret.Redact(s, c.secrets...) }
 
 // unwrapURLError drops net/http's `Post "<url>": ` prefix; the dispatch
 // record shows the (redacted) URL already.

@@ -1,0 +1,90 @@
+package fakevendor
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+)
+
+// Purchase is a paid EUR Play purchase built in code with the given
+// subscriber attributes, normalized as ingest would.
+func Purchase(id, user string, attrs map[string]string) *event.Event {
+	price, tax, comm := 10.84, 0.1597, 0.15
+	purchased, expires := int64(1767225600000), int64(1769904000000)
+	e := &event.Event{
+		ID: id, Type: event.TypeInitialPurchase, AppID: "app7c41e09ab2", EventTimestampMs: 1767225603000,
+		AppUserID: user, OriginalAppUserID: user, ProductID: "pro_monthly", PeriodType: "NORMAL",
+		PurchasedAtMs: &purchased, ExpirationAtMs: &expires, Store: "PLAY_STORE", Environment: "PRODUCTION",
+		Currency: "EUR", Price: &price, TaxPercentage: &tax, CommissionPercentage: &comm,
+		SubscriberAttributes: map[string]event.Attribute{},
+	}
+	for k, v := range attrs {
+		e.SubscriberAttributes[k] = event.Attribute{Value: v, UpdatedAtMs: 1}
+	}
+	revenuecat.Normalize(e)
+	return e
+}
+
+// WaitFor polls cond until it holds, failing the test after 5 s.
+func WaitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Sender is a destination under test, built against a fake's URL: send
+// delivers the event with the given id, queued is how many events wait for
+// a batch.
+type Sender struct {
+	Send   func(id string) destinations.Result
+	Queued func() int
+}
+
+// Burst sends the event "first" and, while the fake holds its request, n
+// more at once ("e0" …), so that the n queue up and leave together. It then
+// answers the first request with ok and the others with answer (numbered
+// from 0 after the first), and returns every result by event id and the
+// requests after the first.
+func Burst(t testing.TB, n int, ok Reply, answer Answer, build func(url string) Sender) (map[string]destinations.Result, []Request) {
+	t.Helper()
+	release := make(chan struct{})
+	f := New(t, func(i int, r Request) Reply {
+		if i == 0 {
+			<-release
+			return ok
+		}
+		return answer(i-1, r)
+	})
+	s := build(f.URL)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]destinations.Result{}
+	send := func(id string) {
+		defer wg.Done()
+		res := s.Send(id)
+		mu.Lock()
+		results[id] = res
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go send("first")
+	WaitFor(t, func() bool { return len(f.Requests()) == 1 })
+	for i := range n {
+		wg.Add(1)
+		go send(fmt.Sprintf("e%d", i))
+	}
+	WaitFor(t, func() bool { return s.Queued() == n })
+	close(release)
+	wg.Wait()
+	return results, f.Requests()[1:]
+}

@@ -1,0 +1,262 @@
+// Package mixpanel delivers events to Mixpanel's ingestion API the way
+// RevenueCat's own Mixpanel integration does: a track of its rc_* event name
+// ({endpoint}/track) with distinct_id from the $mixpanelDistinctId attribute
+// (else the app user id), the project token, time in seconds, revenue per
+// sales_reporting in USD and the webhook's fields with flattened subscriber
+// attributes; and, for an event with revenue, an $append of the transaction
+// to the profile's $transactions ({endpoint}/engage).
+//
+// No SDK: Mixpanel's Go library (mixpanel-go) sends one request per call
+// with its own client and no per-event batching; the shared HTTP client
+// lets every request pass our capture transport and be classified.
+//
+// Concurrent Sends are batched (package batch): one /track request carries
+// up to BatchSize events (Mixpanel takes 2000), then one /engage request the
+// transactions of those that were tracked. Every track carries $insert_id,
+// derived from the delivery key, which Mixpanel deduplicates on, so a retry
+// or replay is not counted twice. A profile $append has no such id: it is
+// sent only after its track succeeded, so a retry repeats it only when
+// Mixpanel applied it but its answer was lost.
+//
+// Requests use ?verbose=1, so that Mixpanel answers {"status":1} or
+// {"status":0,"error":"…"}. A status 0, even on HTTP 200, is permanent for
+// a single event; a batch refused so is split in halves and sent again at
+// once, to find the event Mixpanel does not name. 413 splits the same way.
+// 429 is retried after Retry-After and holds the whole destination (the
+// limit is the project's); 5xx, timeouts and network errors are retried;
+// other 4xx (401 bad token) are permanent.
+package mixpanel
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/batch"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
+	"github.com/rcrouter/rcrouter/destinations/internal/fields"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/secret"
+)
+
+// BatchSize is the most events one /track request carries.
+const BatchSize = 50
+
+// DefaultTimeout bounds one request when Options.Timeout is not set.
+const DefaultTimeout = 10 * time.Second
+
+// DistinctIDAttribute is the attribute RevenueCat's integration reads the
+// distinct_id from.
+const DistinctIDAttribute = "$mixpanelDistinctId"
+
+// insertIDLen: Mixpanel's $insert_id takes at most 36 letters, digits or "-".
+const insertIDLen = 36
+
+// Options are the run-time settings that do not come from the block.
+type Options struct {
+	Timeout time.Duration     // per request; default DefaultTimeout
+	MaxBody int               // bodies kept per exchange; default destinations.DefaultMaxBody
+	Logger  *slog.Logger      // default slog.Default()
+	Base    http.RoundTripper // sends the requests; default http.DefaultTransport
+	Version string            // in User-Agent "rcrouter/<version>"; default "dev"
+	Now     func() time.Time  // Retry-After dates; default time.Now
+}
+
+// Destination is one Mixpanel destination; safe for concurrent Sends.
+type Destination struct {
+	name    string
+	cfg     Config
+	timeout time.Duration
+	client  *batch.Client
+	track   *batch.Endpoint[Message]
+	engage  *batch.Endpoint[Engage]
+	batches *batch.Batcher[Message]
+}
+
+var _ destinations.Destination = (*Destination)(nil)
+
+// Message is one delivery's track, and its profile update when it has revenue.
+type Message struct {
+	Track  Track
+	Engage *Engage
+}
+
+// Track is one event of a /track request, as sent.
+type Track struct {
+	Event      string         `json:"event"`
+	Properties map[string]any `json:"properties"`
+}
+
+// Engage is one profile update of an /engage request, as sent.
+type Engage struct {
+	Token      string                 `json:"$token"`
+	DistinctID string                 `json:"$distinct_id"`
+	Append     map[string]Transaction `json:"$append"`
+}
+
+// Transaction is what RevenueCat appends to $transactions.
+type Transaction struct {
+	Time      string  `json:"$time"`
+	Amount    float64 `json:"$amount"`
+	ProductID string  `json:"product_id,omitempty"`
+	Store     string  `json:"store,omitempty"`
+}
+
+// New builds the destination from its block.
+func New(name string, cfg Config, opts Options) (*Destination, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("mixpanel destination %s: %w", name, err)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
+	d := &Destination{
+		name:    name,
+		cfg:     cfg,
+		timeout: opts.Timeout,
+		client: batch.NewClient(batch.ClientOptions{
+			Base: opts.Base, Secrets: []secret.Secret{cfg.Token}, MaxBody: opts.MaxBody,
+			Timeout: opts.Timeout, UserAgent: "rcrouter/" + opts.Version, Now: opts.Now,
+		}),
+	}
+	d.track = &batch.Endpoint[Message]{Client: d.client, URL: endpoint + "/track?verbose=1", Encode: encodeTracks, Judge: judge[Message](d.client, "track")}
+	d.engage = &batch.Endpoint[Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeEngages, Judge: judge[Engage](d.client, "engage")}
+	d.batches = batch.New(BatchSize, opts.Timeout, d.flush)
+	return d, nil
+}
+
+// String names the destination; printing it never shows the token.
+func (d *Destination) String() string { return fmt.Sprintf("mixpanel %q", d.name) }
+
+// GoString implements fmt.GoStringer; see String.
+func (d *Destination) GoString() string { return d.String() }
+
+// LogValue implements slog.LogValuer; see String.
+func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
+// MaxWait is the longest one Send can take: waiting behind queued requests,
+// then its track (with splits) and its profile update.
+func (d *Destination) MaxWait() time.Duration { return 10*d.timeout + time.Second }
+
+// Send queues the event for the next batch and returns its result.
+func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
+	e := dl.Event
+	if e == nil {
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
+	}
+	name, ok := analytics.EventName(e, d.cfg.Events)
+	if !ok {
+		return skipped(fmt.Sprintf("no Mixpanel event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", e.Type, e.Lifecycle))
+	}
+	m := Build(e, name, analytics.Key(dl.Key, e.ID, dl.Destination), d.cfg.Token.Value(), analytics.SalesReporting(d.cfg.SalesReporting))
+	if m.Track.Properties["distinct_id"] == "" {
+		return skipped("Mixpanel needs a distinct_id: the event has no app user id and no " + DistinctIDAttribute + " attribute")
+	}
+	return d.batches.Do(ctx, m)
+}
+
+// Build is the track, and profile update, RevenueCat's integration sends for e.
+func Build(e *event.Event, name, key, token, salesReporting string) Message {
+	id := cmp.Or(e.SubscriberAttribute(DistinctIDAttribute), e.UserID)
+	props := fields.Of(e, seconds)
+	props["distinct_id"] = id
+	props["token"] = token
+	props["time"] = e.EventTimestampMs / 1000
+	props["$insert_id"] = analytics.Digest(key, insertIDLen)
+	revenue := analytics.Revenue(e, salesReporting)
+	if revenue != nil {
+		props["revenue"] = *revenue
+	}
+	m := Message{Track: Track{Event: name, Properties: props}}
+	if revenue != nil && *revenue != 0 {
+		m.Engage = &Engage{Token: token, DistinctID: id, Append: map[string]Transaction{"$transactions": {
+			Time:      time.UnixMilli(e.EventTimestampMs).UTC().Format("2006-01-02T15:04:05"),
+			Amount:    *revenue,
+			ProductID: e.ProductID,
+			Store:     e.Store,
+		}}}
+	}
+	return m
+}
+
+// seconds is how RevenueCat's Mixpanel integration writes dates.
+func seconds(ms int64) any { return ms / 1000 }
+
+// flush tracks the batch, then appends the transactions of the events that
+// were tracked.
+func (d *Destination) flush(ctx context.Context, ms []Message) []destinations.Result {
+	results := d.track.Send(ctx, ms)
+	var engages []Engage
+	var at []int
+	for i, m := range ms {
+		if m.Engage != nil && results[i].Outcome == destinations.Delivered {
+			engages, at = append(engages, *m.Engage), append(at, i)
+		}
+	}
+	if len(engages) == 0 {
+		return results
+	}
+	for j, r := range d.engage.Send(ctx, engages) {
+		i := at[j]
+		r.Exchanges = append(results[i].Exchanges, r.Exchanges...)
+		if r.Outcome != destinations.Delivered {
+			r.Message = "tracked, but the profile's $transactions were not updated: " + r.Message
+		}
+		results[i] = r
+	}
+	return results
+}
+
+func encodeTracks(ms []Message) ([]byte, error) {
+	ts := make([]Track, len(ms))
+	for i, m := range ms {
+		ts[i] = m.Track
+	}
+	return json.Marshal(ts)
+}
+
+func encodeEngages(es []Engage) ([]byte, error) { return json.Marshal(es) }
+
+// judge reads Mixpanel's answer to a /track or /engage request.
+func judge[T any](c *batch.Client, what string) func(batch.Response, []T) batch.Verdict {
+	return func(resp batch.Response, _ []T) batch.Verdict {
+		detail := c.Detail(resp.Body)
+		res := c.Classify(resp, batch.StatusMessage("mixpanel", resp.Status, detail))
+		var ans struct {
+			Status *int   `json:"status"`
+			Error  string `json:"error"`
+		}
+		_ = json.Unmarshal(resp.Body, &ans)
+		switch {
+		case resp.Status == http.StatusOK && ans.Status != nil && *ans.Status == 1:
+			return batch.Verdict{All: destinations.Result{Outcome: destinations.Delivered}}
+		case resp.Status == http.StatusOK:
+			// verbose=1 answers status 0 with the reason when Mixpanel
+			// refuses the data; repeating the same data cannot help.
+			msg := cmp.Or(c.Redact(ans.Error), "no status in the answer: "+detail)
+			return batch.Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent,
+				Reason: destinations.ReasonRejected, Message: fmt.Sprintf("mixpanel rejected the %s: %s", what, msg)}}
+		case resp.Status == http.StatusRequestEntityTooLarge:
+			res.Reason = destinations.ReasonRejected
+			return batch.Verdict{Split: true, All: res}
+		case resp.Status == http.StatusTooManyRequests:
+			// The limit is the project's: hold every delivery, not just this one.
+			res.PauseDestination = res.RetryAfter > 0
+		}
+		return batch.Verdict{All: res}
+	}
+}
+
+func skipped(msg string) destinations.Result {
+	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
+}

@@ -1,0 +1,371 @@
+package mixpanel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+const testToken = "mp_test_token_0123456789"
+
+const ok1 = `{"error":null,"status":1}`
+
+var okReply = fakevendor.Reply{Status: 200, Body: ok1}
+
+func newDest(t *testing.T, url string, cfg Config) *Destination {
+	t.Helper()
+	cfg.Token = secret.Secret(testToken)
+	cfg.Endpoint = url
+	d, err := New("mixpanel-test", cfg, Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func send(d *Destination, key string, e *event.Event) destinations.Result {
+	return d.Send(context.Background(), destinations.Delivery{Key: key, Destination: "mixpanel-test", Event: e})
+}
+
+func tracks(t *testing.T, body []byte) []Track {
+	t.Helper()
+	var ts []Track
+	if err := json.Unmarshal(body, &ts); err != nil {
+		t.Fatalf("body is not a track array: %v\n%s", err, body)
+	}
+	return ts
+}
+
+// TestGoldenFixtures sends every fixture alone and compares the exact
+// bodies Mixpanel received (/track, then /engage for revenue) with
+// testdata/golden.
+func TestGoldenFixtures(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, ok1))
+	d := newDest(t, f.URL, Config{})
+	for _, fx := range testutil.Fixtures(t) {
+		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
+			e, err := revenuecat.Decode(fx.Body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			before := len(f.Requests())
+			res := send(d, "golden:"+fx.Stem(), e)
+			got := f.Requests()[before:]
+			var out []byte
+			switch res.Outcome {
+			case destinations.Skipped:
+				if len(got) != 0 {
+					t.Fatalf("skipped event sent %d requests", len(got))
+				}
+				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
+			case destinations.Delivered:
+				if len(got) == 0 || len(got) > 2 || len(res.Exchanges) != len(got) {
+					t.Fatalf("%d requests, %d exchanges; want 1 or 2 of each", len(got), len(res.Exchanges))
+				}
+				var buf bytes.Buffer
+				for i, r := range got {
+					if want := []string{"/track?verbose=1", "/engage?verbose=1"}[i]; r.Method != http.MethodPost || r.Path != want {
+						t.Errorf("request %d = %s %s, want POST %s", i, r.Method, r.Path, want)
+					}
+					if want := strings.ReplaceAll(string(r.Body), testToken, secret.Redacted); res.Exchanges[i].Request.Body != want {
+						t.Errorf("exchange %d body = %s\nwant the sent body with the token redacted: %s", i, res.Exchanges[i].Request.Body, want)
+					}
+					fmt.Fprintf(&buf, "POST %s\n", r.Path)
+					if err := json.Indent(&buf, r.Body, "", "  "); err != nil {
+						t.Fatal(err)
+					}
+					buf.WriteString("\n")
+				}
+				out = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+			default:
+				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
+			}
+			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
+		})
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		name  string
+		user  string
+		attrs map[string]string
+		want  string
+	}{
+		{"app user id", "user_1", nil, "user_1"},
+		{"mixpanel distinct id wins", "user_1", map[string]string{DistinctIDAttribute: "mp-7"}, "mp-7"},
+		{"attribute without app user id", "", map[string]string{DistinctIDAttribute: "mp-7"}, "mp-7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Build(fakevendor.Purchase("e1", tt.user, tt.attrs), "n", "k", "tok", "gross")
+			if got := m.Track.Properties["distinct_id"]; got != tt.want {
+				t.Errorf("distinct_id = %v, want %q", got, tt.want)
+			}
+			if m.Engage == nil || m.Engage.DistinctID != tt.want {
+				t.Errorf("engage = %+v, want $distinct_id %q", m.Engage, tt.want)
+			}
+		})
+	}
+}
+
+func TestRevenueModes(t *testing.T) {
+	tests := []struct {
+		mode string
+		want float64
+	}{
+		{"gross", 10.84},
+		{"proceeds", 9.214},
+		{"proceeds_after_tax", 7.482852},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			m := Build(fakevendor.Purchase("e1", "u1", nil), "n", "k", "tok", tt.mode)
+			if got := m.Track.Properties["revenue"]; got != tt.want {
+				t.Errorf("revenue = %v, want %v", got, tt.want)
+			}
+			want := Transaction{Time: "2026-01-01T00:00:03", Amount: tt.want, ProductID: "pro_monthly", Store: "PLAY_STORE"}
+			if m.Engage == nil || m.Engage.Append["$transactions"] != want || m.Engage.Token != "tok" {
+				t.Errorf("engage = %+v, want $append $transactions %+v", m.Engage, want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		price *float64
+	}{{"unknown price", nil}, {"free trial", new(float64)}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := fakevendor.Purchase("e1", "u1", nil)
+			e.Price = tt.price
+			if m := Build(e, "n", "k", "tok", "gross"); m.Engage != nil {
+				t.Errorf("engage = %+v, want none without revenue", m.Engage)
+			}
+		})
+	}
+}
+
+func TestSkipped(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, ok1))
+	noID := fakevendor.Purchase("n1", "", nil)
+	noID.UserID = ""
+	tests := []struct {
+		name   string
+		events map[string]string
+		e      *event.Event
+		want   string
+	}{
+		{"turned off", map[string]string{"subscription_started": ""}, fakevendor.Purchase("p1", "u1", nil),
+			"no Mixpanel event name for INITIAL_PURCHASE (subscription_started): RevenueCat's integration does not send it; name it under events to send it"},
+		{"no distinct id", nil, noID, "Mixpanel needs a distinct_id: the event has no app user id and no $mixpanelDistinctId attribute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := send(newDest(t, f.URL, Config{Events: tt.events}), "k", tt.e)
+			if res.Outcome != destinations.Skipped || res.Reason != destinations.ReasonSkipped || res.Message != tt.want {
+				t.Errorf("result = %s/%s %q; want skipped %q", res.Outcome, res.Reason, res.Message, tt.want)
+			}
+		})
+	}
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("skipped events made %d requests", n)
+	}
+}
+
+// TestInsertIDStableAcrossRetries: a 503 then a 200 send the same
+// $insert_id, and the profile update only once the track went through.
+func TestInsertIDStableAcrossRetries(t *testing.T) {
+	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+		if n == 0 {
+			return fakevendor.Reply{Status: 503, Body: "busy"}
+		}
+		return okReply
+	})
+	d := newDest(t, f.URL, Config{})
+	e := fakevendor.Purchase("evt-1", "user_1", nil)
+	first := send(d, "evt-1:mixpanel-test", e)
+	if first.Outcome != destinations.Retry || first.Message != "mixpanel answered HTTP 503 Service Unavailable: busy" || len(first.Exchanges) != 1 {
+		t.Fatalf("first = %s %q with %d exchanges; want retry after one request", first.Outcome, first.Message, len(first.Exchanges))
+	}
+	if second := send(d, "evt-1:mixpanel-test", e); second.Outcome != destinations.Delivered || len(second.Exchanges) != 2 {
+		t.Fatalf("second = %s %q with %d exchanges; want delivered after track and engage", second.Outcome, second.Message, len(second.Exchanges))
+	}
+	reqs := f.Requests()
+	if len(reqs) != 3 || !strings.HasPrefix(reqs[2].Path, "/engage") {
+		t.Fatalf("%d requests, want track, track, engage", len(reqs))
+	}
+	a, b := tracks(t, reqs[0].Body)[0].Properties["$insert_id"], tracks(t, reqs[1].Body)[0].Properties["$insert_id"]
+	if a != b || len(a.(string)) != 36 {
+		t.Errorf("$insert_id = %v then %v; want the same 36 characters", a, b)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	tests := []struct {
+		name       string
+		replies    []fakevendor.Reply // track, then engage
+		outcome    destinations.Outcome
+		reason     destinations.Reason
+		retryAfter time.Duration
+		pause      bool
+		message    string
+		requests   int
+	}{
+		{"status 0 on HTTP 200", []fakevendor.Reply{{Status: 200, Body: `{"error":"token, missing or empty","status":0}`}},
+			destinations.Permanent, destinations.ReasonRejected, 0, false, "mixpanel rejected the track: token, missing or empty", 1},
+		{"bad token", []fakevendor.Reply{{Status: 401, Body: `{"error":"Invalid token","status":0}`}},
+			destinations.Permanent, destinations.ReasonClientError, 0, false, `mixpanel answered HTTP 401 Unauthorized: {"error":"Invalid token","status":0}`, 1},
+		{"rate limited", []fakevendor.Reply{{Status: 429, Header: http.Header{"Retry-After": {"60"}}, Body: `{"error":"rate limit","status":0}`}},
+			destinations.Retry, destinations.ReasonRateLimited, time.Minute, true, `mixpanel answered HTTP 429 Too Many Requests: {"error":"rate limit","status":0}`, 1},
+		{"server error", []fakevendor.Reply{{Status: 502, Body: `bad gateway`}},
+			destinations.Retry, destinations.ReasonServerError, 0, false, "mixpanel answered HTTP 502 Bad Gateway: bad gateway", 1},
+		{"engage refused", []fakevendor.Reply{okReply, {Status: 200, Body: `{"error":"$append value must be a dict","status":0}`}},
+			destinations.Permanent, destinations.ReasonRejected, 0, false, "tracked, but the profile's $transactions were not updated: mixpanel rejected the engage: $append value must be a dict", 2},
+		{"engage unavailable", []fakevendor.Reply{okReply, {Status: 503, Body: `later`}},
+			destinations.Retry, destinations.ReasonServerError, 0, false, "tracked, but the profile's $transactions were not updated: mixpanel answered HTTP 503 Service Unavailable: later", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply { return tt.replies[min(n, len(tt.replies)-1)] })
+			res := send(newDest(t, f.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
+			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause || res.Message != tt.message {
+				t.Errorf("result = %s/%s after %v pause=%v %q\nwant %s/%s after %v pause=%v %q", res.Outcome, res.Reason, res.RetryAfter, res.PauseDestination, res.Message,
+					tt.outcome, tt.reason, tt.retryAfter, tt.pause, tt.message)
+			}
+			if len(f.Requests()) != tt.requests || len(res.Exchanges) != tt.requests {
+				t.Errorf("%d requests and %d exchanges, want %d", len(f.Requests()), len(res.Exchanges), tt.requests)
+			}
+		})
+	}
+}
+
+func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+	t.Helper()
+	return fakevendor.Burst(t, n, okReply, answer, func(url string) fakevendor.Sender {
+		d := newDest(t, url, Config{})
+		return fakevendor.Sender{
+			Send:   func(id string) destinations.Result { return send(d, id, fakevendor.Purchase(id, "user-"+id, nil)) },
+			Queued: d.batches.Queued,
+		}
+	})
+}
+
+// TestStatusZeroFindsTheBadEvent: a batch refused with status 0 is split
+// until the one event Mixpanel refuses is alone; the others are delivered.
+func TestStatusZeroFindsTheBadEvent(t *testing.T) {
+	results, reqs := burst(t, 4, func(_ int, r fakevendor.Request) fakevendor.Reply {
+		if strings.HasPrefix(r.Path, "/track") {
+			for _, tr := range tracks(t, r.Body) {
+				if tr.Properties["distinct_id"] == "user-e2" {
+					return fakevendor.Reply{Status: 200, Body: `{"error":"bad property","status":0}`}
+				}
+			}
+		}
+		return okReply
+	})
+	var sizes []int
+	engages := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r.Path, "/track") {
+			sizes = append(sizes, len(tracks(t, r.Body)))
+		} else {
+			engages++
+		}
+	}
+	// The 4, its two halves, then the half with e2 in two (the order of
+	// the events in the batch is the order the Sends queued); one engage
+	// for the first event, one for the three tracked.
+	slices.Sort(sizes)
+	if fmt.Sprint(sizes) != "[1 1 2 2 4]" || engages != 2 {
+		t.Errorf("track sizes = %v with %d engages; want [1 1 2 2 4] and 2", sizes, engages)
+	}
+	for id, r := range results {
+		want := destinations.Delivered
+		if id == "e2" {
+			want = destinations.Permanent
+		}
+		if r.Outcome != want {
+			t.Errorf("%s = %s %q, want %s", id, r.Outcome, r.Message, want)
+		}
+	}
+	if msg := results["e2"].Message; msg != "mixpanel rejected the track: bad property" {
+		t.Errorf("e2 message = %q", msg)
+	}
+}
+
+func TestConcurrentSendsAreBatched(t *testing.T) {
+	results, reqs := burst(t, 80, func(int, fakevendor.Request) fakevendor.Reply { return okReply })
+	var sizes []string
+	for _, r := range reqs {
+		if strings.HasPrefix(r.Path, "/track") {
+			sizes = append(sizes, fmt.Sprint(len(tracks(t, r.Body))))
+		} else {
+			var es []Engage
+			_ = json.Unmarshal(r.Body, &es)
+			sizes = append(sizes, fmt.Sprintf("engage %d", len(es)))
+		}
+	}
+	if got := strings.Join(sizes, ", "); got != "engage 1, 50, engage 50, 30, engage 30" {
+		t.Errorf("requests = %s", got)
+	}
+	for id, r := range results {
+		if r.Outcome != destinations.Delivered || len(r.Exchanges) != 2 {
+			t.Errorf("%s = %s with %d exchanges", id, r.Outcome, len(r.Exchanges))
+		}
+	}
+}
+
+func TestSecretNeverShown(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, `{"error":"token `+testToken+` is not valid","status":0}`))
+	d := newDest(t, f.URL, Config{})
+	res := send(d, "k", fakevendor.Purchase("e", "u", nil))
+	all, _ := json.Marshal(res)
+	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d.cfg)} {
+		if strings.Contains(s, testToken) {
+			t.Errorf("the token shows in %s", s)
+		}
+	}
+	if !strings.Contains(string(all), `\u003csecret\u003e`) {
+		t.Errorf("the redacted token is not in the exchange: %s", all)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"ok", Config{Token: "t", Endpoint: "https://api-eu.mixpanel.com", SalesReporting: "proceeds"}, ""},
+		{"no token", Config{}, "token: required (the project token of the Mixpanel project)"},
+		{"endpoint with a query", Config{Token: "t", Endpoint: "https://api.mixpanel.com?ip=1"},
+			`endpoint: must be an absolute http(s) URL without credentials or query (e.g. https://api.mixpanel.com), got "https://api.mixpanel.com?ip=1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := tt.cfg.Validate(); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
