@@ -43,7 +43,6 @@ import (
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/destinations/internal/fields"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 // BatchSize is the most events one request carries. Amplitude takes up to
@@ -54,24 +53,11 @@ const BatchSize = 100
 // has no Retry-After.
 const throttleWait = 30 * time.Second
 
-// DefaultTimeout bounds one request when Options.Timeout is not set.
-const DefaultTimeout = 10 * time.Second
-
 // The attributes RevenueCat's integration reads the identity from.
 const (
 	UserIDAttribute   = "$amplitudeUserId"
 	DeviceIDAttribute = "$amplitudeDeviceId"
 )
-
-// Options are the run-time settings that do not come from the block.
-type Options struct {
-	Timeout time.Duration     // per request; default DefaultTimeout
-	MaxBody int               // bodies kept per exchange; default destinations.DefaultMaxBody
-	Logger  *slog.Logger      // default slog.Default()
-	Base    http.RoundTripper // sends the requests; default http.DefaultTransport
-	Version string            // in User-Agent "rcrouter/<version>"; default "dev"
-	Now     func() time.Time  // Retry-After dates; default time.Now
-}
 
 // Destination is one Amplitude destination; safe for concurrent Sends.
 type Destination struct {
@@ -79,7 +65,6 @@ type Destination struct {
 	cfg     Config
 	url     string
 	timeout time.Duration
-	log     *slog.Logger
 	client  *batch.Client
 	batches *batch.Batcher[Event]
 }
@@ -112,31 +97,18 @@ type reqOpts struct {
 	MinIDLength int `json:"min_id_length"`
 }
 
-// New builds the destination from its block.
-func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("amplitude destination %s: %w", name, err)
+// New builds the destination from a block that passed Validate.
+func New(name string, cfg Config, opts destinations.Options) (*Destination, error) {
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, err
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
-	}
-	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
+	opts = opts.WithDefaults()
 	d := &Destination{
 		name:    name,
 		cfg:     cfg,
-		url:     endpoint + "/2/httpapi",
+		url:     strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi",
 		timeout: opts.Timeout,
-		log:     opts.Logger.With("destination", name),
-		client: batch.NewClient(batch.ClientOptions{
-			Base: opts.Base, Secrets: []secret.Secret{cfg.APIKey}, MaxBody: opts.MaxBody,
-			Timeout: opts.Timeout, UserAgent: "rcrouter/" + opts.Version, Now: opts.Now,
-		}),
+		client:  batch.NewClient(opts, cfg.APIKey),
 	}
 	api := &batch.Endpoint[Event]{Client: d.client, URL: d.url, Encode: d.encode, Judge: d.judge}
 	d.batches = batch.New(BatchSize, opts.Timeout, api.Send)
@@ -152,9 +124,11 @@ func (d *Destination) GoString() string { return d.String() }
 // LogValue implements slog.LogValuer; see String.
 func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
-// MaxWait is the longest one Send can take: waiting behind a full queue of
-// requests, then its own request with a split or a resend after a 400.
-func (d *Destination) MaxWait() time.Duration { return 8*d.timeout + time.Second }
+// Capabilities: the scheduler runs a batch worth of Sends at once, and a
+// Send can wait for the request ahead of it and its own, each up to batch.MaxRequests with splits and resends.
+func (d *Destination) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{Batch: BatchSize, MaxWait: 2*batch.MaxRequests*d.timeout + time.Second}
+}
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -32,8 +30,7 @@ func newDest(t *testing.T, url string, cfg Config) *Destination {
 	t.Helper()
 	cfg.APIKey = secret.Secret(testKey)
 	cfg.Endpoint = url
-	d, err := New("amplitude-test", cfg, Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d, err := New("amplitude-test", cfg, destinations.Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test"})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -377,15 +374,15 @@ func TestValidate(t *testing.T) {
 		{"ok", Config{APIKey: "k"}, ""},
 		{"no key", Config{}, "api_key: required (the API key of the Amplitude project)"},
 		{"bad endpoint", Config{APIKey: "k", Endpoint: "api2.amplitude.com"},
-			`endpoint: must be an absolute http(s) URL without credentials or query (e.g. https://api2.amplitude.com), got "api2.amplitude.com"`},
+			`endpoint: must be an absolute http(s) URL, got "api2.amplitude.com"`},
 		{"bad mode", Config{APIKey: "k", SalesReporting: "net"}, `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "net"`},
 		{"bad events key", Config{APIKey: "k", Events: map[string]string{"renewal": "x"}},
-			`events: unknown event type or lifecycle "renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
+			`events.renewal: unknown event type or lifecycle "renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ""
-			if err := tt.cfg.Validate(); err != nil {
+			if err := tt.cfg.Validate().Err(); err != nil {
 				got = err.Error()
 			}
 			if got != tt.want {

@@ -1,8 +1,7 @@
 package amplitude
 
 import (
-	"errors"
-
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/fields"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
@@ -23,8 +22,23 @@ type Config struct {
 // DefaultEndpoint is Amplitude's US HTTP V2 API host.
 const DefaultEndpoint = "https://api2.amplitude.com"
 
-// Validate checks the block; each joined error starts with its key.
-func (c Config) Validate() error {
-	return errors.Join(fields.Check("api_key", "the API key of the Amplitude project", c.APIKey.Value() != "",
-		c.Endpoint, DefaultEndpoint, c.SalesReporting, c.Events)...)
+var _ destinations.Block = (*Config)(nil)
+
+// Validate checks the block; no message shows the api_key.
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
+	fields.Check(&p, "api_key", "the API key of the Amplitude project", c.APIKey.Value() != "",
+		c.Endpoint, DefaultEndpoint, c.SalesReporting, c.Events)
+	return p
+}
+
+// Type is the `amplitude:` destination type.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:   "amplitude",
+		Config: func() destinations.Block { return &Config{} },
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), o)
+		},
+	}
 }

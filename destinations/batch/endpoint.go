@@ -7,6 +7,11 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 )
 
+// MaxRequests is the most requests one Endpoint.Send makes, splits and
+// resends included; when they are spent, the last verdict stands for the
+// items it named. It bounds how long a batch can take (Capabilities.MaxWait).
+const MaxRequests = 6
+
 // Endpoint sends batches of T to one URL of a vendor's API and sorts out
 // what the vendor answered, event by event. Each request becomes, for every
 // item it carried, an exchange showing that item's part of the body.
@@ -41,11 +46,12 @@ type Verdict struct {
 // split or a resend) and returns one result per item, in order.
 func (p *Endpoint[T]) Send(ctx context.Context, items []T) []destinations.Result {
 	results := make([]destinations.Result, len(items))
-	p.send(ctx, items, results, make([][]destinations.Exchange, len(items)))
+	budget := MaxRequests
+	p.send(ctx, items, results, make([][]destinations.Exchange, len(items)), &budget)
 	return results
 }
 
-func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destinations.Result, prior [][]destinations.Exchange) {
+func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destinations.Result, prior [][]destinations.Exchange, budget *int) {
 	body, err := p.Encode(items)
 	if err != nil {
 		for i := range items {
@@ -55,6 +61,7 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 		return
 	}
 	resp := p.Client.Post(ctx, p.URL, body, p.Header)
+	*budget--
 	for i := range items {
 		own := body
 		if len(items) > 1 {
@@ -64,12 +71,12 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 	}
 	v := p.Judge(resp, items)
 	switch {
-	case v.Split && len(items) > 1:
+	case v.Split && len(items) > 1 && *budget >= 2:
 		half := len(items) / 2
-		p.send(ctx, items[:half], results[:half], prior[:half])
-		p.send(ctx, items[half:], results[half:], prior[half:])
+		p.send(ctx, items[:half], results[:half], prior[:half], budget)
+		p.send(ctx, items[half:], results[half:], prior[half:], budget)
 		return
-	case v.Again && len(v.Each) > 0 && len(v.Each) < len(items):
+	case v.Again && len(v.Each) > 0 && len(v.Each) < len(items) && *budget >= 1:
 		var rest []T
 		var restAt []int
 		var restPrior [][]destinations.Exchange
@@ -83,7 +90,7 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 		}
 		if len(rest) < len(items) {
 			sub := make([]destinations.Result, len(rest))
-			p.send(ctx, rest, sub, restPrior)
+			p.send(ctx, rest, sub, restPrior, budget)
 			for j, i := range restAt {
 				results[i] = sub[j]
 			}

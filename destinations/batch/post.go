@@ -31,34 +31,20 @@ type Client struct {
 	now       func() time.Time
 }
 
-// ClientOptions configure NewClient.
-type ClientOptions struct {
-	// Base sends the requests; nil means http.DefaultTransport.
-	Base      http.RoundTripper
-	Secrets   []secret.Secret // redacted in every recorded URL, header and body
-	MaxBody   int             // bodies kept per Exchange; default destinations.DefaultMaxBody
-	Timeout   time.Duration   // per request, reported in timeout messages
-	UserAgent string
-	Now       func() time.Time // Retry-After dates; default time.Now
-}
-
-// NewClient returns a client whose requests all pass the capture transport.
-// Redirects are not followed: a vendor API does not redirect a POST, and
-// net/http would carry our credentials to whatever host it names.
-func NewClient(o ClientOptions) *Client {
-	if o.MaxBody <= 0 {
-		o.MaxBody = destinations.DefaultMaxBody
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+// NewClient returns a client whose requests all pass the capture transport,
+// with opts' defaults applied; secrets are redacted in every recorded URL,
+// header and body. Redirects are not followed: a vendor API does not
+// redirect a POST, and net/http would carry our credentials to whatever
+// host it names.
+func NewClient(opts destinations.Options, secrets ...secret.Secret) *Client {
+	o := opts.WithDefaults()
 	return &Client{
 		http: &http.Client{
-			Transport:     &destinations.Transport{Base: o.Base, Secrets: o.Secrets, MaxBody: o.MaxBody},
+			Transport:     &destinations.Transport{Base: o.Base, Secrets: secrets, MaxBody: o.MaxBody},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		userAgent: o.UserAgent,
-		secrets:   o.Secrets,
+		userAgent: "rcrouter/" + o.Version,
+		secrets:   secrets,
 		maxBody:   o.MaxBody,
 		timeout:   o.Timeout,
 		now:       o.Now,

@@ -1,8 +1,7 @@
 package mixpanel
 
 import (
-	"errors"
-
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/fields"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
@@ -24,8 +23,23 @@ type Config struct {
 // DefaultEndpoint is Mixpanel's US ingestion host.
 const DefaultEndpoint = "https://api.mixpanel.com"
 
-// Validate checks the block; each joined error starts with its key.
-func (c Config) Validate() error {
-	return errors.Join(fields.Check("token", "the project token of the Mixpanel project", c.Token.Value() != "",
-		c.Endpoint, DefaultEndpoint, c.SalesReporting, c.Events)...)
+var _ destinations.Block = (*Config)(nil)
+
+// Validate checks the block; no message shows the token.
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
+	fields.Check(&p, "token", "the project token of the Mixpanel project", c.Token.Value() != "",
+		c.Endpoint, DefaultEndpoint, c.SalesReporting, c.Events)
+	return p
+}
+
+// Type is the `mixpanel:` destination type.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:   "mixpanel",
+		Config: func() destinations.Block { return &Config{} },
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), o)
+		},
+	}
 }

@@ -42,14 +42,10 @@ import (
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/destinations/internal/fields"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 // BatchSize is the most events one /track request carries.
 const BatchSize = 50
-
-// DefaultTimeout bounds one request when Options.Timeout is not set.
-const DefaultTimeout = 10 * time.Second
 
 // DistinctIDAttribute is the attribute RevenueCat's integration reads the
 // distinct_id from.
@@ -57,16 +53,6 @@ const DistinctIDAttribute = "$mixpanelDistinctId"
 
 // insertIDLen: Mixpanel's $insert_id takes at most 36 letters, digits or "-".
 const insertIDLen = 36
-
-// Options are the run-time settings that do not come from the block.
-type Options struct {
-	Timeout time.Duration     // per request; default DefaultTimeout
-	MaxBody int               // bodies kept per exchange; default destinations.DefaultMaxBody
-	Logger  *slog.Logger      // default slog.Default()
-	Base    http.RoundTripper // sends the requests; default http.DefaultTransport
-	Version string            // in User-Agent "rcrouter/<version>"; default "dev"
-	Now     func() time.Time  // Retry-After dates; default time.Now
-}
 
 // Destination is one Mixpanel destination; safe for concurrent Sends.
 type Destination struct {
@@ -108,26 +94,18 @@ type Transaction struct {
 	Store     string  `json:"store,omitempty"`
 }
 
-// New builds the destination from its block.
-func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("mixpanel destination %s: %w", name, err)
+// New builds the destination from a block that passed Validate.
+func New(name string, cfg Config, opts destinations.Options) (*Destination, error) {
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, err
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
-	}
+	opts = opts.WithDefaults()
 	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
 	d := &Destination{
 		name:    name,
 		cfg:     cfg,
 		timeout: opts.Timeout,
-		client: batch.NewClient(batch.ClientOptions{
-			Base: opts.Base, Secrets: []secret.Secret{cfg.Token}, MaxBody: opts.MaxBody,
-			Timeout: opts.Timeout, UserAgent: "rcrouter/" + opts.Version, Now: opts.Now,
-		}),
+		client:  batch.NewClient(opts, cfg.Token),
 	}
 	d.track = &batch.Endpoint[Message]{Client: d.client, URL: endpoint + "/track?verbose=1", Encode: encodeTracks, Judge: judge[Message](d.client, "track")}
 	d.engage = &batch.Endpoint[Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeEngages, Judge: judge[Engage](d.client, "engage")}
@@ -144,9 +122,11 @@ func (d *Destination) GoString() string { return d.String() }
 // LogValue implements slog.LogValuer; see String.
 func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
-// MaxWait is the longest one Send can take: waiting behind queued requests,
-// then its track (with splits) and its profile update.
-func (d *Destination) MaxWait() time.Duration { return 10*d.timeout + time.Second }
+// Capabilities: the scheduler runs a batch worth of Sends at once, and a
+// Send can wait for the batch ahead of it and its own, each a track and an engage of up to batch.MaxRequests requests with splits.
+func (d *Destination) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{Batch: BatchSize, MaxWait: 4*batch.MaxRequests*d.timeout + time.Second}
+}
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {

@@ -33,7 +33,7 @@ func newDest(t *testing.T, url string, cfg Config) *Destination {
 	t.Helper()
 	cfg.Token = secret.Secret(testToken)
 	cfg.Endpoint = url
-	d, err := New("mixpanel-test", cfg, Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test"})
+	d, err := New("mixpanel-test", cfg, destinations.Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test"})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -355,12 +355,14 @@ func TestValidate(t *testing.T) {
 		{"ok", Config{Token: "t", Endpoint: "https://api-eu.mixpanel.com", SalesReporting: "proceeds"}, ""},
 		{"no token", Config{}, "token: required (the project token of the Mixpanel project)"},
 		{"endpoint with a query", Config{Token: "t", Endpoint: "https://api.mixpanel.com?ip=1"},
-			`endpoint: must be an absolute http(s) URL without credentials or query (e.g. https://api.mixpanel.com), got "https://api.mixpanel.com?ip=1"`},
+			"endpoint: must not have a query or fragment (e.g. https://api.mixpanel.com)"},
+		{"endpoint with credentials", Config{Token: "t", Endpoint: "https://u:pw@api.mixpanel.com"},
+			"endpoint: must not hold credentials (user:password@); the vendor authenticates with token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ""
-			if err := tt.cfg.Validate(); err != nil {
+			if err := tt.cfg.Validate().Err(); err != nil {
 				got = err.Error()
 			}
 			if got != tt.want {

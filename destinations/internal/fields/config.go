@@ -1,33 +1,35 @@
 package fields
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 )
 
-// Check validates the keys the `amplitude:`, `mixpanel:` and `posthog:`
-// blocks share. Each error starts with its key, so the config loader can
-// prefix the YAML path and line; none quotes a secret. keyName is the
-// secret's key (api_key, token) and what it is, for the message.
-func Check(keyName, keyWhat string, keySet bool, endpoint, example, salesReporting string, events map[string]string) []error {
-	var errs []error
+// Check adds the problems of the keys the `amplitude:`, `mixpanel:` and
+// `posthog:` blocks share; none quotes a secret. keyName is the secret's key
+// (api_key, token), keyWhat what it is, for the message; example is the
+// default endpoint.
+func Check(p *destinations.Problems, keyName, keyWhat string, keySet bool, endpoint, example, salesReporting string, events map[string]string) {
 	if !keySet {
-		errs = append(errs, fmt.Errorf("%s: required (%s)", keyName, keyWhat))
+		p.Add(keyName, "required (%s)", keyWhat)
 	}
 	if endpoint != "" {
-		u, err := url.Parse(endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("endpoint: must be an absolute http(s) URL without credentials or query (e.g. %s), got %q", example, endpoint))
+		if msg := destinations.CheckURL(endpoint, true); msg != "" {
+			p.Add("endpoint", "%s", msg)
+		} else if u, _ := url.Parse(endpoint); u.User != nil {
+			// The vendor authenticates with the key in the body; credentials
+			// in the URL would only travel to a host that is not the vendor's.
+			p.Add("endpoint", "must not hold credentials (user:password@); the vendor authenticates with %s", keyName)
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			p.Add("endpoint", "must not have a query or fragment (e.g. %s)", example)
 		}
 	}
 	if msg := analytics.CheckSalesReporting(salesReporting); msg != "" {
-		errs = append(errs, errors.New("sales_reporting: "+msg))
+		p.Add("sales_reporting", "%s", msg)
 	}
-	for _, bad := range analytics.CheckEvents(events) {
-		errs = append(errs, fmt.Errorf("events: %s", bad.Message))
+	for _, b := range analytics.CheckEvents(events) {
+		p.Add("events."+b.Key, "%s", b.Message)
 	}
-	return errs
 }
