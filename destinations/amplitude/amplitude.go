@@ -157,16 +157,13 @@ func Build(e *event.Event, name, key, salesReporting string) Event {
 		InsertID:        analytics.MessageID(key, 100),
 		Time:            e.EventTimestampMs,
 		Platform:        e.Store,
-		EventProperties: fields.Of(e, isoTime),
+		EventProperties: fields.Of(e, fields.ISO),
 	}
 	if r := analytics.Revenue(e, salesReporting); r != nil {
 		ev.Revenue, ev.ProductID = r, e.ProductID
 	}
 	return ev
 }
-
-// isoTime is how RevenueCat's Amplitude integration writes dates.
-func isoTime(ms int64) any { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // encode is the request body for evs.
 func (d *Destination) encode(evs []Event) ([]byte, error) {

@@ -148,7 +148,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 // Build is the track, and profile update, RevenueCat's integration sends for e.
 func Build(e *event.Event, name, key, token, salesReporting string) Message {
 	id := cmp.Or(e.SubscriberAttribute(DistinctIDAttribute), e.UserID)
-	props := fields.Of(e, seconds)
+	props := fields.Of(e, fields.Seconds)
 	props["distinct_id"] = id
 	props["token"] = token
 	props["time"] = e.EventTimestampMs / 1000
@@ -168,9 +168,6 @@ func Build(e *event.Event, name, key, token, salesReporting string) Message {
 	}
 	return m
 }
-
-// seconds is how RevenueCat's Mixpanel integration writes dates.
-func seconds(ms int64) any { return ms / 1000 }
 
 // flush tracks the batch, then appends the transactions of the events that
 // were tracked.

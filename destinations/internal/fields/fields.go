@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/event"
@@ -64,3 +65,14 @@ func decode(b []byte, v any) {
 	d.UseNumber()
 	_ = d.Decode(v)
 }
+
+// ISO writes a timestamp the way RevenueCat's Amplitude integration does
+// (2026-01-01T00:00:00.000Z); PostHog takes the same.
+func ISO(ms int64) any { return ISOString(ms) }
+
+// ISOString is ISO as a string.
+func ISOString(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Seconds writes a timestamp as Unix seconds, as RevenueCat's Mixpanel
+// integration does.
+func Seconds(ms int64) any { return ms / 1000 }

@@ -1,0 +1,343 @@
+package posthog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
+	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+const testKey = "phc_test_key_0123456789"
+
+var okReply = fakevendor.Reply{Status: 200, Body: `{"status":"Ok"}`}
+
+func newDest(t *testing.T, url string, cfg Config) *Destination {
+	t.Helper()
+	cfg.APIKey = secret.Secret(testKey)
+	cfg.Endpoint = url
+	d, err := New("posthog-test", cfg, destinations.Options{Timeout: 5 * time.Second, MaxBody: 1 << 20, Version: "test"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func send(d *Destination, key string, e *event.Event) destinations.Result {
+	return d.Send(context.Background(), destinations.Delivery{Key: key, Destination: "posthog-test", Event: e})
+}
+
+func sent(t *testing.T, body []byte) request {
+	t.Helper()
+	var r request
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("body is not a batch: %v\n%s", err, body)
+	}
+	return r
+}
+
+// TestGoldenFixtures sends every fixture alone and compares the exact body
+// PostHog received (indented) with testdata/golden.
+func TestGoldenFixtures(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, okReply.Body))
+	d := newDest(t, f.URL, Config{})
+	for _, fx := range testutil.Fixtures(t) {
+		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
+			e, err := revenuecat.Decode(fx.Body)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			before := len(f.Requests())
+			res := send(d, "golden:"+fx.Stem(), e)
+			got := f.Requests()[before:]
+			var out []byte
+			switch res.Outcome {
+			case destinations.Skipped:
+				if len(got) != 0 {
+					t.Fatalf("skipped event sent %d requests", len(got))
+				}
+				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
+			case destinations.Delivered:
+				if len(got) != 1 || len(res.Exchanges) != 1 {
+					t.Fatalf("%d requests, %d exchanges; want 1 and 1", len(got), len(res.Exchanges))
+				}
+				if got[0].Method != http.MethodPost || got[0].Path != "/batch/" {
+					t.Errorf("request = %s %s, want POST /batch/", got[0].Method, got[0].Path)
+				}
+				if want := strings.ReplaceAll(string(got[0].Body), testKey, secret.Redacted); res.Exchanges[0].Request.Body != want {
+					t.Errorf("exchange body = %s\nwant the sent body with the key redacted: %s", res.Exchanges[0].Request.Body, want)
+				}
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, got[0].Body, "", "  "); err != nil {
+					t.Fatal(err)
+				}
+				out = buf.Bytes()
+			default:
+				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
+			}
+			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
+		})
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		name  string
+		user  string
+		attrs map[string]string
+		want  string
+	}{
+		{"app user id", "user_1", nil, "user_1"},
+		{"posthog user id wins", "user_1", map[string]string{UserIDAttribute: "ph-7"}, "ph-7"},
+		{"attribute without app user id", "", map[string]string{UserIDAttribute: "ph-7"}, "ph-7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ev := Build(fakevendor.Purchase("e1", tt.user, tt.attrs), "n", "k", "gross", "v"); ev.DistinctID != tt.want {
+				t.Errorf("distinct_id = %q, want %q", ev.DistinctID, tt.want)
+			}
+		})
+	}
+}
+
+func TestRevenueModes(t *testing.T) {
+	tests := []struct {
+		mode string
+		want any
+	}{
+		{"gross", 10.84},
+		{"proceeds", 9.214},
+		{"proceeds_after_tax", 7.482852},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			if got := Build(fakevendor.Purchase("e1", "u1", nil), "n", "k", tt.mode, "v").Properties["revenue"]; got != tt.want {
+				t.Errorf("revenue = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("unknown price", func(t *testing.T) {
+		e := fakevendor.Purchase("e1", "u1", nil)
+		e.Price = nil
+		if got, ok := Build(e, "n", "k", "gross", "v").Properties["revenue"]; ok {
+			t.Errorf("revenue = %v, want none", got)
+		}
+	})
+}
+
+// TestUUID: the uuid is a version-5 UUID of the delivery key, the same on
+// every retry and different per destination.
+func TestUUID(t *testing.T) {
+	e := fakevendor.Purchase("e1", "u1", nil)
+	a, b := Build(e, "n", "e1:posthog-a", "gross", "v").UUID, Build(e, "n", "e1:posthog-a", "gross", "v").UUID
+	other := Build(e, "n", "e1:posthog-b", "gross", "v").UUID
+	if a != b || a == other || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(a) {
+		t.Errorf("uuids = %q, %q, other destination %q", a, b, other)
+	}
+}
+
+func TestSkipped(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(200, okReply.Body))
+	noID := fakevendor.Purchase("n1", "", nil)
+	noID.UserID = ""
+	test := fakevendor.Purchase("t1", "u1", nil)
+	test.Type, test.IsTest = event.TypeTest, true
+	revenuecat.Normalize(test)
+	tests := []struct {
+		name   string
+		events map[string]string
+		e      *event.Event
+		want   string
+	}{
+		{"test event", nil, test, "no PostHog event name for TEST (other): RevenueCat's integration does not send it; name it under events to send it"},
+		{"no distinct id", nil, noID, "PostHog needs a distinct_id: the event has no app user id and no $posthogUserId attribute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := send(newDest(t, f.URL, Config{Events: tt.events}), "k", tt.e)
+			if res.Outcome != destinations.Skipped || res.Reason != destinations.ReasonSkipped || res.Message != tt.want {
+				t.Errorf("result = %s/%s %q; want skipped %q", res.Outcome, res.Reason, res.Message, tt.want)
+			}
+		})
+	}
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("skipped events made %d requests", n)
+	}
+}
+
+func TestUUIDStableAcrossRetries(t *testing.T) {
+	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+		if n == 0 {
+			return fakevendor.Reply{Status: 503, Body: "busy"}
+		}
+		return okReply
+	})
+	d := newDest(t, f.URL, Config{})
+	e := fakevendor.Purchase("evt-1", "user_1", nil)
+	if first := send(d, "evt-1:posthog-test", e); first.Outcome != destinations.Retry || first.Message != "posthog answered HTTP 503 Service Unavailable: busy" {
+		t.Fatalf("first = %s %q; want retry", first.Outcome, first.Message)
+	}
+	if second := send(d, "evt-1:posthog-test", e); second.Outcome != destinations.Delivered {
+		t.Fatalf("second = %s %q; want delivered", second.Outcome, second.Message)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	if a, b := sent(t, reqs[0].Body).Batch[0].UUID, sent(t, reqs[1].Body).Batch[0].UUID; a != b {
+		t.Errorf("uuid = %q then %q; want the same", a, b)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      fakevendor.Reply
+		outcome    destinations.Outcome
+		reason     destinations.Reason
+		retryAfter time.Duration
+		pause      bool
+		message    string
+	}{
+		{"invalid event", fakevendor.Reply{Status: 400, Body: `{"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`},
+			destinations.Permanent, destinations.ReasonRejected, 0, false, `posthog rejected the event: {"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`},
+		{"bad key", fakevendor.Reply{Status: 401, Body: `{"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`},
+			destinations.Permanent, destinations.ReasonClientError, 0, false, `posthog rejected the project API key (HTTP 401): {"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`},
+		{"too large", fakevendor.Reply{Status: 413, Body: ``},
+			destinations.Permanent, destinations.ReasonRejected, 0, false, "posthog rejected the event as too large (HTTP 413)"},
+		{"rate limited", fakevendor.Reply{Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: `slow down`},
+			destinations.Retry, destinations.ReasonRateLimited, 30 * time.Second, true, "posthog answered HTTP 429 Too Many Requests: slow down"},
+		{"server error", fakevendor.Reply{Status: 500, Body: `oops`},
+			destinations.Retry, destinations.ReasonServerError, 0, false, "posthog answered HTTP 500 Internal Server Error: oops"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakevendor.New(t, func(int, fakevendor.Request) fakevendor.Reply { return tt.reply })
+			res := send(newDest(t, f.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
+			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause || res.Message != tt.message {
+				t.Errorf("result = %s/%s after %v pause=%v %q\nwant %s/%s after %v pause=%v %q", res.Outcome, res.Reason, res.RetryAfter, res.PauseDestination, res.Message,
+					tt.outcome, tt.reason, tt.retryAfter, tt.pause, tt.message)
+			}
+			if len(f.Requests()) != 1 || len(res.Exchanges) != 1 {
+				t.Errorf("%d requests and %d exchanges, want 1", len(f.Requests()), len(res.Exchanges))
+			}
+		})
+	}
+}
+
+func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+	t.Helper()
+	return fakevendor.Burst(t, n, okReply, answer, func(url string) fakevendor.Sender {
+		d := newDest(t, url, Config{})
+		return fakevendor.Sender{
+			Send:   func(id string) destinations.Result { return send(d, id, fakevendor.Purchase(id, "user-"+id, nil)) },
+			Queued: d.batches.Queued,
+		}
+	})
+}
+
+// TestInvalidEventIsIsolated: a batch refused with 400 is split until the
+// refused event is alone; the others are delivered.
+func TestInvalidEventIsIsolated(t *testing.T) {
+	results, reqs := burst(t, 4, func(_ int, r fakevendor.Request) fakevendor.Reply {
+		for _, ev := range sent(t, r.Body).Batch {
+			if ev.DistinctID == "user-e1" {
+				return fakevendor.Reply{Status: 400, Body: `{"detail":"Invalid payload"}`}
+			}
+		}
+		return okReply
+	})
+	var sizes []int
+	for _, r := range reqs {
+		sizes = append(sizes, len(sent(t, r.Body).Batch))
+	}
+	slices.Sort(sizes)
+	if fmt.Sprint(sizes) != "[1 1 2 2 4]" {
+		t.Errorf("request sizes = %v, want [1 1 2 2 4]", sizes)
+	}
+	for id, r := range results {
+		want := destinations.Delivered
+		if id == "e1" {
+			want = destinations.Permanent
+		}
+		if r.Outcome != want {
+			t.Errorf("%s = %s %q, want %s", id, r.Outcome, r.Message, want)
+		}
+	}
+}
+
+func TestConcurrentSendsAreBatched(t *testing.T) {
+	results, reqs := burst(t, 120, func(int, fakevendor.Request) fakevendor.Reply { return okReply })
+	var sizes []int
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		b := sent(t, r.Body).Batch
+		sizes = append(sizes, len(b))
+		for _, ev := range b {
+			if seen[ev.UUID] {
+				t.Errorf("%s sent twice", ev.UUID)
+			}
+			seen[ev.UUID] = true
+		}
+	}
+	if fmt.Sprint(sizes) != "[100 20]" || len(seen) != 120 {
+		t.Errorf("events per request = %v (%d distinct), want [100 20] (120)", sizes, len(seen))
+	}
+	for id, r := range results {
+		if r.Outcome != destinations.Delivered || len(r.Exchanges) != 1 {
+			t.Errorf("%s = %s with %d exchanges", id, r.Outcome, len(r.Exchanges))
+		}
+	}
+}
+
+func TestSecretNeverShown(t *testing.T) {
+	f := fakevendor.New(t, fakevendor.Always(401, `{"detail":"key `+testKey+` invalid"}`))
+	d := newDest(t, f.URL, Config{})
+	res := send(d, "k", fakevendor.Purchase("e", "u", nil))
+	all, _ := json.Marshal(res)
+	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d.cfg)} {
+		if strings.Contains(s, testKey) {
+			t.Errorf("the API key shows in %s", s)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"ok", Config{APIKey: "k", Endpoint: "https://eu.i.posthog.com"}, ""},
+		{"no key", Config{}, "api_key: required (the project API key of the PostHog project)"},
+		{"bad mode and event", Config{APIKey: "k", SalesReporting: "gross ", Events: map[string]string{"Renewal": "x"}},
+			"sales_reporting: must be gross, proceeds or proceeds_after_tax, got \"gross \"\nevents.Renewal: unknown event type or lifecycle \"Renewal\": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := tt.cfg.Validate().Err(); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
