@@ -73,7 +73,9 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 	switch {
 	case v.Split && len(items) > 1 && *budget >= 2:
 		half := len(items) / 2
+		*budget-- // kept for the second half's request
 		p.send(ctx, items[:half], results[:half], prior[:half], budget)
+		*budget++
 		p.send(ctx, items[half:], results[half:], prior[half:], budget)
 		return
 	case v.Again && len(v.Each) > 0 && len(v.Each) < len(items) && *budget >= 1:
