@@ -32,7 +32,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -61,12 +60,12 @@ const (
 
 // Destination is one Amplitude destination; safe for concurrent Sends.
 type Destination struct {
-	name    string
-	cfg     Config
-	url     string
-	timeout time.Duration
-	client  *batch.Client
-	batches *batch.Batcher[Event]
+	batch.Named // prints as amplitude "<name>", never its secrets
+	cfg         Config
+	url         string
+	timeout     time.Duration
+	client      *batch.Client
+	batches     *batch.Batcher[Event]
 }
 
 var _ destinations.Destination = (*Destination)(nil)
@@ -104,7 +103,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	}
 	opts = opts.WithDefaults()
 	d := &Destination{
-		name:    name,
+		Named:   batch.Named{Kind: "amplitude", Name: name},
 		cfg:     cfg,
 		url:     strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi",
 		timeout: opts.Timeout,
@@ -115,15 +114,6 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	return d, nil
 }
 
-// String names the destination; printing it never shows the API key.
-func (d *Destination) String() string { return fmt.Sprintf("amplitude %q", d.name) }
-
-// GoString implements fmt.GoStringer; see String.
-func (d *Destination) GoString() string { return d.String() }
-
-// LogValue implements slog.LogValuer; see String.
-func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
-
 // Capabilities: the scheduler runs a batch worth of Sends at once, and a
 // Send can wait for the request ahead of it and its own, each up to batch.MaxRequests with splits and resends.
 func (d *Destination) Capabilities() destinations.Capabilities {
@@ -132,17 +122,14 @@ func (d *Destination) Capabilities() destinations.Capabilities {
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
+	name, stop := fields.EventName(dl, d.cfg.Events, "Amplitude")
+	if stop != nil {
+		return *stop
+	}
 	e := dl.Event
-	if e == nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
-	}
-	name, ok := analytics.EventName(e, d.cfg.Events)
-	if !ok {
-		return skipped(fmt.Sprintf("no Amplitude event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", e.Type, e.Lifecycle))
-	}
 	ev := Build(e, name, analytics.Key(dl.Key, e.ID, dl.Destination), analytics.SalesReporting(d.cfg.SalesReporting))
 	if ev.UserID == "" && ev.DeviceID == "" {
-		return skipped("Amplitude needs a user_id or device_id: the event has no app user id and no " +
+		return fields.Skipped("Amplitude needs a user_id or device_id: the event has no app user id and no " +
 			UserIDAttribute + " or " + DeviceIDAttribute + " attribute")
 	}
 	return d.batches.Do(ctx, ev)
@@ -252,8 +239,4 @@ func (a answer) badEvents() map[int]string {
 		}
 	}
 	return bad
-}
-
-func skipped(msg string) destinations.Result {
-	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
 }

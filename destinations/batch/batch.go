@@ -13,6 +13,7 @@ package batch
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -156,3 +157,20 @@ func (b *Batcher[T]) Queued() int {
 	defer b.mu.Unlock()
 	return len(b.queue)
 }
+
+// Named gives a destination a String, GoString and LogValue that print only
+// its type and name: printing it (%v, %+v, %#v, slog) never walks its
+// fields, which hold secrets that fmt cannot redact.
+type Named struct {
+	Kind string // "amplitude"
+	Name string // the destination's name
+}
+
+// String is "<kind> \"<name>\"".
+func (n Named) String() string { return fmt.Sprintf("%s %q", n.Kind, n.Name) }
+
+// GoString implements fmt.GoStringer; see String.
+func (n Named) GoString() string { return n.String() }
+
+// LogValue implements slog.LogValuer; see String.
+func (n Named) LogValue() slog.Value { return slog.StringValue(n.String()) }

@@ -32,7 +32,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -56,13 +55,13 @@ const insertIDLen = 36
 
 // Destination is one Mixpanel destination; safe for concurrent Sends.
 type Destination struct {
-	name    string
-	cfg     Config
-	timeout time.Duration
-	client  *batch.Client
-	track   *batch.Endpoint[Message]
-	engage  *batch.Endpoint[Engage]
-	batches *batch.Batcher[Message]
+	batch.Named // prints as mixpanel "<name>", never its secrets
+	cfg         Config
+	timeout     time.Duration
+	client      *batch.Client
+	track       *batch.Endpoint[Message]
+	engage      *batch.Endpoint[Engage]
+	batches     *batch.Batcher[Message]
 }
 
 var _ destinations.Destination = (*Destination)(nil)
@@ -102,7 +101,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	opts = opts.WithDefaults()
 	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
 	d := &Destination{
-		name:    name,
+		Named:   batch.Named{Kind: "mixpanel", Name: name},
 		cfg:     cfg,
 		timeout: opts.Timeout,
 		client:  batch.NewClient(opts, cfg.Token),
@@ -113,15 +112,6 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	return d, nil
 }
 
-// String names the destination; printing it never shows the token.
-func (d *Destination) String() string { return fmt.Sprintf("mixpanel %q", d.name) }
-
-// GoString implements fmt.GoStringer; see String.
-func (d *Destination) GoString() string { return d.String() }
-
-// LogValue implements slog.LogValuer; see String.
-func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
-
 // Capabilities: the scheduler runs a batch worth of Sends at once, and a
 // Send can wait for the batch ahead of it and its own, each a track and an engage of up to batch.MaxRequests requests with splits.
 func (d *Destination) Capabilities() destinations.Capabilities {
@@ -130,17 +120,14 @@ func (d *Destination) Capabilities() destinations.Capabilities {
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
+	name, stop := fields.EventName(dl, d.cfg.Events, "Mixpanel")
+	if stop != nil {
+		return *stop
+	}
 	e := dl.Event
-	if e == nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
-	}
-	name, ok := analytics.EventName(e, d.cfg.Events)
-	if !ok {
-		return skipped(fmt.Sprintf("no Mixpanel event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", e.Type, e.Lifecycle))
-	}
 	m := Build(e, name, analytics.Key(dl.Key, e.ID, dl.Destination), d.cfg.Token.Value(), analytics.SalesReporting(d.cfg.SalesReporting))
 	if m.Track.Properties["distinct_id"] == "" {
-		return skipped("Mixpanel needs a distinct_id: the event has no app user id and no " + DistinctIDAttribute + " attribute")
+		return fields.Skipped("Mixpanel needs a distinct_id: the event has no app user id and no " + DistinctIDAttribute + " attribute")
 	}
 	return d.batches.Do(ctx, m)
 }
@@ -232,8 +219,4 @@ func judge[T any](c *batch.Client, what string) func(batch.Response, []T) batch.
 		}
 		return batch.Verdict{All: res}
 	}
-}
-
-func skipped(msg string) destinations.Result {
-	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
 }

@@ -26,8 +26,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -52,12 +50,12 @@ const LibraryName = "rcrouter"
 
 // Destination is one PostHog destination; safe for concurrent Sends.
 type Destination struct {
-	name    string
-	cfg     Config
-	version string
-	timeout time.Duration
-	client  *batch.Client
-	batches *batch.Batcher[Event]
+	batch.Named // prints as posthog "<name>", never its secrets
+	cfg         Config
+	version     string
+	timeout     time.Duration
+	client      *batch.Client
+	batches     *batch.Batcher[Event]
 }
 
 var _ destinations.Destination = (*Destination)(nil)
@@ -84,7 +82,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	}
 	opts = opts.WithDefaults()
 	d := &Destination{
-		name:    name,
+		Named:   batch.Named{Kind: "posthog", Name: name},
 		cfg:     cfg,
 		version: opts.Version,
 		timeout: opts.Timeout,
@@ -100,15 +98,6 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	return d, nil
 }
 
-// String names the destination; printing it never shows the API key.
-func (d *Destination) String() string { return fmt.Sprintf("posthog %q", d.name) }
-
-// GoString implements fmt.GoStringer; see String.
-func (d *Destination) GoString() string { return d.String() }
-
-// LogValue implements slog.LogValuer; see String.
-func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
-
 // Capabilities: the scheduler runs a batch worth of Sends at once, and a
 // Send can wait for the request ahead of it and its own, each up to
 // batch.MaxRequests with splits.
@@ -118,17 +107,14 @@ func (d *Destination) Capabilities() destinations.Capabilities {
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
+	name, stop := fields.EventName(dl, d.cfg.Events, "PostHog")
+	if stop != nil {
+		return *stop
+	}
 	e := dl.Event
-	if e == nil {
-		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
-	}
-	name, ok := analytics.EventName(e, d.cfg.Events)
-	if !ok {
-		return skipped(fmt.Sprintf("no PostHog event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", e.Type, e.Lifecycle))
-	}
 	ev := Build(e, name, analytics.Key(dl.Key, e.ID, dl.Destination), analytics.SalesReporting(d.cfg.SalesReporting), d.version)
 	if ev.DistinctID == "" {
-		return skipped("PostHog needs a distinct_id: the event has no app user id and no " + UserIDAttribute + " attribute")
+		return fields.Skipped("PostHog needs a distinct_id: the event has no app user id and no " + UserIDAttribute + " attribute")
 	}
 	return d.batches.Do(ctx, ev)
 }
@@ -178,8 +164,4 @@ func (d *Destination) judge(resp batch.Response, _ []Event) batch.Verdict {
 		res.PauseDestination = res.RetryAfter > 0
 	}
 	return batch.Verdict{All: res}
-}
-
-func skipped(msg string) destinations.Result {
-	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
 }

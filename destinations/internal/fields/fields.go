@@ -8,9 +8,11 @@ package fields
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/event"
 )
@@ -76,3 +78,24 @@ func ISOString(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-0
 // Seconds writes a timestamp as Unix seconds, as RevenueCat's Mixpanel
 // integration does.
 func Seconds(ms int64) any { return ms / 1000 }
+
+// EventName is the first step of a Send: the vendor's event name for the
+// delivery's event, or the result that ends the Send at once (no event; no
+// name, so skipped with a reason an ops person can act on).
+func EventName(dl destinations.Delivery, events map[string]string, vendor string) (string, *destinations.Result) {
+	e := dl.Event
+	if e == nil {
+		return "", &destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "no event to send"}
+	}
+	name, ok := analytics.EventName(e, events)
+	if !ok {
+		r := Skipped(fmt.Sprintf("no %s event name for %s (%s): RevenueCat's integration does not send it; name it under events to send it", vendor, e.Type, e.Lifecycle))
+		return "", &r
+	}
+	return name, nil
+}
+
+// Skipped is a skipped result with its reason.
+func Skipped(msg string) destinations.Result {
+	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
+}
