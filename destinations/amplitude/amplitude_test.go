@@ -1,13 +1,11 @@
 package amplitude
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +13,7 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
-	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -51,43 +47,9 @@ func sent(t *testing.T, body []byte) request {
 func TestGoldenFixtures(t *testing.T) {
 	f := fakevendor.New(t, fakevendor.Always(200, ok200))
 	d := newDest(t, f.URL, Config{})
-	for _, fx := range testutil.Fixtures(t) {
-		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.Body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			before := len(f.Requests())
-			res := d.Send(context.Background(), destinations.Delivery{Key: "golden:" + fx.Stem(), Destination: "amplitude-test", Event: e})
-			got := f.Requests()[before:]
-			var out []byte
-			switch res.Outcome {
-			case destinations.Skipped:
-				if len(got) != 0 {
-					t.Fatalf("skipped event sent %d requests", len(got))
-				}
-				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
-			case destinations.Delivered:
-				if len(got) != 1 || len(res.Exchanges) != 1 {
-					t.Fatalf("%d requests, %d exchanges; want 1 and 1", len(got), len(res.Exchanges))
-				}
-				if got[0].Method != http.MethodPost || got[0].Path != "/2/httpapi" || got[0].Header.Get("Content-Type") != "application/json" {
-					t.Errorf("request = %s %s %q", got[0].Method, got[0].Path, got[0].Header.Get("Content-Type"))
-				}
-				if want := strings.ReplaceAll(string(got[0].Body), testKey, secret.Redacted); res.Exchanges[0].Request.Body != want {
-					t.Errorf("exchange body = %s\nwant the sent body with the key redacted: %s", res.Exchanges[0].Request.Body, want)
-				}
-				var buf bytes.Buffer
-				if err := json.Indent(&buf, got[0].Body, "", "  "); err != nil {
-					t.Fatal(err)
-				}
-				out = buf.Bytes()
-			default:
-				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
-			}
-			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
-		})
-	}
+	fakevendor.Goldens(t, f, testKey, []string{"/2/httpapi"}, *update, func(key string, e *event.Event) destinations.Result {
+		return d.Send(context.Background(), destinations.Delivery{Key: key, Destination: "amplitude-test", Event: e})
+	})
 }
 
 func TestIdentity(t *testing.T) {

@@ -1,13 +1,11 @@
 package mixpanel
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,9 +14,7 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
-	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -59,47 +55,9 @@ func tracks(t *testing.T, body []byte) []Track {
 func TestGoldenFixtures(t *testing.T) {
 	f := fakevendor.New(t, fakevendor.Always(200, ok1))
 	d := newDest(t, f.URL, Config{})
-	for _, fx := range testutil.Fixtures(t) {
-		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.Body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			before := len(f.Requests())
-			res := send(d, "golden:"+fx.Stem(), e)
-			got := f.Requests()[before:]
-			var out []byte
-			switch res.Outcome {
-			case destinations.Skipped:
-				if len(got) != 0 {
-					t.Fatalf("skipped event sent %d requests", len(got))
-				}
-				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
-			case destinations.Delivered:
-				if len(got) == 0 || len(got) > 2 || len(res.Exchanges) != len(got) {
-					t.Fatalf("%d requests, %d exchanges; want 1 or 2 of each", len(got), len(res.Exchanges))
-				}
-				var buf bytes.Buffer
-				for i, r := range got {
-					if want := []string{"/track?verbose=1", "/engage?verbose=1"}[i]; r.Method != http.MethodPost || r.Path != want {
-						t.Errorf("request %d = %s %s, want POST %s", i, r.Method, r.Path, want)
-					}
-					if want := strings.ReplaceAll(string(r.Body), testToken, secret.Redacted); res.Exchanges[i].Request.Body != want {
-						t.Errorf("exchange %d body = %s\nwant the sent body with the token redacted: %s", i, res.Exchanges[i].Request.Body, want)
-					}
-					fmt.Fprintf(&buf, "POST %s\n", r.Path)
-					if err := json.Indent(&buf, r.Body, "", "  "); err != nil {
-						t.Fatal(err)
-					}
-					buf.WriteString("\n")
-				}
-				out = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-			default:
-				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
-			}
-			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
-		})
-	}
+	fakevendor.Goldens(t, f, testToken, []string{"/track?verbose=1", "/engage?verbose=1"}, *update, func(key string, e *event.Event) destinations.Result {
+		return send(d, key, e)
+	})
 }
 
 func TestIdentity(t *testing.T) {

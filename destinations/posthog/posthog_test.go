@@ -1,13 +1,11 @@
 package posthog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
-	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -57,43 +54,9 @@ func sent(t *testing.T, body []byte) request {
 func TestGoldenFixtures(t *testing.T) {
 	f := fakevendor.New(t, fakevendor.Always(200, okReply.Body))
 	d := newDest(t, f.URL, Config{})
-	for _, fx := range testutil.Fixtures(t) {
-		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
-			e, err := revenuecat.Decode(fx.Body)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			before := len(f.Requests())
-			res := send(d, "golden:"+fx.Stem(), e)
-			got := f.Requests()[before:]
-			var out []byte
-			switch res.Outcome {
-			case destinations.Skipped:
-				if len(got) != 0 {
-					t.Fatalf("skipped event sent %d requests", len(got))
-				}
-				out, _ = json.MarshalIndent(map[string]string{"skipped": res.Message, "reason": string(res.Reason)}, "", "  ")
-			case destinations.Delivered:
-				if len(got) != 1 || len(res.Exchanges) != 1 {
-					t.Fatalf("%d requests, %d exchanges; want 1 and 1", len(got), len(res.Exchanges))
-				}
-				if got[0].Method != http.MethodPost || got[0].Path != "/batch/" {
-					t.Errorf("request = %s %s, want POST /batch/", got[0].Method, got[0].Path)
-				}
-				if want := strings.ReplaceAll(string(got[0].Body), testKey, secret.Redacted); res.Exchanges[0].Request.Body != want {
-					t.Errorf("exchange body = %s\nwant the sent body with the key redacted: %s", res.Exchanges[0].Request.Body, want)
-				}
-				var buf bytes.Buffer
-				if err := json.Indent(&buf, got[0].Body, "", "  "); err != nil {
-					t.Fatal(err)
-				}
-				out = buf.Bytes()
-			default:
-				t.Fatalf("outcome %s (%s): %s", res.Outcome, res.Reason, res.Message)
-			}
-			testutil.Golden(t, filepath.Join("testdata", "golden", fx.Dir, fx.Name), append(out, '\n'), *update)
-		})
-	}
+	fakevendor.Goldens(t, f, testKey, []string{"/batch/"}, *update, func(key string, e *event.Event) destinations.Result {
+		return send(d, key, e)
+	})
 }
 
 func TestIdentity(t *testing.T) {
