@@ -1,7 +1,9 @@
 package fakevendor
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,4 +89,35 @@ func Burst(t testing.TB, n int, ok Reply, answer Answer, build func(url string) 
 	close(release)
 	wg.Wait()
 	return results, f.Requests()[1:]
+}
+
+// NoSecret fails the test when key shows in the JSON of res or in how d and
+// cfg print (%v, %#v, %+v), and when res's exchanges do not show the
+// redacted key in its place.
+func NoSecret(t testing.TB, key string, res destinations.Result, d, cfg any) {
+	t.Helper()
+	all, _ := json.Marshal(res)
+	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d), fmt.Sprintf("%+v", cfg)} {
+		if strings.Contains(s, key) {
+			t.Errorf("the secret shows in %s", s)
+		}
+	}
+	if !strings.Contains(string(all), `\u003csecret\u003e`) {
+		t.Errorf("the redacted secret is not in the exchange: %s", all)
+	}
+}
+
+// CheckValidate runs one config block through Validate as a subtest; want
+// is the joined problems, "" for none.
+func CheckValidate(t *testing.T, name string, b destinations.Block, want string) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		got := ""
+		if err := b.Validate().Err(); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("Validate() = %q\nwant %q", got, want)
+		}
+	})
 }
