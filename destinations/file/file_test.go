@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
 func mustNew(t *testing.T, path string) *Destination {
 	t.Helper()
-	d, err := New("archive", Config{Path: path})
+	d, err := New("archive", Config{Path: path}, destinations.Options{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -267,15 +267,15 @@ func TestNewErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no path", Config{}, `file "archive": path: is required`},
+		{"no path", Config{}, `file: path: required`},
 		{"parent is a file", Config{Path: filepath.Join(blocker, "x.jsonl")},
-			`file "archive": creating directory: mkdir ` + blocker + `: not a directory`},
+			`file: creating directory: mkdir ` + blocker + `: not a directory`},
 		{"path is a directory", Config{Path: filepath.Dir(blocker)},
-			`file "archive": open ` + filepath.Dir(blocker) + `: is a directory`},
+			`file: open ` + filepath.Dir(blocker) + `: is a directory`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New("archive", tt.cfg)
+			_, err := New("archive", tt.cfg, destinations.Options{})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("New error = %v, want %s", err, tt.want)
 			}

@@ -41,19 +41,15 @@ const libraryTimeout = 10 * time.Second
 // Defaults of Options.
 const (
 	DefaultFlushInterval = 200 * time.Millisecond
-	DefaultTimeout       = 10 * time.Second
 	closeTimeout         = 15 * time.Second
 )
 
-// Options are the runtime settings that do not come from the `segment:` block.
+// Options are the shared adapter options plus Segment's own knobs.
 type Options struct {
-	Timeout time.Duration // per HTTP request; default 10s (analytics-go caps it at 10s)
-	MaxBody int           // bytes of request and response bodies kept per exchange; default destinations.DefaultMaxBody
-	Logger  *slog.Logger  // default slog.Default()
-	// Base sends the requests; nil means a transport of this destination's
-	// own (a clone of http.DefaultTransport keeping up to 16 idle connections
-	// to Segment), closed by Close.
-	Base http.RoundTripper
+	// Timeout is capped at 10s by analytics-go. Base nil means a transport of
+	// this destination's own (a clone of http.DefaultTransport keeping up to
+	// 16 idle connections to Segment), closed by Close.
+	destinations.Options
 	// FlushInterval is how long a message may wait for its batch to fill
 	// before the batch is sent anyway; default 200ms.
 	FlushInterval time.Duration
@@ -61,7 +57,6 @@ type Options struct {
 	// number of the failed try, from 0). The default, 50ms doubling up to
 	// 500ms, keeps a whole burst to about 3.3s plus the requests themselves.
 	RetryAfter func(try int) time.Duration
-	Version    string // context.library.version; default "dev"
 }
 
 // DefaultRetryAfter is the default Options.RetryAfter: 50ms doubling, capped
@@ -103,27 +98,17 @@ type pending struct {
 }
 
 // New builds the destination and starts its analytics-go client; Close stops it.
+// Its errors do not name the destination: the caller does.
 func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("segment destination %s: %w", name, err)
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("segment: %w", err)
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.MaxBody <= 0 {
-		opts.MaxBody = destinations.DefaultMaxBody
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Options = opts.Options.WithDefaults()
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
 	if opts.RetryAfter == nil {
 		opts.RetryAfter = DefaultRetryAfter
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
 	}
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = DefaultEndpoint
@@ -175,15 +160,32 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		RetryAfter: opts.RetryAfter,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("segment destination %s: %w", name, err)
+		return nil, fmt.Errorf("segment: %w", err)
 	}
 	d.client = client
 	return d, nil
 }
 
-// MaxWait is the longest one Send waits for Segment when its context has no
-// earlier deadline; a delivery lease should be longer.
-func (d *Destination) MaxWait() time.Duration { return d.maxWait }
+var (
+	_ destinations.Destination = (*Destination)(nil)
+	_ destinations.Capable     = (*Destination)(nil)
+)
+
+// Capabilities: analytics-go gathers concurrent messages into batches, so the
+// scheduler runs at least a batch worth of Sends at once (every Send enqueues
+// two messages, so a full batch needs no more); and one Send waits for the
+// library's whole burst of tries, MaxWait.
+func (d *Destination) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{Batch: d.cfg.BatchSize, MaxWait: d.maxWait}
+}
+
+// String names the destination without its write key.
+func (d *Destination) String() string { return "segment destination " + d.name }
+
+// LogValue logs the destination as its name and endpoint, never the write key.
+func (d *Destination) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "segment"), slog.String("endpoint", d.cfg.Endpoint))
+}
 
 // Send enqueues the event's track and identify and waits until analytics-go
 // has reported on both, or ctx is done.

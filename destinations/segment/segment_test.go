@@ -29,7 +29,7 @@ import (
 func TestGoldenFixtures(t *testing.T) {
 	f := newFakeSegment(t, always(200), `{"success":true}`)
 	// Two messages per batch and no timer flush: each Send is exactly one batch.
-	d := newTestDestination(t, f.URL, Config{BatchSize: 2}, Options{FlushInterval: time.Hour, MaxBody: 1 << 20})
+	d := newTestDestination(t, f.URL, Config{BatchSize: 2}, Options{FlushInterval: time.Hour, Options: destinations.Options{MaxBody: 1 << 20}})
 	for _, fx := range testutil.Fixtures(t) {
 		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
 			e, err := revenuecat.Decode(fx.Body)
@@ -427,20 +427,24 @@ func TestValidate(t *testing.T) {
 		{"minimal", Config{WriteKey: "k"}, ""},
 		{"everything", Config{WriteKey: "k", Endpoint: "https://events.eu1.segmentapis.com", SalesReporting: analytics.ProceedsAfterTax, BatchSize: 20,
 			Events: map[string]string{"RENEWAL": "Renewed", "trial_started": "", "PAYWALL_IMPRESSION": "paywall"}}, ""},
-		{"missing write key", Config{}, "write_key: is required"},
-		{"endpoint not a URL", Config{WriteKey: "k", Endpoint: "api.segment.io"}, `endpoint: "api.segment.io" is not an http(s) URL (e.g. https://api.segment.io)`},
-		{"endpoint with credentials", Config{WriteKey: "k", Endpoint: "https://u:p@api.segment.io"}, `endpoint: "https://u:p@api.segment.io" is not an http(s) URL (e.g. https://api.segment.io)`},
+		{"missing write key", Config{}, "write_key: required (the write key of the Segment source)"},
+		{"write key with a line break", Config{WriteKey: "k\r\nX-Injected: 1"}, "write_key: must be one line (it contains CR or LF)"},
+		{"endpoint not a URL", Config{WriteKey: "k", Endpoint: "api.segment.io"}, `endpoint: must be an absolute http(s) URL, got "api.segment.io"`},
+		// Issue #16: the credentials of a bad endpoint are never printed.
+		{"endpoint with credentials", Config{WriteKey: "k", Endpoint: "https://u:hunter2@api.segment.io"}, `endpoint: must not hold credentials (user:password@); Segment authenticates with write_key`},
+		{"endpoint with credentials and a bad scheme", Config{WriteKey: "k", Endpoint: "ftp://u:hunter2@api.segment.io"}, `endpoint: must be an absolute http(s) URL, got "ftp://<secret>@api.segment.io"`},
+		{"endpoint with a query", Config{WriteKey: "k", Endpoint: "https://api.segment.io/?a=1"}, `endpoint: "https://api.segment.io/?a=1" is not an http(s) URL (e.g. https://api.segment.io)`},
 		{"sales reporting", Config{WriteKey: "k", SalesReporting: "net"}, `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "net"`},
 		{"negative batch size", Config{WriteKey: "k", BatchSize: -1}, "batch_size: -1 is negative"},
 		{"bad event keys, all reported", Config{WriteKey: "k", Events: map[string]string{"trial_start": "x", "Renewal": "y"}},
-			`events: unknown event type or lifecycle "Renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other` + "\n" +
-				`events: unknown event type or lifecycle "trial_start": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
+			`events.Renewal: unknown event type or lifecycle "Renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other` + "\n" +
+				`events.trial_start: unknown event type or lifecycle "trial_start": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
 		{"several problems at once", Config{SalesReporting: "x", BatchSize: -2},
-			"write_key: is required\n" + `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "x"` + "\nbatch_size: -2 is negative"},
+			"write_key: required (the write key of the Segment source)\n" + `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "x"` + "\nbatch_size: -2 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := tt.cfg.Validate().Err()
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -454,7 +458,7 @@ func TestValidate(t *testing.T) {
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New("seg", Config{}, Options{})
-	if err == nil || err.Error() != "segment destination seg: write_key: is required" {
+	if err == nil || err.Error() != "segment: write_key: required (the write key of the Segment source)" {
 		t.Errorf("New = %v", err)
 	}
 }

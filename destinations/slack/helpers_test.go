@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -72,7 +73,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func newWebhookDestination(t *testing.T, base string, cfg Config) *Destination {
 	t.Helper()
 	cfg.WebhookURL = secret.Secret(base + webhookPath)
-	d, err := New("slack-test", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	d, err := New("slack-test", cfg, destinations.Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -84,7 +85,7 @@ func newBotDestination(t *testing.T, base string, cfg Config) *Destination {
 	cfg.Token = secret.Secret(testToken)
 	cfg.Channel = "C0SALES"
 	cfg.APIURL = base + "/api" // without the trailing slash on purpose
-	d, err := New("slack-bot", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	d, err := New("slack-bot", cfg, destinations.Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -268,7 +268,7 @@ func TestTimeout(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	d, err := New("slack-test", Config{WebhookURL: secret.Secret(srv.URL + webhookPath)},
-		Options{Logger: quietLogger(), Timeout: 50 * time.Millisecond})
+		destinations.Options{Logger: quietLogger(), Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,13 +352,18 @@ func TestValidate(t *testing.T) {
 	}{
 		{"webhook", Config{WebhookURL: hook}, ""},
 		{"bot", Config{Token: "xoxb-1", Channel: "C1", APIURL: "http://127.0.0.1:9/api/"}, ""},
-		{"nothing", Config{}, "webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"},
-		{"channel alone", Config{Channel: "C1"}, "webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"},
-		{"both modes", Config{WebhookURL: hook, Token: "xoxb-1", Channel: "C1"}, "webhook_url: set either webhook_url, or token and channel, not both"},
-		{"webhook and channel", Config{WebhookURL: hook, Channel: "C1"}, "webhook_url: set either webhook_url, or token and channel, not both"},
-		{"token without channel", Config{Token: "xoxb-1"}, "channel: is required with token"},
-		{"webhook not a URL, not quoted", Config{WebhookURL: "hooks.slack.com/services/secretpart"}, "webhook_url: is not an http(s) URL"},
-		{"api_url not a URL", Config{Token: "xoxb-1", Channel: "C1", APIURL: "slack.com/api"}, `api_url: "slack.com/api" is not an http(s) URL`},
+		{"nothing", Config{}, "set webhook_url (incoming webhook), or token and channel (bot)"},
+		{"both modes", Config{WebhookURL: hook, Token: "xoxb-1", Channel: "C1"}, "set either webhook_url, or token and channel, not both"},
+		{"webhook and channel", Config{WebhookURL: hook, Channel: "C1"}, "set either webhook_url, or token and channel, not both"},
+		{"token without channel", Config{Token: "xoxb-1"}, "channel: required with token"},
+		{"channel without token", Config{Channel: "C1"}, "token: required with channel"},
+		{"token with a line break", Config{Token: "xoxb-1\nX: y", Channel: "C1"}, "token: must be one line (it contains CR or LF)"},
+		{"webhook not a URL, not quoted", Config{WebhookURL: "hooks.slack.com/services/secretpart"}, "webhook_url: must be an absolute http(s) URL"},
+		{"api_url not a URL", Config{Token: "xoxb-1", Channel: "C1", APIURL: "slack.com/api"}, `api_url: must be an absolute http(s) URL, got "slack.com/api"`},
+		// Issue #16: URL credentials are never printed.
+		{"api_url with credentials", Config{Token: "xoxb-1", Channel: "C1", APIURL: "https://u:secretpart@slack.example/api/"}, "api_url: must not hold credentials (user:password@); the bot authenticates with token"},
+		{"api_url with credentials and no scheme", Config{Token: "xoxb-1", Channel: "C1", APIURL: "u:secretpart@slack.example/api/"}, `api_url: must be an absolute http(s) URL, got "<secret>@slack.example/api/"`},
+		{"webhook_url with credentials", Config{WebhookURL: "https://u:secretpart@hooks.slack.com/services/x"}, "webhook_url: must be an absolute http(s) URL"},
 		{"valid template", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ .Headline | toJson }}}}]`}, ""},
 		{"template parse error", Config{WebhookURL: hook, Template: `[{{ .UserID }]`},
 			`template: template: slack:1: unexpected "}" in operand`},
@@ -380,11 +385,11 @@ func TestValidate(t *testing.T) {
 		{"template fails for one lifecycle", Config{WebhookURL: hook, Template: `[{"type":"section","text":{"type":"mrkdwn","text":{{ index .Entitlements 0 | mrkdwn | toJson }}}}]`},
 			`template: sample transferred: template: slack:1:53: executing "slack" at <index .Entitlements 0>: error calling index: reflect: slice index out of range`},
 		{"several problems at once", Config{Token: "xoxb-1", APIURL: "nope", Template: "[{{"},
-			"channel: is required with token\n" + `api_url: "nope" is not an http(s) URL` + "\n" + `template: template: slack:1: unclosed action`},
+			"channel: required with token\n" + `api_url: must be an absolute http(s) URL, got "nope"` + "\n" + `template: template: slack:1: unclosed action`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := tt.cfg.Validate().Err()
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -494,8 +499,8 @@ func TestFallbackText(t *testing.T) {
 }
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
-	_, err := New("sales", Config{Token: "xoxb-secret-token"}, Options{})
-	if err == nil || err.Error() != "slack destination sales: channel: is required with token" {
+	_, err := New("sales", Config{Token: "xoxb-secret-token"}, destinations.Options{})
+	if err == nil || err.Error() != "slack: channel: required with token" {
 		t.Errorf("New = %v", err)
 	}
 }

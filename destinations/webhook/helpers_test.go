@@ -101,11 +101,13 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // fastOptions keep in-process retries to milliseconds.
 func fastOptions() Options {
 	return Options{
-		Timeout:      200 * time.Millisecond,
+		Options: destinations.Options{
+			Timeout: 200 * time.Millisecond,
+			Version: "1.2.3",
+			Now:     (&clock{t: t0}).Now,
+		},
 		RetryWaitMin: time.Millisecond,
 		RetryWaitMax: 5 * time.Millisecond,
-		Version:      "1.2.3",
-		Now:          (&clock{t: t0}).Now,
 	}
 }
 

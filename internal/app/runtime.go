@@ -7,10 +7,6 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
-	"github.com/rcrouter/rcrouter/destinations/file"
-	"github.com/rcrouter/rcrouter/destinations/segment"
-	"github.com/rcrouter/rcrouter/destinations/slack"
-	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/router"
 )
@@ -26,6 +22,7 @@ type runtime struct {
 type adapter struct {
 	cfg  config.Destination // what it was built from, to reuse it across reloads
 	dest destinations.Destination
+	caps destinations.Capabilities
 }
 
 // build compiles cfg into a runtime and applies it to the scheduler. Adapters
@@ -52,24 +49,20 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 				rt.closeNew(old)
 				return nil, fmt.Errorf("destination %s: %w", name, err)
 			}
-			ad = adapter{cfg: *d, dest: dest}
+			ad = adapter{cfg: *d, dest: dest, caps: destinations.CapabilitiesOf(dest)}
 		}
 		rt.adapters[name] = ad
-		pol := policy(cfg, d)
-		if w, ok := ad.dest.(interface{ MaxWait() time.Duration }); ok {
-			pol.SendBudget = w.MaxWait()
-		}
+		pol := policy(cfg, d, ad.caps)
 		targets = append(targets, router.Target{Name: name, Type: d.Type, Dest: ad.dest, Policy: pol})
 	}
 	a.sched.Apply(targets)
 	return rt, nil
 }
 
-func policy(cfg *config.Config, d *config.Destination) router.Policy {
+func policy(cfg *config.Config, d *config.Destination, caps destinations.Capabilities) router.Policy {
 	o := d.Options
 	p := router.Policy{
 		Timeout:          o.Timeout,
-		Concurrency:      o.Concurrency,
 		RateLimit:        o.RateLimit,
 		MaxAttempts:      o.Retry.MaxAttempts,
 		InitialInterval:  o.Retry.InitialInterval,
@@ -78,32 +71,27 @@ func policy(cfg *config.Config, d *config.Destination) router.Policy {
 		FailureThreshold: o.CircuitBreaker.FailureThreshold,
 		OpenFor:          o.CircuitBreaker.OpenFor,
 		MaxBody:          cfg.Storage.DispatchBodyBytes,
-	}
-	// Segment's client batches concurrent messages into one request, so a
-	// Segment destination runs at least a batch worth of sends at once; the
-	// library, not our workers, bounds its HTTP requests.
-	if d.Type == "segment" {
-		p.Concurrency = max(p.Concurrency, segment.DefaultBatchSize, d.Segment.BatchSize)
+		// A batching adapter gathers concurrent sends into one request, so
+		// it runs at least a batch worth of them at once; the adapter, not
+		// our workers, bounds its HTTP requests.
+		Concurrency: max(o.Concurrency, caps.Batch),
+		SendBudget:  caps.MaxWait,
 	}
 	return p
 }
 
-// newDestination is the one switch that knows every adapter (STYLE rule 3).
+// newDestination builds the adapter of d through its registered type.
 func (a *App) newDestination(cfg *config.Config, d *config.Destination) (destinations.Destination, error) {
-	timeout, maxBody := d.Options.Timeout, cfg.Storage.DispatchBodyBytes
-	log := a.log // adapters add their own "destination" attribute
-	switch d.Type {
-	case "segment":
-		return segment.New(d.Name, *d.Segment, segment.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "slack":
-		return slack.New(d.Name, *d.Slack, slack.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "webhook":
-		return webhook.New(d.Name, *d.Webhook, webhook.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "file":
-		return file.New(d.Name, *d.File)
-	default:
+	t, ok := Types().Lookup(d.Type)
+	if !ok {
 		return nil, fmt.Errorf("unknown destination type %q", d.Type)
 	}
+	return t.New(d.Name, d.Block, destinations.Options{
+		Timeout: d.Options.Timeout,
+		MaxBody: cfg.Storage.DispatchBodyBytes,
+		Logger:  a.log, // adapters add their own "destination" attribute
+		Version: a.opts.Version,
+	})
 }
 
 // closeNew closes the adapters rt built that old does not share (a failed build).
