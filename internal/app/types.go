@@ -2,7 +2,10 @@ package app
 
 import (
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/amplitude"
 	"github.com/rcrouter/rcrouter/destinations/file"
+	"github.com/rcrouter/rcrouter/destinations/mixpanel"
+	"github.com/rcrouter/rcrouter/destinations/posthog"
 	"github.com/rcrouter/rcrouter/destinations/segment"
 	"github.com/rcrouter/rcrouter/destinations/slack"
 	"github.com/rcrouter/rcrouter/destinations/webhook"
@@ -15,6 +18,9 @@ import (
 func Types() destinations.Types {
 	return destinations.Types{
 		segment.Type(),
+		amplitude.Type(),
+		mixpanel.Type(),
+		posthog.Type(),
 		slack.Type(),
 		webhook.Type(),
 		file.Type(),
