@@ -23,6 +23,7 @@ const maxResponse = 1 << 20
 // Client posts JSON batches through the shared capturing transport: each
 // request becomes one Exchange, with secrets redacted.
 type Client struct {
+	own       *http.Transport // created here when Options.Base is nil
 	http      *http.Client
 	userAgent string
 	secrets   []secret.Secret
@@ -38,7 +39,15 @@ type Client struct {
 // host it names.
 func NewClient(opts destinations.Options, secrets ...secret.Secret) *Client {
 	o := opts.WithDefaults()
+	var own *http.Transport
+	if o.Base == nil {
+		// One request in flight at a time per destination (group commit),
+		// so the default pool is enough; it is ours, so Close closes it.
+		own = http.DefaultTransport.(*http.Transport).Clone()
+		o.Base = own
+	}
 	return &Client{
+		own: own,
 		http: &http.Client{
 			Transport:     &destinations.Transport{Base: o.Base, Secrets: secrets, MaxBody: o.MaxBody},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -49,6 +58,14 @@ func NewClient(opts destinations.Options, secrets ...secret.Secret) *Client {
 		timeout:   o.Timeout,
 		now:       o.Now,
 	}
+}
+
+// Close releases the idle connections of the client's own transport.
+func (c *Client) Close() error {
+	if c.own != nil {
+		c.own.CloseIdleConnections()
+	}
+	return nil
 }
 
 // Response is the answer to one Post.

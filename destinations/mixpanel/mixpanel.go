@@ -24,7 +24,9 @@
 // once, to find the event Mixpanel does not name. 413 splits the same way.
 // 429 is retried after Retry-After and holds the whole destination (the
 // limit is the project's); 5xx, timeouts and network errors are retried;
-// other 4xx (401 bad token) are permanent.
+// other 4xx (401 bad token) are permanent. /track takes events of the last
+// 5 days only (older ones need /import and the project secret): a replay of
+// an older event is refused, and the refusal is what the dispatch log shows.
 package mixpanel
 
 import (
@@ -117,6 +119,10 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 func (d *Destination) Capabilities() destinations.Capabilities {
 	return destinations.Capabilities{Batch: BatchSize, MaxWait: 4*batch.MaxRequests*d.timeout + time.Second}
 }
+
+// Close releases idle connections; the app calls it when a reload retires
+// the destination.
+func (d *Destination) Close() error { return d.client.Close() }
 
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {

@@ -105,6 +105,10 @@ func (d *Destination) Capabilities() destinations.Capabilities {
 	return destinations.Capabilities{Batch: BatchSize, MaxWait: 2*batch.MaxRequests*d.timeout + time.Second}
 }
 
+// Close releases idle connections; the app calls it when a reload retires
+// the destination.
+func (d *Destination) Close() error { return d.client.Close() }
+
 // Send queues the event for the next batch and returns its result.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
 	name, stop := fields.EventName(dl, d.cfg.Events, "PostHog")
