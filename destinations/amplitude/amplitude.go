@@ -3,7 +3,10 @@
 // does: its rc_* event names, user_id from the $amplitudeUserId attribute
 // (else the app user id) and device_id from $amplitudeDeviceId, revenue per
 // sales_reporting in USD with productId, and the webhook's fields, with ISO
-// dates and flattened subscriber attributes, as event_properties.
+// dates and flattened subscriber attributes, as event_properties. platform
+// is the store (APP_STORE, PLAY_STORE, …). RevenueCat's partner_id
+// "revenuecat" is not sent: it would credit RevenueCat with events it did
+// not send; nothing in Amplitude's charts depends on it.
 //
 // No SDK: Amplitude's Go SDK (analytics-go) queues and retries on its own
 // goroutines with its own HTTP client, and reports a result per event only
