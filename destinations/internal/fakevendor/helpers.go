@@ -121,3 +121,19 @@ func CheckValidate(t *testing.T, name string, b destinations.Block, want string)
 		}
 	})
 }
+
+// CheckSkipped runs one Send as a subtest and wants it skipped with want as
+// the reason, without a request to f.
+func CheckSkipped(t *testing.T, f *Server, name string, send func() destinations.Result, want string) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		before := len(f.Requests())
+		res := send()
+		if res.Outcome != destinations.Skipped || res.Reason != destinations.ReasonSkipped || res.Message != want {
+			t.Errorf("result = %s/%s %q; want skipped %q", res.Outcome, res.Reason, res.Message, want)
+		}
+		if n := len(f.Requests()) - before; n != 0 {
+			t.Errorf("the skipped event made %d requests", n)
+		}
+	})
+}
