@@ -182,6 +182,10 @@ func (d *Destination) Capabilities() destinations.Capabilities {
 // String names the destination without its write key.
 func (d *Destination) String() string { return "segment destination " + d.name }
 
+// GoString keeps %#v from printing the fields, which hold secrets fmt cannot
+// redact (it calls no methods on unexported fields).
+func (d *Destination) GoString() string { return d.String() }
+
 // LogValue logs the destination as its name and endpoint, never the write key.
 func (d *Destination) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "segment"), slog.String("endpoint", d.cfg.Endpoint))

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
@@ -587,14 +589,29 @@ func TestLogAdapterHidesBodies(t *testing.T) {
 	l.Errorf("sending request - %s", errors.New("dial "+testWriteKey+": refused"))
 	l.Errorf("%s - %v", errors.New("the message exceeds the maximum allowed size"), map[string]string{"$email": "ana@example.org"})
 	out := buf.String()
-	for _, leak := range []string{"ana@example.org", testWriteKey, "Bad Request"} {
-		if strings.Contains(out, leak) {
-			t.Errorf("log leaks %q:\n%s", leak, out)
-		}
-	}
+	destinationstest.NoSecret(t, []string{"ana@example.org", testWriteKey, "Bad Request"}, destinations.Result{}, nil, out)
 	for _, want := range []string{"response 400 … – …", "sending request - dial <secret>: refused", "the message exceeds the maximum allowed size - …"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestLeaksNoSecret: neither the write key nor its Basic form reaches the
+// result, the printed destination or the debug logs, on success or failure.
+func TestLeaksNoSecret(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte(testWriteKey + ":"))
+	for _, status := range []int{200, 500} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			f := newFakeSegment(t, always(status), `{"echo":"`+testWriteKey+`"}`)
+			logs := &destinationstest.Logs{}
+			opts := Options{FlushInterval: time.Hour, Options: destinations.Options{Logger: logs.Logger()}}
+			d := newTestDestination(t, f.URL, Config{BatchSize: 2}, opts)
+			res := d.Send(context.Background(), destinations.Delivery{Key: "leak", Event: purchase("e", "u")})
+			if len(res.Exchanges) == 0 {
+				t.Fatalf("no exchanges: %+v", res)
+			}
+			destinationstest.NoSecret(t, []string{testWriteKey, basic}, res, d, logs.String())
+		})
 	}
 }

@@ -4,9 +4,6 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/rcrouter/rcrouter/destinations"
@@ -21,52 +18,6 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from the curren
 const webhookPath = "/services/T0TEST/B0TEST/s3cr3tWebhookToken"
 
 const testToken = "xoxb-test-1234567890-abcdef"
-
-// reply is one scripted answer.
-type reply struct {
-	status int
-	header map[string]string
-	body   string
-}
-
-// received is one request a fake got.
-type received struct {
-	path   string
-	header http.Header
-	body   []byte
-}
-
-// fakeSlack is an httptest server answering every request with one reply
-// and keeping what it got.
-type fakeSlack struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []received
-}
-
-func newFakeSlack(t *testing.T, r reply) *fakeSlack {
-	t.Helper()
-	f := &fakeSlack{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		f.mu.Lock()
-		f.got = append(f.got, received{path: req.URL.Path, header: req.Header.Clone(), body: b})
-		f.mu.Unlock()
-		for k, v := range r.header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(r.status)
-		_, _ = io.WriteString(w, r.body)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeSlack) requests() []received {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]received(nil), f.got...)
-}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -317,6 +317,10 @@ func (d *Destination) retryAfter(v string) time.Duration {
 // String names the destination without its webhook URL or token.
 func (d *Destination) String() string { return "slack destination " + d.name }
 
+// GoString keeps %#v from printing the fields, which hold secrets fmt cannot
+// redact (it calls no methods on unexported fields).
+func (d *Destination) GoString() string { return d.String() }
+
 // LogValue logs the destination as its name and mode, never its URL or token.
 func (d *Destination) LogValue() slog.Value {
 	mode := "webhook"

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/internal/config"
+)
+
+// TestTypesAreTheRegistry: every listed type has a block name, a config and
+// a constructor, and names are unique (config looks them up by name).
+func TestTypesAreTheRegistry(t *testing.T) {
+	seen := map[string]bool{}
+	for _, ty := range Types() {
+		if ty.Name == "" || ty.Config == nil || ty.New == nil || seen[ty.Name] {
+			t.Errorf("type %+v: missing a part or a duplicate name", ty.Name)
+		}
+		seen[ty.Name] = true
+		if ty.Config() == ty.Config() {
+			t.Errorf("type %s: Config returns a shared block", ty.Name)
+		}
+	}
+	if got := strings.Join(Types().Names(), ", "); got != "segment, slack, webhook, file" {
+		t.Errorf("names = %s", got)
+	}
+}
+
+// TestBuildErrorNamesDestinationOnce: an adapter that cannot be built is
+// reported as "destination <name>: <type>: …", the name said once.
+func TestBuildErrorNamesDestinationOnce(t *testing.T) {
+	dir := t.TempDir()
+	taken := filepath.Join(dir, "taken")
+	if err := os.Mkdir(taken, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	cfg := configHead() + "destinations:\n  archive:\n    file: {path: " + taken + "}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := New(Options{ConfigPath: path, Listener: l, Logger: slog.New(slog.DiscardHandler),
+		Getenv: func(string) (string, bool) { return "", false }})
+	if err == nil {
+		a.Close()
+		t.Fatal("New succeeded with a directory as the archive file")
+	}
+	want := "destination archive: file: open " + taken + ": is a directory"
+	if !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "archive") != 1 {
+		t.Errorf("error = %q, want it to contain %q and name the destination once", err, want)
+	}
+}
+
+// TestPolicyTakesCapabilities: batching raises concurrency to the batch
+// size, never lowers it, and the longest send becomes the send budget.
+func TestPolicyTakesCapabilities(t *testing.T) {
+	cfg := &config.Config{}
+	d := &config.Destination{Options: config.DefaultOptions()}
+	tests := []struct {
+		name        string
+		caps        destinations.Capabilities
+		concurrency int
+		budget      time.Duration
+	}{
+		{"nothing declared", destinations.Capabilities{}, 4, 0},
+		{"batch of 100", destinations.Capabilities{Batch: 100, MaxWait: time.Minute}, 100, time.Minute},
+		{"batch below concurrency", destinations.Capabilities{Batch: 2}, 4, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policy(cfg, d, tt.caps)
+			if p.Concurrency != tt.concurrency || p.SendBudget != tt.budget {
+				t.Errorf("concurrency %d budget %s, want %d %s", p.Concurrency, p.SendBudget, tt.concurrency, tt.budget)
+			}
+		})
+	}
+}
