@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -44,7 +45,7 @@ func sent(t *testing.T, body []byte) request {
 // TestGoldenFixtures sends every fixture alone and compares the exact body
 // Amplitude received (indented) with testdata/golden.
 func TestGoldenFixtures(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, ok200))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok200})
 	d := newDest(t, f.URL, Config{})
 	fakevendor.Goldens(t, f, testKey, []string{"/2/httpapi"}, *update, func(key string, e *event.Event) destinations.Result {
 		return d.Send(context.Background(), destinations.Delivery{Key: key, Destination: "amplitude-test", Event: e})
@@ -101,7 +102,7 @@ func TestRevenueModes(t *testing.T) {
 }
 
 func TestSkipped(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, ok200))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok200})
 	transfer := fakevendor.Purchase("t1", "", nil)
 	transfer.Type, transfer.Lifecycle = event.TypeTransfer, event.Transferred
 	noID := fakevendor.Purchase("n1", "", nil)
@@ -125,11 +126,11 @@ func TestSkipped(t *testing.T) {
 
 // TestInsertIDStableAcrossRetries: a 503 then a 200 send the same insert_id.
 func TestInsertIDStableAcrossRetries(t *testing.T) {
-	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+	f := destinationstest.NewServerFunc(t, func(n int, _ *http.Request) destinationstest.Reply {
 		if n == 0 {
-			return fakevendor.Reply{Status: 503, Body: "upstream unavailable"}
+			return destinationstest.Reply{Status: 503, Body: "upstream unavailable"}
 		}
-		return fakevendor.Reply{Status: 200, Body: ok200}
+		return destinationstest.Reply{Status: 200, Body: ok200}
 	})
 	d := newDest(t, f.URL, Config{})
 	dl := destinations.Delivery{Key: "evt-1:amplitude-test", Event: fakevendor.Purchase("evt-1", "user_1", nil)}
@@ -155,45 +156,33 @@ func TestInsertIDStableAcrossRetries(t *testing.T) {
 }
 
 func TestAnswers(t *testing.T) {
-	tests := []struct {
-		name       string
-		reply      fakevendor.Reply
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		retryAfter time.Duration
-		message    string
-	}{
-		{"missing field", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Request missing required field","missing_field":"api_key"}`},
-			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the request: Request missing required field (missing_field: api_key)"},
-		{"invalid field of the one event", fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`},
-			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the event: invalid field time"},
-		{"too large", fakevendor.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`},
-			destinations.Permanent, destinations.ReasonRejected, 0, "amplitude rejected the event as too large (HTTP 413; its limit is 1 MB per request)"},
-		{"throttled with Retry-After", fakevendor.Reply{Status: 429, Header: http.Header{"Retry-After": {"12"}}, Body: `{"code":429,"error":"Too many requests for some devices and users"}`},
-			destinations.Retry, destinations.ReasonRateLimited, 12 * time.Second, `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429,"error":"Too many requests for some devices and users"}`},
-		{"throttled without Retry-After", fakevendor.Reply{Status: 429, Body: `{"code":429}`},
-			destinations.Retry, destinations.ReasonRateLimited, 30 * time.Second, `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429}`},
-		{"server error", fakevendor.Reply{Status: 500, Body: `oops`},
-			destinations.Retry, destinations.ReasonServerError, 0, "amplitude answered HTTP 500 Internal Server Error: oops"},
-		{"bad key", fakevendor.Reply{Status: 401, Body: `{"code":401,"error":"Invalid API key"}`},
-			destinations.Permanent, destinations.ReasonClientError, 0, `amplitude answered HTTP 401 Unauthorized: {"code":401,"error":"Invalid API key"}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := fakevendor.New(t, func(int, fakevendor.Request) fakevendor.Reply { return tt.reply })
-			d := newDest(t, f.URL, Config{})
-			res := d.Send(context.Background(), destinations.Delivery{Key: "k1", Event: fakevendor.Purchase("e1", "u1", nil)})
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.Message != tt.message {
-				t.Errorf("result = %s/%s after %v %q\nwant %s/%s after %v %q", res.Outcome, res.Reason, res.RetryAfter, res.Message,
-					tt.outcome, tt.reason, tt.retryAfter, tt.message)
-			}
-			if len(res.Exchanges) != 1 || res.Exchanges[0].Response.StatusCode != tt.reply.Status {
-				t.Errorf("exchanges = %+v; want one with status %d", res.Exchanges, tt.reply.Status)
-			}
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		{Name: "missing field", Replies: []destinationstest.Reply{{Status: 400, Body: `{"code":400,"error":"Request missing required field","missing_field":"api_key"}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: "amplitude rejected the request: Request missing required field (missing_field: api_key)"},
+		{Name: "invalid field of the one event", Replies: []destinationstest.Reply{{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[0]}}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: "amplitude rejected the event: invalid field time"},
+		{Name: "too large", Replies: []destinationstest.Reply{{Status: 413, Body: `{"code":413,"error":"Payload too big"}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: "amplitude rejected the event as too large (HTTP 413; its limit is 1 MB per request)"},
+		{Name: "throttled with Retry-After", Replies: []destinationstest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "12"}, Body: `{"code":429,"error":"Too many requests for some devices and users"}`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, RetryAfter: 12 * time.Second,
+			Message: `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429,"error":"Too many requests for some devices and users"}`},
+		{Name: "throttled without Retry-After", Replies: []destinationstest.Reply{{Status: 429, Body: `{"code":429}`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, RetryAfter: 30 * time.Second,
+			Message: `amplitude throttled the request (HTTP 429; a user or device above 30 events/s): {"code":429}`},
+		{Name: "server error", Replies: []destinationstest.Reply{{Status: 500, Body: `oops`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
+			Message: "amplitude answered HTTP 500 Internal Server Error: oops"},
+		{Name: "bad key", Replies: []destinationstest.Reply{{Status: 401, Body: `{"code":401,"error":"Invalid API key"}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonClientError,
+			Message: `amplitude answered HTTP 401 Unauthorized: {"code":401,"error":"Invalid API key"}`},
+	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
+		return newDest(t, srv.URL, Config{}).Send(context.Background(), destinations.Delivery{Key: "k1", Event: fakevendor.Purchase("e1", "u1", nil)})
+	})
 	t.Run("network error", func(t *testing.T) {
-		f := fakevendor.New(t, fakevendor.Always(200, ok200))
+		f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok200})
 		url := f.URL
 		f.Close()
 		d := newDest(t, url, Config{})
@@ -204,9 +193,9 @@ func TestAnswers(t *testing.T) {
 	})
 }
 
-func batchOf(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+func batchOf(t *testing.T, n int, answer func(int, *http.Request) destinationstest.Reply) (map[string]destinations.Result, []destinationstest.Request) {
 	t.Helper()
-	return fakevendor.Burst(t, n, fakevendor.Reply{Status: 200, Body: ok200}, answer, func(url string) fakevendor.Sender {
+	return fakevendor.Burst(t, n, destinationstest.Reply{Status: 200, Body: ok200}, answer, func(url string) fakevendor.Sender {
 		d := newDest(t, url, Config{})
 		return fakevendor.Sender{
 			Send: func(id string) destinations.Result {
@@ -226,11 +215,11 @@ func ids(t *testing.T, body []byte) []string {
 }
 
 func TestBatchPartlyRejected(t *testing.T) {
-	results, reqs := batchOf(t, 3, func(i int, r fakevendor.Request) fakevendor.Reply {
+	results, reqs := batchOf(t, 3, func(i int, r *http.Request) destinationstest.Reply {
 		if i == 0 {
-			return fakevendor.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[1]}}`}
+			return destinationstest.Reply{Status: 400, Body: `{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[1]}}`}
 		}
-		return fakevendor.Reply{Status: 200, Body: ok200}
+		return destinationstest.Reply{Status: 200, Body: ok200}
 	})
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests after the first, want 2 (the batch, then the rest)", len(reqs))
@@ -251,11 +240,11 @@ func TestBatchPartlyRejected(t *testing.T) {
 }
 
 func TestBatchTooLargeIsSplit(t *testing.T) {
-	results, reqs := batchOf(t, 4, func(i int, r fakevendor.Request) fakevendor.Reply {
-		if len(sent(t, r.Body).Events) > 2 {
-			return fakevendor.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`}
+	results, reqs := batchOf(t, 4, func(i int, r *http.Request) destinationstest.Reply {
+		if len(sent(t, fakevendor.Body(r)).Events) > 2 {
+			return destinationstest.Reply{Status: 413, Body: `{"code":413,"error":"Payload too big"}`}
 		}
-		return fakevendor.Reply{Status: 200, Body: ok200}
+		return destinationstest.Reply{Status: 200, Body: ok200}
 	})
 	var sizes []int
 	for _, r := range reqs {
@@ -274,7 +263,9 @@ func TestBatchTooLargeIsSplit(t *testing.T) {
 // TestConcurrentSendsAreBatched: 150 concurrent deliveries reach Amplitude
 // in a few requests of at most BatchSize events, each event exactly once.
 func TestConcurrentSendsAreBatched(t *testing.T) {
-	results, reqs := batchOf(t, 150, func(int, fakevendor.Request) fakevendor.Reply { return fakevendor.Reply{Status: 200, Body: ok200} })
+	results, reqs := batchOf(t, 150, func(int, *http.Request) destinationstest.Reply {
+		return destinationstest.Reply{Status: 200, Body: ok200}
+	})
 	seen := map[string]int{}
 	var sizes []int
 	for _, r := range reqs {
@@ -303,12 +294,12 @@ func TestConcurrentSendsAreBatched(t *testing.T) {
 }
 
 func TestSecretNeverShown(t *testing.T) {
-	f := fakevendor.New(t, func(_ int, r fakevendor.Request) fakevendor.Reply {
-		return fakevendor.Reply{Status: 400, Body: `{"error":"bad key ` + testKey + `"}`}
+	f := destinationstest.NewServerFunc(t, func(_ int, r *http.Request) destinationstest.Reply {
+		return destinationstest.Reply{Status: 400, Body: `{"error":"bad key ` + testKey + `"}`}
 	})
 	d := newDest(t, f.URL, Config{})
 	res := d.Send(context.Background(), destinations.Delivery{Key: "k", Event: fakevendor.Purchase("e", "u", nil)})
-	fakevendor.NoSecret(t, testKey, res, d, d.cfg)
+	fakevendor.NoSecret(t, testKey, res, d)
 }
 
 func TestValidate(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -23,7 +24,7 @@ const testToken = "mp_test_token_0123456789"
 
 const ok1 = `{"error":null,"status":1}`
 
-var okReply = fakevendor.Reply{Status: 200, Body: ok1}
+var okReply = destinationstest.Reply{Status: 200, Body: ok1}
 
 func newDest(t *testing.T, url string, cfg Config) *Destination {
 	t.Helper()
@@ -53,7 +54,7 @@ func tracks(t *testing.T, body []byte) []Track {
 // bodies Mixpanel received (/track, then /engage for revenue) with
 // testdata/golden.
 func TestGoldenFixtures(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, ok1))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok1})
 	d := newDest(t, f.URL, Config{})
 	fakevendor.Goldens(t, f, testToken, []string{"/track?verbose=1", "/engage?verbose=1"}, *update, func(key string, e *event.Event) destinations.Result {
 		return send(d, key, e)
@@ -120,7 +121,7 @@ func TestRevenueModes(t *testing.T) {
 }
 
 func TestSkipped(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, ok1))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok1})
 	noID := fakevendor.Purchase("n1", "", nil)
 	noID.UserID = ""
 	tests := []struct {
@@ -141,9 +142,9 @@ func TestSkipped(t *testing.T) {
 // TestInsertIDStableAcrossRetries: a 503 then a 200 send the same
 // $insert_id, and the profile update only once the track went through.
 func TestInsertIDStableAcrossRetries(t *testing.T) {
-	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+	f := destinationstest.NewServerFunc(t, func(n int, _ *http.Request) destinationstest.Reply {
 		if n == 0 {
-			return fakevendor.Reply{Status: 503, Body: "busy"}
+			return destinationstest.Reply{Status: 503, Body: "busy"}
 		}
 		return okReply
 	})
@@ -167,45 +168,31 @@ func TestInsertIDStableAcrossRetries(t *testing.T) {
 }
 
 func TestAnswers(t *testing.T) {
-	tests := []struct {
-		name       string
-		replies    []fakevendor.Reply // track, then engage
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		retryAfter time.Duration
-		pause      bool
-		message    string
-		requests   int
-	}{
-		{"status 0 on HTTP 200", []fakevendor.Reply{{Status: 200, Body: `{"error":"token, missing or empty","status":0}`}},
-			destinations.Permanent, destinations.ReasonRejected, 0, false, "mixpanel rejected the track: token, missing or empty", 1},
-		{"bad token", []fakevendor.Reply{{Status: 401, Body: `{"error":"Invalid token","status":0}`}},
-			destinations.Permanent, destinations.ReasonClientError, 0, false, `mixpanel answered HTTP 401 Unauthorized: {"error":"Invalid token","status":0}`, 1},
-		{"rate limited", []fakevendor.Reply{{Status: 429, Header: http.Header{"Retry-After": {"60"}}, Body: `{"error":"rate limit","status":0}`}},
-			destinations.Retry, destinations.ReasonRateLimited, time.Minute, true, `mixpanel answered HTTP 429 Too Many Requests: {"error":"rate limit","status":0}`, 1},
-		{"server error", []fakevendor.Reply{{Status: 502, Body: `bad gateway`}},
-			destinations.Retry, destinations.ReasonServerError, 0, false, "mixpanel answered HTTP 502 Bad Gateway: bad gateway", 1},
-		{"engage refused", []fakevendor.Reply{okReply, {Status: 200, Body: `{"error":"$append value must be a dict","status":0}`}},
-			destinations.Permanent, destinations.ReasonRejected, 0, false, "tracked, but the profile's $transactions were not updated: mixpanel rejected the engage: $append value must be a dict", 2},
-		{"engage unavailable", []fakevendor.Reply{okReply, {Status: 503, Body: `later`}},
-			destinations.Retry, destinations.ReasonServerError, 0, false, "tracked, but the profile's $transactions were not updated: mixpanel answered HTTP 503 Service Unavailable: later", 2},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply { return tt.replies[min(n, len(tt.replies)-1)] })
-			res := send(newDest(t, f.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause || res.Message != tt.message {
-				t.Errorf("result = %s/%s after %v pause=%v %q\nwant %s/%s after %v pause=%v %q", res.Outcome, res.Reason, res.RetryAfter, res.PauseDestination, res.Message,
-					tt.outcome, tt.reason, tt.retryAfter, tt.pause, tt.message)
-			}
-			if len(f.Requests()) != tt.requests || len(res.Exchanges) != tt.requests {
-				t.Errorf("%d requests and %d exchanges, want %d", len(f.Requests()), len(res.Exchanges), tt.requests)
-			}
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		{Name: "status 0 on HTTP 200", Replies: []destinationstest.Reply{{Status: 200, Body: `{"error":"token, missing or empty","status":0}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: "mixpanel rejected the track: token, missing or empty"},
+		{Name: "bad token", Replies: []destinationstest.Reply{{Status: 401, Body: `{"error":"Invalid token","status":0}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonClientError,
+			Message: `mixpanel answered HTTP 401 Unauthorized: {"error":"Invalid token","status":0}`},
+		{Name: "rate limited", Replies: []destinationstest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "60"}, Body: `{"error":"rate limit","status":0}`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, RetryAfter: time.Minute, Pause: true,
+			Message: `mixpanel answered HTTP 429 Too Many Requests: {"error":"rate limit","status":0}`},
+		{Name: "server error", Replies: []destinationstest.Reply{{Status: 502, Body: `bad gateway`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
+			Message: "mixpanel answered HTTP 502 Bad Gateway: bad gateway"},
+		{Name: "engage refused", Replies: []destinationstest.Reply{okReply, {Status: 200, Body: `{"error":"$append value must be a dict","status":0}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Statuses: []int{200, 200},
+			Message: "tracked, but the profile's $transactions were not updated: mixpanel rejected the engage: $append value must be a dict"},
+		{Name: "engage unavailable", Replies: []destinationstest.Reply{okReply, {Status: 503, Body: `later`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Statuses: []int{200, 503},
+			Message: "tracked, but the profile's $transactions were not updated: mixpanel answered HTTP 503 Service Unavailable: later"},
+	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
+		return send(newDest(t, srv.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
+	})
 }
 
-func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+func burst(t *testing.T, n int, answer func(int, *http.Request) destinationstest.Reply) (map[string]destinations.Result, []destinationstest.Request) {
 	t.Helper()
 	return fakevendor.Burst(t, n, okReply, answer, func(url string) fakevendor.Sender {
 		d := newDest(t, url, Config{})
@@ -219,11 +206,11 @@ func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinatio
 // TestStatusZeroFindsTheBadEvent: a batch refused with status 0 is split
 // until the one event Mixpanel refuses is alone; the others are delivered.
 func TestStatusZeroFindsTheBadEvent(t *testing.T) {
-	results, reqs := burst(t, 4, func(_ int, r fakevendor.Request) fakevendor.Reply {
-		if strings.HasPrefix(r.Path, "/track") {
-			for _, tr := range tracks(t, r.Body) {
+	results, reqs := burst(t, 4, func(_ int, r *http.Request) destinationstest.Reply {
+		if strings.HasPrefix(r.URL.Path, "/track") {
+			for _, tr := range tracks(t, fakevendor.Body(r)) {
 				if tr.Properties["distinct_id"] == "user-e2" {
-					return fakevendor.Reply{Status: 200, Body: `{"error":"bad property","status":0}`}
+					return destinationstest.Reply{Status: 200, Body: `{"error":"bad property","status":0}`}
 				}
 			}
 		}
@@ -260,7 +247,7 @@ func TestStatusZeroFindsTheBadEvent(t *testing.T) {
 }
 
 func TestConcurrentSendsAreBatched(t *testing.T) {
-	results, reqs := burst(t, 80, func(int, fakevendor.Request) fakevendor.Reply { return okReply })
+	results, reqs := burst(t, 80, func(int, *http.Request) destinationstest.Reply { return okReply })
 	var sizes []string
 	for _, r := range reqs {
 		if strings.HasPrefix(r.Path, "/track") {
@@ -282,10 +269,10 @@ func TestConcurrentSendsAreBatched(t *testing.T) {
 }
 
 func TestSecretNeverShown(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, `{"error":"token `+testToken+` is not valid","status":0}`))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: `{"error":"token ` + testToken + ` is not valid","status":0}`})
 	d := newDest(t, f.URL, Config{})
 	res := send(d, "k", fakevendor.Purchase("e", "u", nil))
-	fakevendor.NoSecret(t, testToken, res, d, d.cfg)
+	fakevendor.NoSecret(t, testToken, res, d)
 }
 
 func TestValidate(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/destinations/internal/fakevendor"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
@@ -22,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from the curren
 
 const testKey = "phc_test_key_0123456789"
 
-var okReply = fakevendor.Reply{Status: 200, Body: `{"status":"Ok"}`}
+var okReply = destinationstest.Reply{Status: 200, Body: `{"status":"Ok"}`}
 
 func newDest(t *testing.T, url string, cfg Config) *Destination {
 	t.Helper()
@@ -51,7 +52,7 @@ func sent(t *testing.T, body []byte) request {
 // TestGoldenFixtures sends every fixture alone and compares the exact body
 // PostHog received (indented) with testdata/golden.
 func TestGoldenFixtures(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, okReply.Body))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: okReply.Body})
 	d := newDest(t, f.URL, Config{})
 	fakevendor.Goldens(t, f, testKey, []string{"/batch/"}, *update, func(key string, e *event.Event) destinations.Result {
 		return send(d, key, e)
@@ -115,7 +116,7 @@ func TestUUID(t *testing.T) {
 }
 
 func TestSkipped(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(200, okReply.Body))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: okReply.Body})
 	noID := fakevendor.Purchase("n1", "", nil)
 	noID.UserID = ""
 	test := fakevendor.Purchase("t1", "u1", nil)
@@ -136,9 +137,9 @@ func TestSkipped(t *testing.T) {
 }
 
 func TestUUIDStableAcrossRetries(t *testing.T) {
-	f := fakevendor.New(t, func(n int, _ fakevendor.Request) fakevendor.Reply {
+	f := destinationstest.NewServerFunc(t, func(n int, _ *http.Request) destinationstest.Reply {
 		if n == 0 {
-			return fakevendor.Reply{Status: 503, Body: "busy"}
+			return destinationstest.Reply{Status: 503, Body: "busy"}
 		}
 		return okReply
 	})
@@ -160,42 +161,28 @@ func TestUUIDStableAcrossRetries(t *testing.T) {
 }
 
 func TestAnswers(t *testing.T) {
-	tests := []struct {
-		name       string
-		reply      fakevendor.Reply
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		retryAfter time.Duration
-		pause      bool
-		message    string
-	}{
-		{"invalid event", fakevendor.Reply{Status: 400, Body: `{"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`},
-			destinations.Permanent, destinations.ReasonRejected, 0, false, `posthog rejected the event: {"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`},
-		{"bad key", fakevendor.Reply{Status: 401, Body: `{"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`},
-			destinations.Permanent, destinations.ReasonClientError, 0, false, `posthog rejected the project API key (HTTP 401): {"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`},
-		{"too large", fakevendor.Reply{Status: 413, Body: ``},
-			destinations.Permanent, destinations.ReasonRejected, 0, false, "posthog rejected the event as too large (HTTP 413)"},
-		{"rate limited", fakevendor.Reply{Status: 429, Header: http.Header{"Retry-After": {"30"}}, Body: `slow down`},
-			destinations.Retry, destinations.ReasonRateLimited, 30 * time.Second, true, "posthog answered HTTP 429 Too Many Requests: slow down"},
-		{"server error", fakevendor.Reply{Status: 500, Body: `oops`},
-			destinations.Retry, destinations.ReasonServerError, 0, false, "posthog answered HTTP 500 Internal Server Error: oops"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := fakevendor.New(t, func(int, fakevendor.Request) fakevendor.Reply { return tt.reply })
-			res := send(newDest(t, f.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause || res.Message != tt.message {
-				t.Errorf("result = %s/%s after %v pause=%v %q\nwant %s/%s after %v pause=%v %q", res.Outcome, res.Reason, res.RetryAfter, res.PauseDestination, res.Message,
-					tt.outcome, tt.reason, tt.retryAfter, tt.pause, tt.message)
-			}
-			if len(f.Requests()) != 1 || len(res.Exchanges) != 1 {
-				t.Errorf("%d requests and %d exchanges, want 1", len(f.Requests()), len(res.Exchanges))
-			}
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		{Name: "invalid event", Replies: []destinationstest.Reply{{Status: 400, Body: `{"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: `posthog rejected the event: {"type":"validation_error","code":"invalid_payload","detail":"Invalid payload"}`},
+		{Name: "bad key", Replies: []destinationstest.Reply{{Status: 401, Body: `{"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonClientError,
+			Message: `posthog rejected the project API key (HTTP 401): {"type":"authentication_error","code":"invalid_api_key","detail":"Project API key invalid."}`},
+		{Name: "too large", Replies: []destinationstest.Reply{{Status: 413, Body: ``}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
+			Message: "posthog rejected the event as too large (HTTP 413)"},
+		{Name: "rate limited", Replies: []destinationstest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "30"}, Body: `slow down`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, RetryAfter: 30 * time.Second, Pause: true,
+			Message: "posthog answered HTTP 429 Too Many Requests: slow down"},
+		{Name: "server error", Replies: []destinationstest.Reply{{Status: 500, Body: `oops`}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
+			Message: "posthog answered HTTP 500 Internal Server Error: oops"},
+	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
+		return send(newDest(t, srv.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
+	})
 }
 
-func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinations.Result, []fakevendor.Request) {
+func burst(t *testing.T, n int, answer func(int, *http.Request) destinationstest.Reply) (map[string]destinations.Result, []destinationstest.Request) {
 	t.Helper()
 	return fakevendor.Burst(t, n, okReply, answer, func(url string) fakevendor.Sender {
 		d := newDest(t, url, Config{})
@@ -209,10 +196,10 @@ func burst(t *testing.T, n int, answer fakevendor.Answer) (map[string]destinatio
 // TestInvalidEventIsIsolated: a batch refused with 400 is split until the
 // refused event is alone; the others are delivered.
 func TestInvalidEventIsIsolated(t *testing.T) {
-	results, reqs := burst(t, 4, func(_ int, r fakevendor.Request) fakevendor.Reply {
-		for _, ev := range sent(t, r.Body).Batch {
+	results, reqs := burst(t, 4, func(_ int, r *http.Request) destinationstest.Reply {
+		for _, ev := range sent(t, fakevendor.Body(r)).Batch {
 			if ev.DistinctID == "user-e1" {
-				return fakevendor.Reply{Status: 400, Body: `{"detail":"Invalid payload"}`}
+				return destinationstest.Reply{Status: 400, Body: `{"detail":"Invalid payload"}`}
 			}
 		}
 		return okReply
@@ -237,7 +224,7 @@ func TestInvalidEventIsIsolated(t *testing.T) {
 }
 
 func TestConcurrentSendsAreBatched(t *testing.T) {
-	results, reqs := burst(t, 120, func(int, fakevendor.Request) fakevendor.Reply { return okReply })
+	results, reqs := burst(t, 120, func(int, *http.Request) destinationstest.Reply { return okReply })
 	var sizes []int
 	seen := map[string]bool{}
 	for _, r := range reqs {
@@ -261,10 +248,10 @@ func TestConcurrentSendsAreBatched(t *testing.T) {
 }
 
 func TestSecretNeverShown(t *testing.T) {
-	f := fakevendor.New(t, fakevendor.Always(401, `{"detail":"key `+testKey+` invalid"}`))
+	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 401, Body: `{"detail":"key ` + testKey + ` invalid"}`})
 	d := newDest(t, f.URL, Config{})
 	res := send(d, "k", fakevendor.Purchase("e", "u", nil))
-	fakevendor.NoSecret(t, testKey, res, d, d.cfg)
+	fakevendor.NoSecret(t, testKey, res, d)
 }
 
 func TestValidate(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -21,7 +22,7 @@ import (
 // indented — or the skip reason. A delivered event must have made one of
 // the requests of paths after the other, in order, and each exchange must
 // show exactly the body sent with key redacted.
-func Goldens(t *testing.T, f *Server, key string, paths []string, update bool, send func(key string, e *event.Event) destinations.Result) {
+func Goldens(t *testing.T, f *destinationstest.Server, key string, paths []string, update bool, send func(key string, e *event.Event) destinations.Result) {
 	t.Helper()
 	for _, fx := range testutil.Fixtures(t) {
 		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
@@ -46,13 +47,17 @@ func Goldens(t *testing.T, f *Server, key string, paths []string, update bool, s
 					t.Fatalf("%d requests, %d exchanges; want 1 to %d of each", len(got), len(res.Exchanges), len(paths))
 				}
 				for i, r := range got {
-					if r.Method != "POST" || r.Path != paths[i] || r.Header.Get("Content-Type") != "application/json" {
-						t.Errorf("request %d = %s %s (%s), want a JSON POST %s", i, r.Method, r.Path, r.Header.Get("Content-Type"), paths[i])
+					path := r.Path
+					if r.Query != "" {
+						path += "?" + r.Query
+					}
+					if r.Method != "POST" || path != paths[i] || r.Header.Get("Content-Type") != "application/json" {
+						t.Errorf("request %d = %s %s (%s), want a JSON POST %s", i, r.Method, path, r.Header.Get("Content-Type"), paths[i])
 					}
 					if want := strings.ReplaceAll(string(r.Body), key, secret.Redacted); res.Exchanges[i].Request.Body != want {
 						t.Errorf("exchange %d body = %s\nwant the sent body with the key redacted: %s", i, res.Exchanges[i].Request.Body, want)
 					}
-					fmt.Fprintf(&out, "POST %s\n", r.Path)
+					fmt.Fprintf(&out, "POST %s\n", path)
 					if err := json.Indent(&out, r.Body, "", "  "); err != nil {
 						t.Fatal(err)
 					}

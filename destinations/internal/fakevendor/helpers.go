@@ -1,17 +1,31 @@
+// Package fakevendor holds what the tests of the analytics destinations
+// (Amplitude, Mixpanel, PostHog) share on top of destinationstest: the
+// golden-fixture loop, a burst of concurrent Sends that queue behind a held
+// request, a purchase event, and small table checks. Only test code imports it.
 package fakevendor
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
+
+// Body is the body of a request the fake got (NewServerFunc hands it on
+// re-readable).
+func Body(r *http.Request) []byte {
+	b, _ := io.ReadAll(r.Body)
+	return b
+}
 
 // Purchase is a paid EUR Play purchase built in code with the given
 // subscriber attributes, normalized as ingest would.
@@ -57,10 +71,10 @@ type Sender struct {
 // answers the first request with ok and the others with answer (numbered
 // from 0 after the first), and returns every result by event id and the
 // requests after the first.
-func Burst(t testing.TB, n int, ok Reply, answer Answer, build func(url string) Sender) (map[string]destinations.Result, []Request) {
+func Burst(t testing.TB, n int, ok destinationstest.Reply, answer func(i int, r *http.Request) destinationstest.Reply, build func(url string) Sender) (map[string]destinations.Result, []destinationstest.Request) {
 	t.Helper()
 	release := make(chan struct{})
-	f := New(t, func(i int, r Request) Reply {
+	f := destinationstest.NewServerFunc(t, func(i int, r *http.Request) destinationstest.Reply {
 		if i == 0 {
 			<-release
 			return ok
@@ -91,18 +105,13 @@ func Burst(t testing.TB, n int, ok Reply, answer Answer, build func(url string) 
 	return results, f.Requests()[1:]
 }
 
-// NoSecret fails the test when key shows in the JSON of res or in how d and
-// cfg print (%v, %#v, %+v), and when res's exchanges do not show the
-// redacted key in its place.
-func NoSecret(t testing.TB, key string, res destinations.Result, d, cfg any) {
+// NoSecret is destinationstest.NoSecret for key, plus the check that res's
+// exchanges show the redacted key in its place (the request bodies of these
+// vendors carry the key).
+func NoSecret(t testing.TB, key string, res destinations.Result, d any) {
 	t.Helper()
-	all, _ := json.Marshal(res)
-	for _, s := range []string{string(all), fmt.Sprint(d), fmt.Sprintf("%#v", d), fmt.Sprintf("%+v", d), fmt.Sprintf("%+v", cfg)} {
-		if strings.Contains(s, key) {
-			t.Errorf("the secret shows in %s", s)
-		}
-	}
-	if !strings.Contains(string(all), `\u003csecret\u003e`) {
+	destinationstest.NoSecret(t, []string{key}, res, d, "")
+	if all, _ := json.Marshal(res); !strings.Contains(string(all), `\u003csecret\u003e`) {
 		t.Errorf("the redacted secret is not in the exchange: %s", all)
 	}
 }
@@ -124,7 +133,7 @@ func CheckValidate(t *testing.T, name string, b destinations.Block, want string)
 
 // CheckSkipped runs one Send as a subtest and wants it skipped with want as
 // the reason, without a request to f.
-func CheckSkipped(t *testing.T, f *Server, name string, send func() destinations.Result, want string) {
+func CheckSkipped(t *testing.T, f *destinationstest.Server, name string, send func() destinations.Result, want string) {
 	t.Helper()
 	t.Run(name, func(t *testing.T) {
 		before := len(f.Requests())
