@@ -113,7 +113,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		client:  batch.NewClient(opts, cfg.APIKey),
 	}
 	api := &batch.Endpoint[Event]{Client: d.client, URL: d.url, Encode: d.encode, Judge: d.judge}
-	d.batches = batch.New(BatchSize, opts.Timeout, api.Send)
+	d.batches = batch.New(BatchSize, batch.MaxRequests*opts.Timeout, api.Send)
 	return d, nil
 }
 

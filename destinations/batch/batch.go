@@ -20,8 +20,9 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 )
 
-// Flush sends one request for items and returns one result per item, in
-// order. ctx bounds the request; it is not any one caller's context.
+// Flush sends items (one request, or a few when the vendor's answer asks
+// for a split) and returns one result per item, in order. ctx bounds the
+// flush; it is not any one caller's context.
 type Flush[T any] func(ctx context.Context, items []T) []destinations.Result
 
 // Batcher is the queue of one destination. The zero value is not usable; use New.
@@ -44,7 +45,8 @@ type call[T any] struct {
 }
 
 // New returns a batcher that sends at most size items per request (at least
-// 1), each request bounded by timeout.
+// 1); one flush (every request it makes, splits included) is bounded by
+// timeout.
 func New[T any](size int, timeout time.Duration, flush Flush[T]) *Batcher[T] {
 	return &Batcher[T]{max: max(size, 1), timeout: timeout, flush: flush}
 }

@@ -149,3 +149,26 @@ func TestEndpointBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestPostTimeout: each request is bounded by Options.Timeout and a slow
+// vendor is a retry for timeout, with the exchange recorded.
+func TestPostTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := NewClient(destinations.Options{Timeout: 50 * time.Millisecond})
+	resp := c.Post(context.Background(), srv.URL, []byte(`{}`), nil)
+	res := c.Classify(resp, "unused")
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout || res.Message != "no response within 50ms: context deadline exceeded" {
+		t.Errorf("result = %s/%s %q; want retry/timeout", res.Outcome, res.Reason, res.Message)
+	}
+	if resp.Exchange.Response.Error == "" || resp.Exchange.Request.URL != srv.URL {
+		t.Errorf("exchange = %+v; want the request with its error", resp.Exchange)
+	}
+}

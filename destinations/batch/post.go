@@ -78,8 +78,11 @@ type Response struct {
 	At       time.Time // when the answer came, for Retry-After dates
 }
 
-// Post sends body as JSON to rawURL.
+// Post sends body as JSON to rawURL, bounded by the timeout of Options.
 func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header http.Header) Response {
+	// Each request gets the whole timeout, however many the batch needs.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	rec := &destinations.Recorder{}
 	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {

@@ -110,7 +110,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	}
 	d.track = &batch.Endpoint[Message]{Client: d.client, URL: endpoint + "/track?verbose=1", Encode: encodeTracks, Judge: judge[Message](d.client, "track")}
 	d.engage = &batch.Endpoint[Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeEngages, Judge: judge[Engage](d.client, "engage")}
-	d.batches = batch.New(BatchSize, opts.Timeout, d.flush)
+	d.batches = batch.New(BatchSize, 2*batch.MaxRequests*opts.Timeout, d.flush)
 	return d, nil
 }
 

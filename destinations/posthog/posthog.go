@@ -94,7 +94,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		Encode: d.encode,
 		Judge:  d.judge,
 	}
-	d.batches = batch.New(BatchSize, opts.Timeout, api.Send)
+	d.batches = batch.New(BatchSize, batch.MaxRequests*opts.Timeout, api.Send)
 	return d, nil
 }
 
