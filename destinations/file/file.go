@@ -77,7 +77,7 @@ type line struct {
 func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinations.Result {
 	if dl.Event == nil || !json.Valid(dl.Event.Raw) {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("file %q: the event has no valid raw JSON to archive", d.name)}
+			Message: "the event has no valid raw JSON to archive"}
 	}
 	// The write is not interruptible, and it is short: ctx is not consulted.
 	d.mu.Lock()
@@ -92,7 +92,7 @@ func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinat
 	})
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("file %q: encoding the line: %v", d.name, err)}
+			Message: fmt.Sprintf("encoding the line: %v", err)}
 	}
 	x := destinations.Exchange{
 		Started: start,
@@ -108,7 +108,7 @@ func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinat
 	if err != nil {
 		x.Response.Error = err.Error()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
-			Message: fmt.Sprintf("file %q: %v", d.name, err), Exchanges: []destinations.Exchange{x}}
+			Message: err.Error(), Exchanges: []destinations.Exchange{x}}
 	}
 	return destinations.Result{Outcome: destinations.Delivered, Exchanges: []destinations.Exchange{x}}
 }

@@ -207,7 +207,7 @@ func TestSendRejectsEventsWithoutJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := d.Send(context.Background(), tt.dl)
 			want := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-				Message: `file "archive": the event has no valid raw JSON to archive`}
+				Message: `the event has no valid raw JSON to archive`}
 			if res.Outcome != want.Outcome || res.Reason != want.Reason || res.Message != want.Message || len(res.Exchanges) != 0 {
 				t.Errorf("result = %+v, want %+v", res, want)
 			}
@@ -227,7 +227,7 @@ func TestSendAfterClose(t *testing.T) {
 		t.Fatalf("second Close = %v", err)
 	}
 	res := d.Send(context.Background(), delivery("k", `{}`))
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != `file "archive": closed` {
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != "closed" {
 		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
 	}
 	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != "closed" {
@@ -248,11 +248,11 @@ func TestSendWriteErrorIsRetry(t *testing.T) {
 	d.f = ro
 
 	res := d.Send(context.Background(), delivery("k", `{}`))
-	want := `file "archive": writing: write ` + path + `: bad file descriptor`
+	want := `writing: write ` + path + `: bad file descriptor`
 	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != want {
 		t.Errorf("result = %s/%s %q, want retry/server_error %q", res.Outcome, res.Reason, res.Message, want)
 	}
-	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != strings.TrimPrefix(want, `file "archive": `) {
+	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != want {
 		t.Errorf("exchanges = %+v", res.Exchanges)
 	}
 }

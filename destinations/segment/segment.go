@@ -221,14 +221,14 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	if d.closed {
 		d.mu.Unlock()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed", d.name)}
+			Message: "closed"}
 	}
 	if d.waiting[trackID] != nil || d.waiting[identifyID] != nil {
 		// The scheduler hands out a delivery once; a second Send of the same
 		// key while the first waits would get the first one's callbacks.
 		d.mu.Unlock()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonClientError,
-			Message: fmt.Sprintf("segment destination %s: delivery %s is already in flight", d.name, key)}
+			Message: fmt.Sprintf("delivery %s is already in flight", key)}
 	}
 	d.waiting[trackID] = p
 	d.waiting[identifyID] = p
@@ -241,7 +241,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 		msg segmentio.Message
 	}{{trackID, track}, {identifyID, identify}} {
 		if err := d.client.Enqueue(m.msg); err != nil {
-			d.resolve(m.id, enqueueResult(d.name, err))
+			d.resolve(m.id, enqueueResult(err))
 		}
 	}
 
@@ -260,7 +260,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	res := combine(p.results, trackID, identifyID)
 	if p.left > 0 && res.Outcome != destinations.Permanent {
 		res = destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
-			Message: fmt.Sprintf("segment destination %s: timed out waiting for the batch result", d.name)}
+			Message: "timed out waiting for the batch result"}
 	}
 	res.Exchanges = p.exchanges
 	return res
@@ -285,11 +285,11 @@ func (d *Destination) Close() error {
 			d.ownBase.CloseIdleConnections()
 		}
 		if err != nil {
-			return fmt.Errorf("segment destination %s: close: %w", d.name, err)
+			return fmt.Errorf("segment: close: %w", err)
 		}
 		return nil
 	case <-time.After(closeTimeout):
-		return fmt.Errorf("segment destination %s: close: flush still running after %s", d.name, closeTimeout)
+		return fmt.Errorf("segment: close: flush still running after %s", closeTimeout)
 	}
 }
 
@@ -325,7 +325,7 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 	switch {
 	case errors.Is(libErr, segmentio.ErrMessageTooBig):
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("segment destination %s: message over Segment's 32 KB limit", d.name)}
+			Message: "message over Segment's 32 KB limit"}
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 		// Segment answers 400 for invalid JSON and 413 for a batch that is
 		// too big: sending the same bytes again cannot succeed.
@@ -335,17 +335,17 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 		return destinations.Result{Outcome: destinations.Delivered}
 	case errors.Is(libErr, segmentio.ErrClosed):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed before the batch was sent", d.name)}
+			Message: "closed before the batch was sent"}
 	case errors.Is(libErr, segmentio.ErrTooManyRequests):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
-			Message: fmt.Sprintf("segment destination %s: too many batches in flight", d.name)}
+			Message: "too many batches in flight"}
 	case !seen || status == 0:
 		reason := destinations.ReasonNetwork
 		if strings.Contains(detail, "deadline exceeded") || strings.Contains(detail, "timeout") {
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-			Message: withDetail(fmt.Sprintf("segment destination %s: %d tries failed", d.name, libraryAttempts), detail)}
+			Message: withDetail(fmt.Sprintf("%d tries failed", libraryAttempts), detail)}
 	default:
 		// Every other failure is retried by the scheduler, whatever the code:
 		// the library has already retried it and Segment documents only 400
@@ -369,13 +369,13 @@ func withDetail(msg, detail string) string {
 
 // enqueueResult classifies an Enqueue error: a closed client is temporary, an
 // invalid message (no user id) is not.
-func enqueueResult(name string, err error) destinations.Result {
+func enqueueResult(err error) destinations.Result {
 	if errors.Is(err, segmentio.ErrClosed) {
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed", name)}
+			Message: "closed"}
 	}
 	return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-		Message: fmt.Sprintf("segment destination %s: invalid message: %v", name, err)}
+		Message: fmt.Sprintf("invalid message: %v", err)}
 }
 
 // combine reports the worse of the two message results: permanent over retry

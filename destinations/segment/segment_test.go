@@ -532,7 +532,7 @@ func TestTimeout(t *testing.T) {
 		cancel()
 	}()
 	res := d.Send(ctx, destinations.Delivery{Key: "slow", Event: purchase("e", "u")})
-	want := "segment destination segment-test: timed out waiting for the batch result"
+	want := "timed out waiting for the batch result"
 	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout || res.Message != want {
 		t.Errorf("result = %s/%s %q, want retry/timeout %q", res.Outcome, res.Reason, res.Message, want)
 	}
@@ -544,7 +544,7 @@ func TestMessageTooBig(t *testing.T) {
 	e := purchase("e", "u")
 	e.SubscriberAttributes["notes"] = event.Attribute{Value: strings.Repeat("x", 40000)}
 	res := d.Send(context.Background(), destinations.Delivery{Key: "big", Event: e})
-	want := "segment destination segment-test: message over Segment's 32 KB limit"
+	want := "message over Segment's 32 KB limit"
 	if res.Outcome != destinations.Permanent || res.Reason != destinations.ReasonRejected || res.Message != want {
 		t.Errorf("result = %s/%s %q, want permanent/rejected %q", res.Outcome, res.Reason, res.Message, want)
 	}
@@ -562,7 +562,7 @@ func TestInvalidMessage(t *testing.T) {
 	e.UserID = ""
 	res := d.Send(context.Background(), destinations.Delivery{Key: "nouser", Event: e})
 	if res.Outcome != destinations.Permanent || res.Reason != destinations.ReasonRejected ||
-		!strings.HasPrefix(res.Message, "segment destination segment-test: invalid message: ") {
+		!strings.HasPrefix(res.Message, "invalid message: ") {
 		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
 	}
 	if n := len(f.batches()); n != 0 {
@@ -577,7 +577,7 @@ func TestSendAfterClose(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	res := d.Send(context.Background(), destinations.Delivery{Key: "late", Event: purchase("e", "u")})
-	if res.Outcome != destinations.Retry || res.Message != "segment destination segment-test: closed" {
+	if res.Outcome != destinations.Retry || res.Message != "closed" {
 		t.Errorf("result = %s %q", res.Outcome, res.Message)
 	}
 }

@@ -101,7 +101,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	msg, err := d.Render(dl.Event)
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("slack destination %s: template: %v", d.name, err)}
+			Message: "template: " + err.Error()}
 	}
 	rec := &destinations.Recorder{}
 	tap := &responseHeaders{}
@@ -191,14 +191,14 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-			Message: fmt.Sprintf("slack destination %s: %s", d.name, short(last.Response.Error))}
+			Message: short(last.Response.Error)}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
-			Message: fmt.Sprintf("slack destination %s: %s", d.name, d.redact(err.Error()))}
+			Message: d.redact(err.Error())}
 	}
 	// No request went out (it could not be built): repeating cannot help.
 	return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-		Message: fmt.Sprintf("slack destination %s: %s", d.name, short(d.redact(err.Error())))}
+		Message: short(d.redact(err.Error()))}
 }
 
 func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/delivery"
 	"github.com/rcrouter/rcrouter/router"
 )
 
@@ -17,6 +18,7 @@ type runtime struct {
 	cfg      *config.Config
 	routes   *router.Routes
 	adapters map[string]adapter
+	targets  []delivery.Target // what the scheduler was given
 }
 
 type adapter struct {
@@ -34,7 +36,7 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		return nil, err
 	}
 	rt := &runtime{cfg: cfg, routes: routes, adapters: map[string]adapter{}}
-	targets := make([]router.Target, 0, len(cfg.Names))
+	targets := make([]delivery.Target, 0, len(cfg.Names))
 	for _, name := range cfg.Names {
 		d := cfg.Destinations[name]
 		var ad adapter
@@ -52,17 +54,23 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 			ad = adapter{cfg: *d, dest: dest, caps: destinations.CapabilitiesOf(dest)}
 		}
 		rt.adapters[name] = ad
-		pol := policy(cfg, d, ad.caps)
-		targets = append(targets, router.Target{Name: name, Type: d.Type, Dest: ad.dest, Policy: pol})
+		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest,
+			Policy: policy(cfg, d), Caps: delivery.Capabilities(ad.caps)})
 	}
+	rt.targets = targets
 	a.sched.Apply(targets)
 	return rt, nil
 }
 
-func policy(cfg *config.Config, d *config.Destination, caps destinations.Capabilities) router.Policy {
+// policy maps a destination's options, with config's defaults applied, to
+// the scheduler's Policy field by field; package delivery derives the rest
+// (Policy.effective) from it and the type's Capabilities, which the adapter
+// declares (destinations.Capable), so nothing here decides a value.
+func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 	o := d.Options
-	p := router.Policy{
+	return delivery.Policy{
 		Timeout:          o.Timeout,
+		Concurrency:      o.Concurrency,
 		RateLimit:        o.RateLimit,
 		MaxAttempts:      o.Retry.MaxAttempts,
 		InitialInterval:  o.Retry.InitialInterval,
@@ -71,13 +79,7 @@ func policy(cfg *config.Config, d *config.Destination, caps destinations.Capabil
 		FailureThreshold: o.CircuitBreaker.FailureThreshold,
 		OpenFor:          o.CircuitBreaker.OpenFor,
 		MaxBody:          cfg.Storage.DispatchBodyBytes,
-		// A batching adapter gathers concurrent sends into one request, so
-		// it runs at least a batch worth of them at once; the adapter, not
-		// our workers, bounds its HTTP requests.
-		Concurrency: max(o.Concurrency, caps.Batch),
-		SendBudget:  caps.MaxWait,
 	}
-	return p
 }
 
 // newDestination builds the adapter of d through its registered type.
@@ -117,8 +119,8 @@ func (a *App) retire(old, next *runtime) {
 		return
 	}
 	grace := 2 * time.Minute
-	for _, d := range old.cfg.Destinations {
-		grace = max(grace, 3*d.Options.Timeout+30*time.Second)
+	for _, t := range old.targets {
+		grace = max(grace, t.Lease())
 	}
 	a.retireWG.Add(1)
 	go func() {

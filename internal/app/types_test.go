@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rcrouter/rcrouter/destinations"
-	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/delivery"
 )
 
 // TestTypesAreTheRegistry: every listed type has a block name, a config and
@@ -61,27 +60,20 @@ func TestBuildErrorNamesDestinationOnce(t *testing.T) {
 	}
 }
 
-// TestPolicyTakesCapabilities: batching raises concurrency to the batch
-// size, never lowers it, and the longest send becomes the send budget.
-func TestPolicyTakesCapabilities(t *testing.T) {
-	cfg := &config.Config{}
-	d := &config.Destination{Options: config.DefaultOptions()}
-	tests := []struct {
-		name        string
-		caps        destinations.Capabilities
-		concurrency int
-		budget      time.Duration
-	}{
-		{"nothing declared", destinations.Capabilities{}, 4, 0},
-		{"batch of 100", destinations.Capabilities{Batch: 100, MaxWait: time.Minute}, 100, time.Minute},
-		{"batch below concurrency", destinations.Capabilities{Batch: 2}, 4, 0},
+// TestTargetsCarryCapabilities: what an adapter declares reaches the
+// scheduler unchanged (Segment: its batch size and its longest send), and an
+// adapter that declares nothing asks for nothing.
+func TestTargetsCarryCapabilities(t *testing.T) {
+	h := startApp(t, "destinations:\n  seg:\n    segment: {write_key: k, endpoint: \"http://127.0.0.1:9\", batch_size: 20}\n"+
+		"  archive:\n    file: {path: data/archive.jsonl}\n")
+	caps := map[string]delivery.Capabilities{}
+	for _, tg := range h.app.cur.Load().targets {
+		caps[tg.Name] = tg.Caps
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := policy(cfg, d, tt.caps)
-			if p.Concurrency != tt.concurrency || p.SendBudget != tt.budget {
-				t.Errorf("concurrency %d budget %s, want %d %s", p.Concurrency, p.SendBudget, tt.concurrency, tt.budget)
-			}
-		})
+	if c := caps["seg"]; c.Batch != 20 || c.MaxWait < 10*time.Second {
+		t.Errorf("segment capabilities = %+v, want batch 20 and a MaxWait of the library's ten tries", c)
+	}
+	if c := caps["archive"]; c != (delivery.Capabilities{}) {
+		t.Errorf("file capabilities = %+v, want none", c)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -36,6 +37,9 @@ type Backend interface {
 	SendTest(ctx context.Context, destination string) (eventID string, err error)
 	Pause(ctx context.Context, destination string) error
 	Resume(ctx context.Context, destination string) error
+	// Reload applies the config file again. Its error says why the new
+	// config was refused (a *config.Errors for problems in the file); the
+	// old config keeps running.
 	Reload(ctx context.Context) error
 	// Ready reports why the process cannot take traffic, or nil.
 	Ready(ctx context.Context) error
@@ -75,11 +79,13 @@ type Options struct {
 	WebhookPath string
 	Settings    Settings
 	Backend     Backend
-	Store       store.Store
+	Store       store.Reader
 	Hub         *Hub
 	Logger      *slog.Logger
 	Registry    *prometheus.Registry // private registry served on /metrics
-	Now         func() time.Time
+	// Clock checks signature timestamps and paces stream heartbeats
+	// (default real time).
+	Clock clock.Clock
 }
 
 // Server is the HTTP server.
@@ -97,8 +103,8 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -144,7 +150,7 @@ func New(opts Options) *Server {
 func (s *Server) Backend() Backend { return s.opts.Backend }
 
 // Store returns the store the server reads from.
-func (s *Server) Store() store.Store { return s.opts.Store }
+func (s *Server) Store() store.Reader { return s.opts.Store }
 
 // Hub returns the live dispatch hub.
 func (s *Server) Hub() *Hub { return s.opts.Hub }
