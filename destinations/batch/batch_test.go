@@ -12,6 +12,7 @@ import (
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // recorder is a Flush that records each batch and holds it until released.
@@ -41,13 +42,7 @@ func (r *recorder) flush(_ context.Context, items []int) []destinations.Result {
 
 func waitQueued(t *testing.T, b *Batcher[int], n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for b.Queued() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("queued = %d, want %d", b.Queued(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return b.Queued() == n }, "%d items did not queue", n)
 }
 
 func TestAloneWhenQuiet(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // Body is the body of a request the fake got (NewServerFunc hands it on
@@ -44,18 +45,6 @@ func Purchase(id, user string, attrs map[string]string) *event.Event {
 	}
 	revenuecat.Normalize(e)
 	return e
-}
-
-// WaitFor polls cond until it holds, failing the test after 5 s.
-func WaitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // Sender is a destination under test, built against a fake's URL: send
@@ -94,12 +83,12 @@ func Burst(t testing.TB, n int, ok destinationstest.Reply, answer func(i int, r 
 	}
 	wg.Add(1)
 	go send("first")
-	WaitFor(t, func() bool { return len(f.Requests()) == 1 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(f.Requests()) == 1 }, "the first request did not arrive")
 	for i := range n {
 		wg.Add(1)
 		go send(fmt.Sprintf("e%d", i))
 	}
-	WaitFor(t, func() bool { return s.Queued() == n })
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.Queued() == n }, "%d events did not queue", n)
 	close(release)
 	wg.Wait()
 	return results, f.Requests()[1:]
