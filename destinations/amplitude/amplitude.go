@@ -4,7 +4,8 @@
 // (else the app user id) and device_id from $amplitudeDeviceId, revenue per
 // sales_reporting in USD with productId, and the webhook's fields, with ISO
 // dates and flattened subscriber attributes, as event_properties. platform
-// is the store (APP_STORE, PLAY_STORE, …). RevenueCat's partner_id
+// is the store (APP_STORE, PLAY_STORE, …); user_properties keeps
+// rc_subscription_status up to date. RevenueCat's partner_id
 // "revenuecat" is not sent: it would credit RevenueCat with events it did
 // not send; nothing in Amplitude's charts depends on it.
 //
@@ -84,6 +85,9 @@ type Event struct {
 	ProductID       string         `json:"productId,omitempty"`
 	Revenue         *float64       `json:"revenue,omitempty"` // USD, negative for refunds
 	EventProperties map[string]any `json:"event_properties"`
+	// UserProperties sets rc_subscription_status, as RevenueCat does, when
+	// the event tells the subscription's state.
+	UserProperties map[string]string `json:"user_properties,omitempty"`
 }
 
 // request is the body of one POST /2/httpapi.
@@ -152,6 +156,9 @@ func Build(e *event.Event, name, key, salesReporting string) Event {
 		Time:            e.EventTimestampMs,
 		Platform:        e.Store,
 		EventProperties: fields.Of(e, fields.ISO),
+	}
+	if status := fields.SubscriptionStatus(e); status != "" {
+		ev.UserProperties = map[string]string{fields.StatusProperty: status}
 	}
 	if r := analytics.Revenue(e, salesReporting); r != nil {
 		ev.Revenue, ev.ProductID = r, e.ProductID

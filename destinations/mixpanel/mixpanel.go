@@ -3,8 +3,9 @@
 // ({endpoint}/track) with distinct_id from the $mixpanelDistinctId attribute
 // (else the app user id), the project token, time in seconds, revenue per
 // sales_reporting in USD and the webhook's fields with flattened subscriber
-// attributes; and, for an event with revenue, an $append of the transaction
-// to the profile's $transactions ({endpoint}/engage).
+// attributes; and profile updates ({endpoint}/engage): rc_subscription_status
+// $set when the event tells the subscription's state, and for an event with
+// revenue an $append of the transaction to $transactions.
 //
 // No SDK: Mixpanel's Go library (mixpanel-go) sends one request per call
 // with its own client and no per-event batching; the shared HTTP client
@@ -12,11 +13,12 @@
 //
 // Concurrent Sends are batched (package batch): one /track request carries
 // up to BatchSize events (Mixpanel takes 2000), then one /engage request the
-// transactions of those that were tracked. Every track carries $insert_id,
+// profile updates of those that were tracked. Every track carries $insert_id,
 // derived from the delivery key, which Mixpanel deduplicates on, so a retry
-// or replay is not counted twice. A profile $append has no such id: it is
-// sent only after its track succeeded, so a retry repeats it only when
-// Mixpanel applied it but its answer was lost.
+// or replay is not counted twice. Profile updates have no such id ($set is
+// harmless to repeat, $append is not): they are sent only after their track
+// succeeded, so a retry repeats an $append only when Mixpanel applied it but
+// its answer was lost.
 //
 // Requests use ?verbose=1, so that Mixpanel answers {"status":1} or
 // {"status":0,"error":"…"}. A status 0, even on HTTP 200, is permanent for
@@ -62,16 +64,16 @@ type Destination struct {
 	timeout     time.Duration
 	client      *batch.Client
 	track       *batch.Endpoint[Message]
-	engage      *batch.Endpoint[Engage]
+	engage      *batch.Endpoint[[]Engage]
 	batches     *batch.Batcher[Message]
 }
 
 var _ destinations.Destination = (*Destination)(nil)
 
-// Message is one delivery's track, and its profile update when it has revenue.
+// Message is one delivery's track and its profile updates.
 type Message struct {
-	Track  Track
-	Engage *Engage
+	Track   Track
+	Profile []Engage
 }
 
 // Track is one event of a /track request, as sent.
@@ -84,7 +86,8 @@ type Track struct {
 type Engage struct {
 	Token      string                 `json:"$token"`
 	DistinctID string                 `json:"$distinct_id"`
-	Append     map[string]Transaction `json:"$append"`
+	Set        map[string]string      `json:"$set,omitempty"`
+	Append     map[string]Transaction `json:"$append,omitempty"`
 }
 
 // Transaction is what RevenueCat appends to $transactions.
@@ -109,7 +112,7 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		client:  batch.NewClient(opts, cfg.Token),
 	}
 	d.track = &batch.Endpoint[Message]{Client: d.client, URL: endpoint + "/track?verbose=1", Encode: encodeTracks, Judge: judge[Message](d.client, "track")}
-	d.engage = &batch.Endpoint[Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeEngages, Judge: judge[Engage](d.client, "engage")}
+	d.engage = &batch.Endpoint[[]Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeProfiles, Judge: judge[[]Engage](d.client, "profile update")}
 	d.batches = batch.New(BatchSize, 2*batch.MaxRequests*opts.Timeout, d.flush)
 	return d, nil
 }
@@ -138,7 +141,9 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	return d.batches.Do(ctx, m)
 }
 
-// Build is the track, and profile update, RevenueCat's integration sends for e.
+// Build is the track and the profile updates RevenueCat's integration sends
+// for e: rc_subscription_status set when the event tells it, and the
+// transaction appended when it has revenue.
 func Build(e *event.Event, name, key, token, salesReporting string) Message {
 	id := cmp.Or(e.SubscriberAttribute(DistinctIDAttribute), e.UserID)
 	props := fields.Of(e, fields.Seconds)
@@ -151,13 +156,16 @@ func Build(e *event.Event, name, key, token, salesReporting string) Message {
 		props["revenue"] = *revenue
 	}
 	m := Message{Track: Track{Event: name, Properties: props}}
+	if status := fields.SubscriptionStatus(e); status != "" {
+		m.Profile = append(m.Profile, Engage{Token: token, DistinctID: id, Set: map[string]string{fields.StatusProperty: status}})
+	}
 	if revenue != nil && *revenue != 0 {
-		m.Engage = &Engage{Token: token, DistinctID: id, Append: map[string]Transaction{"$transactions": {
+		m.Profile = append(m.Profile, Engage{Token: token, DistinctID: id, Append: map[string]Transaction{"$transactions": {
 			Time:      time.UnixMilli(e.EventTimestampMs).UTC().Format("2006-01-02T15:04:05"),
 			Amount:    *revenue,
 			ProductID: e.ProductID,
 			Store:     e.Store,
-		}}}
+		}}})
 	}
 	return m
 }
@@ -166,21 +174,21 @@ func Build(e *event.Event, name, key, token, salesReporting string) Message {
 // were tracked.
 func (d *Destination) flush(ctx context.Context, ms []Message) []destinations.Result {
 	results := d.track.Send(ctx, ms)
-	var engages []Engage
+	var profiles [][]Engage
 	var at []int
 	for i, m := range ms {
-		if m.Engage != nil && results[i].Outcome == destinations.Delivered {
-			engages, at = append(engages, *m.Engage), append(at, i)
+		if len(m.Profile) > 0 && results[i].Outcome == destinations.Delivered {
+			profiles, at = append(profiles, m.Profile), append(at, i)
 		}
 	}
-	if len(engages) == 0 {
+	if len(profiles) == 0 {
 		return results
 	}
-	for j, r := range d.engage.Send(ctx, engages) {
+	for j, r := range d.engage.Send(ctx, profiles) {
 		i := at[j]
 		r.Exchanges = append(results[i].Exchanges, r.Exchanges...)
 		if r.Outcome != destinations.Delivered {
-			r.Message = "tracked, but the profile's $transactions were not updated: " + r.Message
+			r.Message = "tracked, but the profile was not updated: " + r.Message
 		}
 		results[i] = r
 	}
@@ -195,7 +203,14 @@ func encodeTracks(ms []Message) ([]byte, error) {
 	return json.Marshal(ts)
 }
 
-func encodeEngages(es []Engage) ([]byte, error) { return json.Marshal(es) }
+// encodeProfiles is one /engage array of every delivery's updates.
+func encodeProfiles(ps [][]Engage) ([]byte, error) {
+	var all []Engage
+	for _, p := range ps {
+		all = append(all, p...)
+	}
+	return json.Marshal(all)
+}
 
 // judge reads Mixpanel's answer to a /track or /engage request.
 func judge[T any](c *batch.Client, what string) func(batch.Response, []T) batch.Verdict {

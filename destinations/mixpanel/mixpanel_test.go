@@ -51,7 +51,7 @@ func tracks(t *testing.T, body []byte) []Track {
 }
 
 // TestGoldenFixtures sends every fixture alone and compares the exact
-// bodies Mixpanel received (/track, then /engage for revenue) with
+// bodies Mixpanel received (/track, then /engage for the profile) with
 // testdata/golden.
 func TestGoldenFixtures(t *testing.T) {
 	f := destinationstest.NewServer(t, destinationstest.Reply{Status: 200, Body: ok1})
@@ -78,8 +78,8 @@ func TestIdentity(t *testing.T) {
 			if got := m.Track.Properties["distinct_id"]; got != tt.want {
 				t.Errorf("distinct_id = %v, want %q", got, tt.want)
 			}
-			if m.Engage == nil || m.Engage.DistinctID != tt.want {
-				t.Errorf("engage = %+v, want $distinct_id %q", m.Engage, tt.want)
+			if len(m.Profile) != 2 || m.Profile[0].DistinctID != tt.want || m.Profile[1].DistinctID != tt.want {
+				t.Errorf("profile updates = %+v, want two with $distinct_id %q", m.Profile, tt.want)
 			}
 		})
 	}
@@ -101,8 +101,9 @@ func TestRevenueModes(t *testing.T) {
 				t.Errorf("revenue = %v, want %v", got, tt.want)
 			}
 			want := Transaction{Time: "2026-01-01T00:00:03", Amount: tt.want, ProductID: "pro_monthly", Store: "PLAY_STORE"}
-			if m.Engage == nil || m.Engage.Append["$transactions"] != want || m.Engage.Token != "tok" {
-				t.Errorf("engage = %+v, want $append $transactions %+v", m.Engage, want)
+			status := map[string]string{"rc_subscription_status": "active"}
+			if len(m.Profile) != 2 || fmt.Sprint(m.Profile[0].Set) != fmt.Sprint(status) || m.Profile[1].Append["$transactions"] != want || m.Profile[1].Token != "tok" {
+				t.Errorf("profile updates = %+v, want $set %v then $append $transactions %+v", m.Profile, status, want)
 			}
 		})
 	}
@@ -113,8 +114,8 @@ func TestRevenueModes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := fakevendor.Purchase("e1", "u1", nil)
 			e.Price = tt.price
-			if m := Build(e, "n", "k", "tok", "gross"); m.Engage != nil {
-				t.Errorf("engage = %+v, want none without revenue", m.Engage)
+			if m := Build(e, "n", "k", "tok", "gross"); len(m.Profile) != 1 || m.Profile[0].Append != nil {
+				t.Errorf("profile updates = %+v, want only the status without revenue", m.Profile)
 			}
 		})
 	}
@@ -183,10 +184,10 @@ func TestAnswers(t *testing.T) {
 			Message: "mixpanel answered HTTP 502 Bad Gateway: bad gateway"},
 		{Name: "engage refused", Replies: []destinationstest.Reply{okReply, {Status: 200, Body: `{"error":"$append value must be a dict","status":0}`}},
 			Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Statuses: []int{200, 200},
-			Message: "tracked, but the profile's $transactions were not updated: mixpanel rejected the engage: $append value must be a dict"},
+			Message: "tracked, but the profile was not updated: mixpanel rejected the profile update: $append value must be a dict"},
 		{Name: "engage unavailable", Replies: []destinationstest.Reply{okReply, {Status: 503, Body: `later`}},
 			Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Statuses: []int{200, 503},
-			Message: "tracked, but the profile's $transactions were not updated: mixpanel answered HTTP 503 Service Unavailable: later"},
+			Message: "tracked, but the profile was not updated: mixpanel answered HTTP 503 Service Unavailable: later"},
 	}, func(t *testing.T, _ destinationstest.Case, srv *destinationstest.Server) destinations.Result {
 		return send(newDest(t, srv.URL, Config{}), "k1", fakevendor.Purchase("e1", "u1", nil))
 	})
@@ -258,7 +259,7 @@ func TestConcurrentSendsAreBatched(t *testing.T) {
 			sizes = append(sizes, fmt.Sprintf("engage %d", len(es)))
 		}
 	}
-	if got := strings.Join(sizes, ", "); got != "engage 1, 50, engage 50, 30, engage 30" {
+	if got := strings.Join(sizes, ", "); got != "engage 2, 50, engage 100, 30, engage 60" {
 		t.Errorf("requests = %s", got)
 	}
 	for id, r := range results {

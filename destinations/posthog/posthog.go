@@ -2,7 +2,8 @@
 // ({endpoint}/batch/) with RevenueCat's analytics conventions: its rc_*
 // event names, distinct_id from the $posthogUserId attribute (else the app
 // user id), revenue per sales_reporting in USD, and the webhook's fields,
-// with ISO dates and flattened subscriber attributes, as properties.
+// with ISO dates and flattened subscriber attributes, as properties; the
+// person's rc_subscription_status through $set.
 //
 // No SDK: posthog-go queues and retries on its own goroutines and reports
 // per-event results only through callbacks after its own retries, and it
@@ -128,6 +129,11 @@ func Build(e *event.Event, name, key, salesReporting, version string) Event {
 	props := fields.Of(e, fields.ISO)
 	if r := analytics.Revenue(e, salesReporting); r != nil {
 		props["revenue"] = *r
+	}
+	if status := fields.SubscriptionStatus(e); status != "" {
+		// $set updates the person, as RevenueCat's integrations keep
+		// rc_subscription_status on the user.
+		props["$set"] = map[string]string{fields.StatusProperty: status}
 	}
 	props["$lib"] = LibraryName
 	props["$lib_version"] = version

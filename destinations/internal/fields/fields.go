@@ -99,3 +99,49 @@ func EventName(dl destinations.Delivery, events map[string]string, vendor string
 func Skipped(msg string) destinations.Result {
 	return destinations.Result{Outcome: destinations.Skipped, Reason: destinations.ReasonSkipped, Message: msg}
 }
+
+// StatusProperty is the user property RevenueCat's analytics integrations
+// keep up to date with the subscriber's state.
+const StatusProperty = "rc_subscription_status"
+
+// SubscriptionStatus is the value of StatusProperty after e, one of
+// RevenueCat's: active, intro, trial, promotional, cancelled,
+// cancelled_trial, grace_period, grace_period_trial, expired,
+// expired_promotional, paused; "" when e says nothing about the
+// subscription (a one-time purchase, a transfer, a test). RevenueCat does not
+// publish its rules; these follow the names: the event type says what
+// happened, the period type which kind of period it happened in.
+func SubscriptionStatus(e *event.Event) string {
+	trial, promo := e.PeriodType == "TRIAL", e.PeriodType == "PROMOTIONAL"
+	switch e.Type {
+	case event.TypeExpiration:
+		if promo {
+			return "expired_promotional"
+		}
+		return "expired"
+	case event.TypeCancellation:
+		if trial {
+			return "cancelled_trial"
+		}
+		return "cancelled"
+	case event.TypeBillingIssue:
+		if trial {
+			return "grace_period_trial"
+		}
+		return "grace_period"
+	case event.TypeSubscriptionPaused:
+		return "paused"
+	case event.TypeInitialPurchase, event.TypeRenewal, event.TypeUncancellation, event.TypeProductChange,
+		event.TypeSubscriptionExtended, event.TypeTemporaryEntitlementGrant:
+		switch e.PeriodType {
+		case "TRIAL":
+			return "trial"
+		case "INTRO":
+			return "intro"
+		case "PROMOTIONAL":
+			return "promotional"
+		}
+		return "active"
+	}
+	return ""
+}

@@ -47,3 +47,30 @@ func TestOf(t *testing.T) {
 		})
 	}
 }
+
+func TestSubscriptionStatus(t *testing.T) {
+	tests := []struct {
+		typ, period, want string
+	}{
+		{event.TypeInitialPurchase, "NORMAL", "active"},
+		{event.TypeInitialPurchase, "TRIAL", "trial"},
+		{event.TypeRenewal, "INTRO", "intro"},
+		{event.TypeUncancellation, "PROMOTIONAL", "promotional"},
+		{event.TypeCancellation, "NORMAL", "cancelled"},
+		{event.TypeCancellation, "TRIAL", "cancelled_trial"},
+		{event.TypeBillingIssue, "NORMAL", "grace_period"},
+		{event.TypeBillingIssue, "TRIAL", "grace_period_trial"},
+		{event.TypeExpiration, "NORMAL", "expired"},
+		{event.TypeExpiration, "PROMOTIONAL", "expired_promotional"},
+		{event.TypeSubscriptionPaused, "NORMAL", "paused"},
+		{event.TypeNonRenewingPurchase, "NORMAL", ""},
+		{event.TypeTransfer, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ+"/"+tt.period, func(t *testing.T) {
+			if got := SubscriptionStatus(&event.Event{Type: tt.typ, PeriodType: tt.period}); got != tt.want {
+				t.Errorf("status = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
