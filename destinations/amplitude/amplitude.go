@@ -110,22 +110,19 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	}
 	opts = opts.WithDefaults()
 	d := &Destination{
-		Named:   batch.Named{Kind: "amplitude", Name: name},
-		cfg:     cfg,
-		url:     strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi",
-		timeout: opts.Timeout,
-		client:  batch.NewClient(opts, cfg.APIKey),
+		Named:  batch.Named{Kind: "amplitude", Name: name},
+		cfg:    cfg,
+		url:    strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi",
+		client: batch.NewClient(opts, cfg.APIKey),
 	}
 	api := &batch.Endpoint[Event]{Client: d.client, URL: d.url, Encode: d.encode, Judge: d.judge}
 	d.batches = batch.New(BatchSize, batch.MaxRequests*opts.Timeout, api.Send)
 	return d, nil
 }
 
-// Capabilities: the scheduler runs a batch worth of Sends at once, and a
-// Send can wait for the request ahead of it and its own, each up to batch.MaxRequests with splits and resends.
-func (d *Destination) Capabilities() destinations.Capabilities {
-	return destinations.Capabilities{Batch: BatchSize, MaxWait: 2*batch.MaxRequests*d.timeout + time.Second}
-}
+// Capabilities are the batcher's: a batch worth of Sends at once, and a
+// MaxWait that covers the flush ahead and its own.
+func (d *Destination) Capabilities() destinations.Capabilities { return d.batches.Capabilities() }
 
 // Close releases idle connections; the app calls it when a reload retires
 // the destination.

@@ -176,3 +176,10 @@ func (n Named) GoString() string { return n.String() }
 
 // LogValue implements slog.LogValuer; see String.
 func (n Named) LogValue() slog.Value { return slog.StringValue(n.String()) }
+
+// Capabilities are what a destination built on b asks of the scheduler: a
+// batch worth of Sends at once, and time for a Send to wait out the flush
+// ahead of it and then its own.
+func (b *Batcher[T]) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{Batch: b.max, MaxWait: 2*b.timeout + time.Second}
+}

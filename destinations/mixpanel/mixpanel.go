@@ -106,10 +106,9 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	opts = opts.WithDefaults()
 	endpoint := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/")
 	d := &Destination{
-		Named:   batch.Named{Kind: "mixpanel", Name: name},
-		cfg:     cfg,
-		timeout: opts.Timeout,
-		client:  batch.NewClient(opts, cfg.Token),
+		Named:  batch.Named{Kind: "mixpanel", Name: name},
+		cfg:    cfg,
+		client: batch.NewClient(opts, cfg.Token),
 	}
 	d.track = &batch.Endpoint[Message]{Client: d.client, URL: endpoint + "/track?verbose=1", Encode: encodeTracks, Judge: judge[Message](d.client, "track")}
 	d.engage = &batch.Endpoint[[]Engage]{Client: d.client, URL: endpoint + "/engage?verbose=1", Encode: encodeProfiles, Judge: judge[[]Engage](d.client, "profile update")}
@@ -117,11 +116,9 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	return d, nil
 }
 
-// Capabilities: the scheduler runs a batch worth of Sends at once, and a
-// Send can wait for the batch ahead of it and its own, each a track and an engage of up to batch.MaxRequests requests with splits.
-func (d *Destination) Capabilities() destinations.Capabilities {
-	return destinations.Capabilities{Batch: BatchSize, MaxWait: 4*batch.MaxRequests*d.timeout + time.Second}
-}
+// Capabilities are the batcher's: a batch worth of Sends at once, and a
+// MaxWait that covers the flush ahead and its own.
+func (d *Destination) Capabilities() destinations.Capabilities { return d.batches.Capabilities() }
 
 // Close releases idle connections; the app calls it when a reload retires
 // the destination.

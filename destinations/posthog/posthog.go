@@ -86,7 +86,6 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 		Named:   batch.Named{Kind: "posthog", Name: name},
 		cfg:     cfg,
 		version: opts.Version,
-		timeout: opts.Timeout,
 		client:  batch.NewClient(opts, cfg.APIKey),
 	}
 	api := &batch.Endpoint[Event]{
@@ -99,12 +98,9 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	return d, nil
 }
 
-// Capabilities: the scheduler runs a batch worth of Sends at once, and a
-// Send can wait for the request ahead of it and its own, each up to
-// batch.MaxRequests with splits.
-func (d *Destination) Capabilities() destinations.Capabilities {
-	return destinations.Capabilities{Batch: BatchSize, MaxWait: 2*batch.MaxRequests*d.timeout + time.Second}
-}
+// Capabilities are the batcher's: a batch worth of Sends at once, and a
+// MaxWait that covers the flush ahead and its own.
+func (d *Destination) Capabilities() destinations.Capabilities { return d.batches.Capabilities() }
 
 // Close releases idle connections; the app calls it when a reload retires
 // the destination.
