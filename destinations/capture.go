@@ -200,14 +200,7 @@ func (t *Transport) redactURL(u *url.URL) string {
 	if t.SecretURL {
 		return RedactURL(u)
 	}
-	c := *u
-	if c.User == nil {
-		return t.redact(c.String())
-	}
-	// url.User would escape the marker as %3Csecret%3E; put it back by hand.
-	c.User = url.User("userinfo")
-	s := c.String()
-	return t.redact(strings.Replace(s, "userinfo@", secret.Redacted+"@", 1))
+	return t.redact(HideUserinfo(u))
 }
 
 // RedactURL shows a URL that is itself a secret as scheme://host/<secret>.

@@ -80,7 +80,7 @@ func routesDiff(args []string, stdout, stderr io.Writer) int {
 }
 
 func loadRoutes(path string) (*config.Config, *router.Routes, error) {
-	cfg, err := config.Load(path, os.LookupEnv)
+	cfg, err := config.Load(path, os.LookupEnv, app.Types())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
 
 	"github.com/rcrouter/rcrouter/internal/testutil"
@@ -39,6 +40,8 @@ var leakSecrets = map[string]string{
 	"segment.write_key":                "seg-wk-T5vB1q",
 	"slack.webhook_url":                "slk-url-Y6cD2w",
 	"slack.token":                      "xoxb-slk-tok-U8fG3e",
+	"discord.webhook_url token":        "dsc-tok-H4jK8m-0123456789",
+	"teams.webhook_url sig":            "tms-sig-P2rT6v",
 	"webhook.headers.X-Api-Key":        "wh-hdr-A2kL6r",
 	"webhook.headers.Authorization":    "wh-auth-S4nM7t",
 	"webhook.signing_secret (key)":     "wh-sign-D9qP0y",
@@ -47,6 +50,9 @@ var leakSecrets = map[string]string{
 	"segment.write_key as Basic auth":  base64.StdEncoding.EncodeToString([]byte("seg-wk-T5vB1q:")),
 	"webhook.url userinfo as Basic":    base64.StdEncoding.EncodeToString([]byte("hookuser:wh-url-pass-Z1hJ5")),
 	"inbound.authorization (env only)": "Bearer inb-auth-Q7xK2v",
+	"amplitude.api_key":                "amp-key-H3vN9s",
+	"mixpanel.token":                   "mp-tok-K8wQ2d",
+	"posthog.api_key":                  "phc-key-J5tR7m",
 }
 
 // leakForms expands each secret to the forms checked for.
@@ -130,18 +136,32 @@ destinations:
   slack-bot:
     slack: {token: %q, channel: "#sales", api_url: "%s/api/"}
     rate_limit: 0
+  discord-hook:
+    discord: {webhook_url: "%s/api/webhooks/77/%s"}
+    rate_limit: 0
+  teams-hook:
+    teams: {webhook_url: "%s/teams/hook?api-version=1&sig=%s"}
+    rate_limit: 0
   hook:
     webhook:
       url: "http://hookuser:%s@%s/hook"
       headers: {X-Api-Key: %q, Authorization: "Bearer %s"}
       signing_secret: "whsec_%s"
+  amp:
+    amplitude: {api_key: %q, endpoint: %q}
+  mp:
+    mixpanel: {token: %q, endpoint: %q}
+  ph:
+    posthog: {api_key: %q, endpoint: %q}
 routes:
   - name: all
-    to: [seg, slack-hook, slack-bot, hook]
+    to: [seg, slack-hook, slack-bot, discord-hook, teams-hook, hook, amp, mp, ph]
 `, addr, leakSecrets["inbound.signing_secret"], leakSecrets["admin.token"], echo.URL,
 		echo.URL, leakSecrets["slack.webhook_url"], leakSecrets["slack.token"], echo.URL,
+		echo.URL, leakSecrets["discord.webhook_url token"], echo.URL, leakSecrets["teams.webhook_url sig"],
 		leakSecrets["webhook.url userinfo password"], u.Host, leakSecrets["webhook.headers.X-Api-Key"],
-		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"])
+		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"],
+		leakSecrets["amplitude.api_key"], echo.URL, leakSecrets["mixpanel.token"], echo.URL, leakSecrets["posthog.api_key"], echo.URL)
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -164,7 +184,7 @@ routes:
 		}
 		show(strings.Join(args[:1], " ")+" output", append(out.Bytes(), errb.Bytes()...))
 	}
-	loaded, err := config.Load(cfg, os.LookupEnv)
+	loaded, err := config.Load(cfg, os.LookupEnv, app.Types())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,10 +262,12 @@ routes:
 	bad["X-RevenueCat-Webhook-Signature"] = "t=1,v1=00"
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), bad)
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), map[string]string{"Authorization": "Bearer " + leakSecrets["inbound.authorization"] + "x"})
-	var test map[string]any
-	api("POST", "/api/v1/destinations/hook/test", &test)
-	if id, _ := test["event_id"].(string); id != "" {
-		ids = append(ids, id)
+	for _, name := range []string{"hook", "discord-hook", "teams-hook"} {
+		var test map[string]any
+		api("POST", "/api/v1/destinations/"+name+"/test", &test)
+		if id, _ := test["event_id"].(string); id != "" {
+			ids = append(ids, id)
+		}
 	}
 
 	// Wait until every delivery is final (each destination gives up after
@@ -268,7 +290,7 @@ routes:
 				return false
 			}
 		}
-		return len(ds) == 4
+		return len(ds) == 9
 	}
 	waitSettled := func() {
 		if !testutil.Poll(30*time.Second, settled) {
@@ -307,7 +329,7 @@ routes:
 			failed[d["destination"].(string)] = true
 		}
 	}
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		if !failed[dest] {
 			t.Errorf("no failed attempt recorded for %s: the traffic did not exercise its error path", dest)
 		}
@@ -345,7 +367,7 @@ routes:
 		show("UI cookie", []byte(c.String()))
 	}
 	get("/ui/")
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		get("/ui/destinations/" + dest)
 	}
 	for _, id := range ids {

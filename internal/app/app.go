@@ -106,7 +106,7 @@ func New(opts Options) (*App, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.Getenv)
+	cfg, err := config.Load(opts.ConfigPath, opts.Getenv, Types())
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ type storeMode struct {
 func openStore(cfg *config.Config, log *slog.Logger, clk clock.Clock, mode storeMode) (store.Store, error) {
 	switch cfg.Storage.Driver {
 	case "sqlite":
-		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log, NoMigrate: mode.noMigrate, Now: clk.Now})
+		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log, Now: clk.Now, NoMigrate: mode.noMigrate})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", cfg.Storage.Path, err)
 		}
@@ -510,7 +510,7 @@ func (a *App) ReloadFrom(trigger string) error {
 }
 
 func (a *App) reloadLocked() error {
-	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv, Types())
 	if err != nil {
 		return err
 	}

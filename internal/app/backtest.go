@@ -37,7 +37,7 @@ const previewWindow = 168 * time.Hour
 // PreviewReload implements server.Backend: the config file as it is now,
 // validated and backtested against the running routes, applied nowhere.
 func (a *App) PreviewReload(ctx context.Context) (server.ReloadPreview, error) {
-	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv, Types())
 	if err != nil {
 		return server.ReloadPreview{Errors: problems(err)}, nil
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/file"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/sqlite"
@@ -81,7 +83,7 @@ func compile(t *testing.T, yaml string) *router.Routes {
 	t.Helper()
 	dir := t.TempDir()
 	yaml = "inbound: {allow_unauthenticated: true}\nadmin: {token: t}\n" + yaml
-	cfg, err := config.Parse([]byte(yaml), filepath.Join(dir, "config.yaml"), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(yaml), filepath.Join(dir, "config.yaml"), func(string) (string, bool) { return "", false }, destinations.Types{file.Type()})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

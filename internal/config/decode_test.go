@@ -152,7 +152,7 @@ func TestStrictDecode(t *testing.T) {
 			if tt.whole {
 				doc = tt.doc
 			}
-			_, err := Parse([]byte(doc), "f.yaml", env(nil))
+			_, err := Parse([]byte(doc), "f.yaml", env(nil), testTypes())
 			got := problemLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -184,7 +184,7 @@ routes:
     match:
     to: [a]
 `
-	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ defaults:
 inbound: {authorization: x, allow_unauthenticated: "${OPEN:-false}"}
 admin: {token: t}
 `
-	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}))
+	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
