@@ -30,6 +30,8 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.POST("/destinations/:name/pause", s.pause)
 	g.POST("/destinations/:name/resume", s.resume)
 	g.POST("/reload", s.reload)
+	g.GET("/routes", s.listRoutes)
+	g.POST("/routes/test", s.testRoute)
 	g.GET("/stream", s.stream)
 }
 

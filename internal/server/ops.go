@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/router"
 )
 
 // TimelineItem is one event of GET /api/v1/events (DESIGN §6).
@@ -100,4 +103,76 @@ func (s *Server) listEvents(c *gin.Context) {
 		resp["next"] = next
 	}
 	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) listRoutes(c *gin.Context) {
+	rs, err := s.opts.Backend.Routes(c.Request.Context())
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	if rs == nil {
+		rs = []RouteStatus{}
+	}
+	c.JSON(http.StatusOK, rs)
+}
+
+// RouteTestResult is the answer of POST /api/v1/routes/test: what
+// `rcrouter routes` prints for one event.
+type RouteTestResult struct {
+	EventID      string           `json:"event_id"`
+	Type         string           `json:"type"`
+	Lifecycle    string           `json:"lifecycle"`
+	Environment  string           `json:"environment"`
+	Entitlements []string         `json:"entitlements"`
+	Routes       []router.Verdict `json:"routes"`
+	Destinations []router.Match   `json:"destinations"`
+}
+
+// TestRoute decodes a RevenueCat body as the webhook does and routes it
+// through the running routes; nothing is stored (the UI uses it too).
+func (s *Server) TestRoute(c *gin.Context, body []byte) (RouteTestResult, error) {
+	e, err := revenuecat.Decode(body)
+	if err != nil {
+		return RouteTestResult{}, badRequest(err.Error())
+	}
+	d, err := s.opts.Backend.TestRoute(c.Request.Context(), e)
+	if err != nil {
+		return RouteTestResult{}, err
+	}
+	r := RouteTestResult{EventID: e.ID, Type: e.Type, Lifecycle: string(e.Lifecycle), Environment: e.Environment,
+		Entitlements: e.Entitlements, Routes: d.Verdicts, Destinations: d.Destinations}
+	if r.Entitlements == nil {
+		r.Entitlements = []string{}
+	}
+	if r.Routes == nil {
+		r.Routes = []router.Verdict{}
+	}
+	if r.Destinations == nil {
+		r.Destinations = []router.Match{}
+	}
+	return r, nil
+}
+
+func (s *Server) testRoute(c *gin.Context) {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, s.settings.Load().MaxBodyBytes+1))
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if int64(len(body)) > s.settings.Load().MaxBodyBytes {
+		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "body over server.max_body_bytes"})
+		return
+	}
+	r, err := s.TestRoute(c, body)
+	var bad badRequest
+	if errors.As(err, &bad) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, r)
 }

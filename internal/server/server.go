@@ -22,6 +22,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/router"
 )
 
 // Backend is what the server needs from the rest of the process.
@@ -47,6 +48,11 @@ type Backend interface {
 	// of the last 168 h (POST /api/v1/reload {"dry_run":true}). It applies
 	// nothing. An invalid file is a preview with Valid false, not an error.
 	PreviewReload(ctx context.Context) (ReloadPreview, error)
+	// Routes lists the running routes in order with their matches over the
+	// last 24 h.
+	Routes(ctx context.Context) ([]RouteStatus, error)
+	// TestRoute routes e through the running routes and stores nothing.
+	TestRoute(ctx context.Context, e *event.Event) (router.Decision, error)
 	// Ready reports why the process cannot take traffic, or nil.
 	Ready(ctx context.Context) error
 }
@@ -60,6 +66,14 @@ type ReloadPreview struct {
 	Diff map[string]*backtest.Change `json:"diff"`
 	// Events is how many stored events the diff routed.
 	Events int `json:"events"`
+}
+
+// RouteStatus is one row of GET /api/v1/routes (DESIGN §6); Stop is added.
+type RouteStatus struct {
+	Name       string   `json:"name"`
+	To         []string `json:"to"`
+	Stop       bool     `json:"stop"`
+	Matched24h int      `json:"matched_24h"`
 }
 
 // Accepted is the answer to one accepted webhook.

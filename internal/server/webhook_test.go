@@ -20,6 +20,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/router"
 )
 
 // fakeBackend records accepted events; it stands in for routing and the store.
@@ -63,6 +64,12 @@ func (f *fakeBackend) Reload(context.Context) error                     { return
 func (f *fakeBackend) Ready(context.Context) error                      { return nil }
 func (f *fakeBackend) PreviewReload(context.Context) (ReloadPreview, error) {
 	return ReloadPreview{}, errors.New("not used")
+}
+func (f *fakeBackend) Routes(context.Context) ([]RouteStatus, error) {
+	return nil, errors.New("not used")
+}
+func (f *fakeBackend) TestRoute(context.Context, *event.Event) (router.Decision, error) {
+	return router.Decision{}, errors.New("not used")
 }
 
 const (

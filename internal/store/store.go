@@ -145,6 +145,10 @@ type Reader interface {
 	// customer's timeline and the route backtest read pages of it, never a
 	// scan of the whole table.
 	Events(ctx context.Context, f EventFilter) (items []Event, next string, err error)
+	// RouteMatches counts, per route name, the events received since since
+	// whose verdicts stored at ingest (NewEvent.Routes) say the route
+	// matched. Routes with no match are absent.
+	RouteMatches(ctx context.Context, since time.Time) (map[string]int, error)
 	// Stats summarizes every destination that has deliveries; since bounds the
 	// delivered/failed counters (the last 24 h for the API).
 	Stats(ctx context.Context, since time.Time) (map[string]DestinationStats, error)

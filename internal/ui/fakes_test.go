@@ -11,6 +11,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/server"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/router"
 )
 
 // fakeBackend answers the destinations list and records the calls the UI's
@@ -49,6 +50,12 @@ func (b *fakeBackend) Ready(context.Context) error                      { return
 func (b *fakeBackend) PreviewReload(context.Context) (server.ReloadPreview, error) {
 	return server.ReloadPreview{}, errors.New("not used")
 }
+func (b *fakeBackend) Routes(context.Context) ([]server.RouteStatus, error) {
+	return nil, errors.New("not used")
+}
+func (b *fakeBackend) TestRoute(context.Context, *event.Event) (router.Decision, error) {
+	return router.Decision{}, errors.New("not used")
+}
 
 // fakeStore keeps events, deliveries and dispatch records in memory and
 // implements the read side the UI uses; the queue methods are not needed.
@@ -74,6 +81,9 @@ func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 }
 func (s *fakeStore) Events(context.Context, store.EventFilter) ([]store.Event, string, error) {
 	return nil, "", errUnused
+}
+func (s *fakeStore) RouteMatches(context.Context, time.Time) (map[string]int, error) {
+	return nil, errUnused
 }
 func (s *fakeStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
 	return nil, errUnused

@@ -485,3 +485,37 @@ func eventQuery(f store.EventFilter) (q string, args []any, limit int, err error
 	q += ` ORDER BY ` + at + ` DESC, ` + id + ` DESC LIMIT ?`
 	return q, append(args, limit+1), limit, nil
 }
+
+// routeMatchesSQL reads the window through events_received and each event's
+// stored verdicts, one row per match; routes that are not a JSON list count
+// nothing. The few route names are counted in Go rather than grouped in a
+// temporary b-tree.
+const routeMatchesSQL = `SELECT json_extract(r.value, '$.name') AS name FROM events e,
+	json_each(CASE WHEN json_valid(e.routes) AND json_type(e.routes) = 'array' THEN e.routes ELSE '[]' END) r
+	WHERE e.received_at >= ? AND json_extract(r.value, '$.matched') = 1 AND typeof(name) = 'text'`
+
+// RouteMatches counts matched verdicts per route since since. It reads every
+// event of the window (O(window)): a day of traffic is a range scan, for
+// the routes page, not for a hot path.
+func (s *Store) RouteMatches(ctx context.Context, since time.Time) (map[string]int, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, routeMatchesSQL, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("route matches: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("route matches: %w", err)
+		}
+		out[name]++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("route matches: %w", err)
+	}
+	return out, nil
+}

@@ -21,6 +21,8 @@
 //   - Events lists newest first by (received_at, id), finds an event by
 //     each of its UserIDs (ignoring empty and repeated ones), and forgets a
 //     purged event;
+//   - RouteMatches counts the matched verdicts of the stored routes JSON of
+//     events received at or after since;
 //   - Migrate reaches store.SchemaVersion and may be called again;
 //   - Close may be called more than once; afterwards calls fail with ErrClosed.
 //
@@ -75,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsFilters", testEventsFilters},
 		{"EventsBadCursor", testEventsBadCursor},
 		{"EventsPurged", testEventsPurged},
+		{"RouteMatches", testRouteMatches},
 		{"Stats", testStats},
 		{"Paused", testPaused},
 		{"Purge", testPurge},
@@ -1521,5 +1524,47 @@ func testEventsPurged(t *testing.T, open func(t *testing.T) store.Store) {
 		if ids, _ := h.events(f); !reflect.DeepEqual(ids, []string{"new"}) {
 			t.Fatalf("Events(%+v) after purge = %v, want [new]", f, ids)
 		}
+	}
+}
+
+func testRouteMatches(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	ingest := func(id string, received time.Time, routes string) {
+		t.Helper()
+		e := store.NewEvent{ID: id, Type: "RENEWAL", ReceivedAt: received, Body: body(id)}
+		if routes != "" {
+			e.Routes = json.RawMessage(routes)
+		}
+		if _, err := h.s.Ingest(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := func(name string, matched bool) string {
+		return fmt.Sprintf(`{"name":%q,"matched":%v,"reason":"r"}`, name, matched)
+	}
+	ingest("old", at(-2*time.Hour), "["+v("all", true)+"]")
+	ingest("e1", at(-time.Hour), "["+v("all", true)+","+v("pro", true)+","+v("never", false)+"]")
+	ingest("e2", at(-time.Minute), "["+v("all", true)+","+v("pro", false)+"]")
+	ingest("e3", t0, "[]")
+	ingest("e4", t0, "") // no verdicts stored
+	tests := []struct {
+		name  string
+		since time.Time
+		want  map[string]int
+	}{
+		{"last hour, inclusive", at(-time.Hour), map[string]int{"all": 2, "pro": 1}},
+		{"everything", at(-24 * time.Hour), map[string]int{"all": 3, "pro": 1}},
+		{"nothing yet", at(time.Second), map[string]int{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := h.s.RouteMatches(t.Context(), tt.since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("RouteMatches(%s) = %v, want %v", tt.since, got, tt.want)
+			}
+		})
 	}
 }
