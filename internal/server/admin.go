@@ -27,6 +27,7 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.POST("/deliveries/:id/retry", s.retryDelivery)
 	g.POST("/destinations/:name/replay", s.replay)
 	g.POST("/destinations/:name/test", s.sendTest)
+	g.GET("/destinations/:name/stats", s.destinationStats)
 	g.POST("/destinations/:name/pause", s.pause)
 	g.POST("/destinations/:name/resume", s.resume)
 	g.POST("/reload", s.reload)

@@ -176,3 +176,43 @@ func (s *Server) testRoute(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, r)
 }
+
+// Stats windows: per-minute buckets up to 6 h, per-hour beyond, up to the
+// default retention (nothing older is kept).
+const (
+	minuteWindow = 6 * time.Hour
+	maxWindow    = 168 * time.Hour
+)
+
+// BucketFilterOf reads ?window= (default 24h) of the stats API: buckets end
+// with the current, partial one, aligned to their width.
+func BucketFilterOf(destination, window string, now time.Time) (store.BucketFilter, error) {
+	w := 24 * time.Hour
+	if window != "" {
+		var err error
+		if w, err = time.ParseDuration(window); err != nil || w < time.Minute || w > maxWindow {
+			return store.BucketFilter{}, badRequest("window must be a duration from 1m to 168h (24h, 6h, 90m)")
+		}
+	}
+	width := time.Hour
+	if w <= minuteWindow {
+		width = time.Minute
+	}
+	count := int((w + width - 1) / width)
+	end := now.Truncate(width).Add(width)
+	return store.BucketFilter{Destination: destination, Since: end.Add(-time.Duration(count) * width), Width: width, Count: count}, nil
+}
+
+func (s *Server) destinationStats(c *gin.Context) {
+	f, err := BucketFilterOf(c.Param("name"), c.Query("window"), s.opts.Clock.Now())
+	if err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	bs, err := s.opts.Store.DispatchBuckets(c.Request.Context(), f)
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"buckets": bs, "width_seconds": int(f.Width / time.Second)})
+}

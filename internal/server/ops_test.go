@@ -208,3 +208,83 @@ func TestListEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestDestinationStats: per-minute buckets up to 6 h, per-hour beyond, the
+// last one the current partial bucket; every bucket present.
+func TestDestinationStats(t *testing.T) {
+	s, st := storeServer(t, &fakeBackend{})
+	now := testNow.Add(30 * time.Second) // 12:00:30
+	s.opts.Clock = clock.NewFake(now)
+	if _, err := st.Ingest(t.Context(), store.NewEvent{ID: "e1", Type: "RENEWAL", ReceivedAt: testNow.Add(-3 * time.Hour),
+		Body: timelineBody("e1", "RENEWAL", "u", "u"), Deliveries: []store.NewDelivery{{Destination: "hook", Route: "r"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.Claim(t.Context(), "t", "hook", now, now.Add(time.Minute), 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("claim: %v %v", ds, err)
+	}
+	var recs []store.Dispatch
+	for i, r := range []struct {
+		ago    time.Duration
+		status string
+		ms     int64
+	}{{150 * time.Minute, "retrying", 900}, {150 * time.Minute, "delivered", 100}, {20 * time.Second, "delivered", 40}, {10 * time.Second, "dead", 60}} {
+		recs = append(recs, store.Dispatch{Attempt: i + 1, Status: r.status, DurationMs: r.ms, CreatedAt: now.Add(-r.ago)})
+	}
+	if err := st.Complete(t.Context(), []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: store.Dead, Dispatches: recs}}); err != nil {
+		t.Fatal(err)
+	}
+	type bucket struct {
+		Start                   time.Time
+		Delivered, Failed, Dead int
+		P50Ms                   int64 `json:"p50_ms"`
+		P95Ms                   int64 `json:"p95_ms"`
+	}
+	get := func(q string) (int, []bucket, string) {
+		rec := adminDo(t, s, "GET", "/api/v1/destinations/hook/stats"+q, "")
+		var out struct{ Buckets []bucket }
+		json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out.Buckets, rec.Body.String()
+	}
+	tests := []struct {
+		name    string
+		q       string
+		n       int
+		width   time.Duration
+		nonzero map[int]bucket // index → expected; every other bucket is zero
+	}{
+		{"default 24h per hour", "", 24, time.Hour, map[int]bucket{
+			20: {Delivered: 1, Failed: 1, P50Ms: 100, P95Ms: 900}, // 09:00–10:00
+			23: {Delivered: 1, Dead: 1, P50Ms: 40, P95Ms: 60},     // 12:00, the current hour
+		}},
+		{"6h per minute", "?window=6h", 360, time.Minute, map[int]bucket{
+			359 - 150: {Delivered: 1, Failed: 1, P50Ms: 100, P95Ms: 900},
+			359:       {Delivered: 1, Dead: 1, P50Ms: 40, P95Ms: 60}, // 12:00, the current minute
+		}},
+		{"90m", "?window=90m", 90, time.Minute, map[int]bucket{89: {Delivered: 1, Dead: 1, P50Ms: 40, P95Ms: 60}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, bs, body := get(tt.q)
+			if code != 200 || len(bs) != tt.n {
+				t.Fatalf("%d, %d buckets; want %d\n%.300s", code, len(bs), tt.n, body)
+			}
+			last := now.Truncate(tt.width)
+			for i, b := range bs {
+				if want := last.Add(-time.Duration(tt.n-1-i) * tt.width); !b.Start.Equal(want) {
+					t.Fatalf("bucket %d starts %s, want %s", i, b.Start, want)
+				}
+				w := tt.nonzero[i]
+				w.Start = b.Start
+				if b != w {
+					t.Errorf("bucket %d (%s) = %+v, want %+v", i, b.Start.Format("15:04"), b, w)
+				}
+			}
+		})
+	}
+	for _, q := range []string{"?window=0s", "?window=30s", "?window=169h", "?window=day"} {
+		if code, _, body := get(q); code != 400 {
+			t.Errorf("%s: %d %s; want 400", q, code, body)
+		}
+	}
+}

@@ -149,6 +149,9 @@ type Reader interface {
 	// whose verdicts stored at ingest (NewEvent.Routes) say the route
 	// matched. Routes with no match are absent.
 	RouteMatches(ctx context.Context, since time.Time) (map[string]int, error)
+	// DispatchBuckets cuts one destination's dispatch records of a window
+	// into buckets as a Bucketer does: every bucket of f, oldest first.
+	DispatchBuckets(ctx context.Context, f BucketFilter) ([]Bucket, error)
 	// Stats summarizes every destination that has deliveries; since bounds the
 	// delivered/failed counters (the last 24 h for the API).
 	Stats(ctx context.Context, since time.Time) (map[string]DestinationStats, error)

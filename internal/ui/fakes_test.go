@@ -85,6 +85,9 @@ func (s *fakeStore) Events(context.Context, store.EventFilter) ([]store.Event, s
 func (s *fakeStore) RouteMatches(context.Context, time.Time) (map[string]int, error) {
 	return nil, errUnused
 }
+func (s *fakeStore) DispatchBuckets(context.Context, store.BucketFilter) ([]store.Bucket, error) {
+	return nil, errUnused
+}
 func (s *fakeStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
 	return nil, errUnused
 }

@@ -519,3 +519,34 @@ func (s *Store) RouteMatches(ctx context.Context, since time.Time) (map[string]i
 	}
 	return out, nil
 }
+
+// bucketsSQL is a range scan of dispatches_destination over the window.
+const bucketsSQL = `SELECT created_at, status, duration_ms FROM dispatches
+	WHERE destination = ? AND created_at >= ? AND created_at < ? ORDER BY created_at, id`
+
+// DispatchBuckets reads the window's dispatch records of one destination
+// (O(records in the window)) and buckets them in Go.
+func (s *Store) DispatchBuckets(ctx context.Context, f store.BucketFilter) ([]store.Bucket, error) {
+	if err := s.readable(); err != nil {
+		return nil, err
+	}
+	b := store.NewBucketer(f)
+	until := f.Since.Add(time.Duration(f.Count) * f.Width)
+	rows, err := s.rdb.QueryContext(ctx, bucketsSQL, f.Destination, ms(f.Since), ms(until))
+	if err != nil {
+		return nil, fmt.Errorf("dispatch buckets %s: %w", f.Destination, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at, dur int64
+		var status string
+		if err := rows.Scan(&at, &status, &dur); err != nil {
+			return nil, fmt.Errorf("dispatch buckets %s: %w", f.Destination, err)
+		}
+		b.Add(fromMs(at), status, dur)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dispatch buckets %s: %w", f.Destination, err)
+	}
+	return b.Buckets(), nil
+}

@@ -550,6 +550,8 @@ func TestQueryPlans(t *testing.T) {
 			[]string{"SEARCH e USING INDEX events_received (received_at>? AND received_at<?)"}},
 		{"route matches", func() (string, []any) { return routeMatchesSQL, []any{1} },
 			[]string{"SEARCH e USING INDEX events_received (received_at>?)"}},
+		{"dispatch buckets", func() (string, []any) { return bucketsSQL, []any{"a", 1, 2} },
+			[]string{"SEARCH dispatches USING INDEX dispatches_destination (destination=? AND created_at>? AND created_at<?)"}},
 		{"timeline", func() (string, []any) {
 			return events(store.EventFilter{UserID: "u", Type: "RENEWAL", Since: t0, Until: t0.Add(time.Hour), Before: cursor})
 		}, []string{"SEARCH u USING PRIMARY KEY (user_id=? AND received_at>? AND received_at<?)", "SEARCH e USING INDEX sqlite_autoindex_events_1 (id=?)"}},

@@ -23,6 +23,9 @@
 //     purged event;
 //   - RouteMatches counts the matched verdicts of the stored routes JSON of
 //     events received at or after since;
+//   - DispatchBuckets returns every bucket of the window, oldest first,
+//     counting delivered, retrying (failed) and dead records of the one
+//     destination, with nearest-rank p50/p95 of their durations;
 //   - Migrate reaches store.SchemaVersion and may be called again;
 //   - Close may be called more than once; afterwards calls fail with ErrClosed.
 //
@@ -78,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsBadCursor", testEventsBadCursor},
 		{"EventsPurged", testEventsPurged},
 		{"RouteMatches", testRouteMatches},
+		{"DispatchBuckets", testDispatchBuckets},
 		{"Stats", testStats},
 		{"Paused", testPaused},
 		{"Purge", testPurge},
@@ -1566,5 +1570,45 @@ func testRouteMatches(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Fatalf("RouteMatches(%s) = %v, want %v", tt.since, got, tt.want)
 			}
 		})
+	}
+}
+
+func testDispatchBuckets(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	h.ingest("e1", at(-time.Hour), "a", "b")
+	rec := func(sec int, status string, ms int64) store.Dispatch {
+		return store.Dispatch{Status: status, DurationMs: ms, CreatedAt: at(time.Duration(sec) * time.Second)}
+	}
+	da := h.claimOne("a", at(-time.Hour), "e1")
+	var in []store.Dispatch
+	for i, d := range []store.Dispatch{
+		rec(-1, "delivered", 999), // before the window
+		rec(10, "delivered", 100), rec(20, "retrying", 300), rec(30, "dead", 200),
+		rec(70, "delivered", 50), rec(70, "skipped", 7),
+		rec(180, "delivered", 999), // at the window's end: outside
+	} {
+		d.Attempt = i + 1
+		in = append(in, d)
+	}
+	h.complete(store.Completion{DeliveryID: da.ID, LeaseToken: da.Lease.Token, State: store.Retrying, NextAttemptAt: at(time.Hour), Dispatches: in})
+	db := h.claimOne("b", at(-time.Hour), "e1")
+	h.complete(store.Completion{DeliveryID: db.ID, LeaseToken: db.Lease.Token, State: store.Delivered,
+		Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", DurationMs: 5, CreatedAt: at(10 * time.Second)}}})
+
+	got, err := h.s.DispatchBuckets(t.Context(), store.BucketFilter{Destination: "a", Since: t0, Width: time.Minute, Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Bucket{
+		{Start: t0, Delivered: 1, Failed: 1, Dead: 1, P50Ms: 200, P95Ms: 300},
+		{Start: at(time.Minute), Delivered: 1, P50Ms: 50, P95Ms: 50},
+		{Start: at(2 * time.Minute)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DispatchBuckets(a) =\n%+v\nwant\n%+v", got, want)
+	}
+	got, err = h.s.DispatchBuckets(t.Context(), store.BucketFilter{Destination: "none", Since: t0, Width: time.Hour, Count: 2})
+	if err != nil || len(got) != 2 || got[0] != (store.Bucket{Start: t0}) || got[1] != (store.Bucket{Start: at(time.Hour)}) {
+		t.Fatalf("DispatchBuckets(none) = %+v, %v; want 2 empty buckets", got, err)
 	}
 }
