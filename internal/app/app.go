@@ -233,7 +233,10 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); errc <- a.srv.Serve(l) }()
 	go func() { defer wg.Done(); a.sched.Run(runCtx) }()
 	go func() { defer wg.Done(); a.maintain(runCtx) }()
-	watchStop := a.watchConfig(runCtx)
+	watchStop := func() {}
+	if a.Config().Server.WatchConfig {
+		watchStop = a.watchConfig(runCtx)
+	}
 
 	var runErr error
 	select {
@@ -515,9 +518,11 @@ func (a *App) reloadLocked() error {
 		return err
 	}
 	old := a.cur.Load()
-	if cfg.Storage != old.cfg.Storage || cfg.Server.Listen != old.cfg.Server.Listen || cfg.Server.WebhookPath != old.cfg.Server.WebhookPath {
-		a.log.Warn("server.listen, server.webhook_path and storage changes take effect at the next restart")
+	if cfg.Storage != old.cfg.Storage || cfg.Server.Listen != old.cfg.Server.Listen || cfg.Server.WebhookPath != old.cfg.Server.WebhookPath ||
+		cfg.Server.WatchConfig != old.cfg.Server.WatchConfig {
+		a.log.Warn("server.listen, server.webhook_path, server.watch_config and storage changes take effect at the next restart")
 		cfg.Storage, cfg.Server.Listen, cfg.Server.WebhookPath = old.cfg.Storage, old.cfg.Server.Listen, old.cfg.Server.WebhookPath
+		cfg.Server.WatchConfig = old.cfg.Server.WatchConfig
 	}
 	rt, err := a.build(cfg, old)
 	if err != nil {

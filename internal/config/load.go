@@ -109,7 +109,7 @@ func Parse(data []byte, path string, getenv func(string) (string, bool), types d
 	x := &expander{getenv: getenv, p: p, source: map[*yaml.Node]string{}, vars: map[string][]string{}}
 
 	doc := document{
-		Server:   Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1 << 20},
+		Server:   Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1 << 20, WatchConfig: true},
 		Storage:  Storage{Driver: "sqlite", Path: "data/rcrouter.db", Retention: 168 * time.Hour, DispatchBodyBytes: 4096},
 		Defaults: DefaultOptions(),
 	}

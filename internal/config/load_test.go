@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Server:  Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1048576},
+		Server:  Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1048576, WatchConfig: true},
 		Inbound: Inbound{Authorization: []secret.Secret{"Bearer-x"}},
 		Admin:   Admin{Token: "t"},
 		Storage: Storage{

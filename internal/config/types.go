@@ -33,6 +33,10 @@ type Server struct {
 	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
 	WebhookPath  string `yaml:"webhook_path"`   // default /webhooks/revenuecat
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1048576
+	// WatchConfig reloads when the file changes (default true). Off, only
+	// SIGHUP and POST /api/v1/reload apply an edit, so an operator can
+	// preview it first (reload dry run) and then apply it.
+	WatchConfig bool `yaml:"watch_config"`
 }
 
 // Inbound is the `inbound:` block: how RevenueCat's requests are checked.
