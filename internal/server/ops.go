@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -32,8 +33,7 @@ type TimelineDelivery struct {
 // Timeline reads one page of events with where each went (the API and the
 // UI's timeline share it). An event whose body no longer decodes keeps an
 // empty user_id rather than failing the page.
-func (s *Server) Timeline(c *gin.Context, f store.EventFilter) ([]TimelineItem, string, error) {
-	ctx := c.Request.Context()
+func (s *Server) Timeline(ctx context.Context, f store.EventFilter) ([]TimelineItem, string, error) {
 	evs, next, err := s.opts.Store.Events(ctx, f)
 	if err != nil {
 		return nil, "", err
@@ -93,7 +93,7 @@ func (s *Server) listEvents(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
 	}
-	items, next, err := s.Timeline(c, f)
+	items, next, err := s.Timeline(c.Request.Context(), f)
 	if err != nil {
 		apiError(c, err)
 		return
@@ -216,3 +216,6 @@ func (s *Server) destinationStats(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"buckets": bs, "width_seconds": int(f.Width / time.Second)})
 }
+
+// Now is the server's clock (the UI's stats windows read it).
+func (s *Server) Now() time.Time { return s.opts.Clock.Now() }

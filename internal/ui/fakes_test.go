@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/server"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/router"
@@ -51,7 +52,7 @@ func (b *fakeBackend) PreviewReload(context.Context) (server.ReloadPreview, erro
 	return server.ReloadPreview{}, errors.New("not used")
 }
 func (b *fakeBackend) Routes(context.Context) ([]server.RouteStatus, error) {
-	return nil, errors.New("not used")
+	return []server.RouteStatus{{Name: "all", To: []string{"sink"}, Matched24h: 7}, {Name: "pro <b>", To: []string{"a/b c"}, Stop: true}}, nil
 }
 func (b *fakeBackend) TestRoute(context.Context, *event.Event) (router.Decision, error) {
 	return router.Decision{}, errors.New("not used")
@@ -79,14 +80,35 @@ var errUnused = errors.New("not used by the UI")
 func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 	return store.Delivery{}, errUnused
 }
-func (s *fakeStore) Events(context.Context, store.EventFilter) ([]store.Event, string, error) {
-	return nil, "", errUnused
+// Events matches f.UserID against the decoded body's ids, newest first, in
+// one page.
+func (s *fakeStore) Events(_ context.Context, f store.EventFilter) ([]store.Event, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Event
+	for _, e := range s.events {
+		ev, err := revenuecat.Decode(e.Body)
+		if f.UserID != "" && (err != nil || (ev.AppUserID != f.UserID && ev.OriginalAppUserID != f.UserID && !slices.Contains(ev.Aliases, f.UserID))) {
+			continue
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b store.Event) int { return b.ReceivedAt.Compare(a.ReceivedAt) })
+	return out, "", nil
 }
 func (s *fakeStore) RouteMatches(context.Context, time.Time) (map[string]int, error) {
 	return nil, errUnused
 }
-func (s *fakeStore) DispatchBuckets(context.Context, store.BucketFilter) ([]store.Bucket, error) {
-	return nil, errUnused
+func (s *fakeStore) DispatchBuckets(_ context.Context, f store.BucketFilter) ([]store.Bucket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := store.NewBucketer(f)
+	for _, d := range s.dispatches {
+		if d.Destination == f.Destination {
+			b.Add(d.CreatedAt, d.Status, d.DurationMs)
+		}
+	}
+	return b.Buckets(), nil
 }
 func (s *fakeStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
 	return nil, errUnused

@@ -72,6 +72,7 @@ func (u *ui) internal(w http.ResponseWriter, r *http.Request, err error) {
 type overviewData struct {
 	base
 	Destinations []server.DestinationStatus
+	Sparks       map[string]spark // by destination; absent when its stats failed
 }
 
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
@@ -80,11 +81,27 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		u.internal(w, r, err)
 		return
 	}
-	u.render(w, r, http.StatusOK, "overview", overviewData{base: u.base(r, "overview", "Destinations"), Destinations: ds})
+	sparks := make(map[string]spark, len(ds))
+	for _, d := range ds {
+		if bs, _, ok := u.dayChart(r, d.Name); ok {
+			sparks[d.Name] = newSpark(d.Name, bs)
+		}
+	}
+	u.render(w, r, http.StatusOK, "overview", overviewData{base: u.base(r, "overview", "Destinations"), Destinations: ds, Sparks: sparks})
 }
 
-// search sends the event-id search box to the event page.
+// search sends the search box to a page: ?q= (event id, app user id,
+// alias) to a customer's timeline, ?event_id= to the event page.
 func (u *ui) search(w http.ResponseWriter, r *http.Request) {
+	if q := strings.TrimSpace(r.URL.Query().Get("q")); q != "" {
+		to, err := u.resolveSearch(r, q)
+		if err != nil {
+			u.internal(w, r, err)
+			return
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return
+	}
 	id := strings.TrimSpace(r.URL.Query().Get("event_id"))
 	if id == "" {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -104,6 +121,7 @@ type destinationData struct {
 	Filtered  bool
 	OlderURL  string
 	NewestURL string
+	Chart     *chart // nil when the stats could not be read
 }
 
 func (u *ui) destination(w http.ResponseWriter, r *http.Request) {
@@ -173,6 +191,10 @@ func (u *ui) destination(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Before != "" {
 		d.NewestURL = page("")
+	}
+	if bs, width, ok := u.dayChart(r, name); ok {
+		c := newChart(bs, width)
+		d.Chart = &c
 	}
 	u.render(w, r, http.StatusOK, "destination", d)
 }

@@ -64,6 +64,8 @@ func Handler(s *server.Server) http.Handler {
 	m.Handle("GET /ui/search", u.authed(u.search))
 	m.Handle("GET /ui/destinations/{name}", u.authed(u.destination))
 	m.Handle("GET /ui/events/{id}", u.authed(u.event))
+	m.Handle("GET /ui/customers", u.authed(u.timeline))
+	m.Handle("GET /ui/routes", u.authed(u.routes))
 	m.Handle("/", u.authed(func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusNotFound, "There is no such page.")
 	}))
@@ -97,9 +99,10 @@ func parsePages(assetURL func(string) string) map[string]*template.Template {
 		"sclass":   statusClass,
 		"stclass":  stateClass,
 		"stlabel":  stateLabel,
+		"inc":      func(i int) int { return i + 1 },
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "overview", "destination", "event", "error"} {
+	for _, name := range []string{"login", "overview", "destination", "event", "error", "timeline", "routes"} {
 		t := template.New(name).Funcs(funcs)
 		template.Must(t.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 		pages[name] = t

@@ -306,6 +306,109 @@
     window.addEventListener('pagehide', () => es.close());
   }
 
+  // startTry wires the routes page's "try an event" box: the pasted body is
+  // routed by the running routes (POST /api/v1/routes/test) and nothing is stored.
+  function startTry(form) {
+    const out = document.getElementById('try-result');
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const text = document.getElementById('try-body').value;
+      const btn = form.querySelector('button[type="submit"]');
+      btn.disabled = true;
+      try {
+        const res = await fetch('/api/v1/routes/test', {
+          method: 'POST', credentials: 'same-origin',
+          headers: { Accept: 'application/json', 'Content-Type': 'application/json', [CSRF_HEADER]: csrfToken() },
+          body: text,
+        });
+        const r = await res.json();
+        if (!res.ok) throw new Error(r.error || 'HTTP ' + res.status);
+        out.querySelector('.try-summary').replaceChildren(
+          'Event ', el('span', { class: 'mono', text: r.event_id }), ' · ' + r.type + ' · ' + r.lifecycle +
+          (r.environment ? ' · ' + r.environment : '') + (r.entitlements.length ? ' · entitlements ' + r.entitlements.join(', ') : ''));
+        out.querySelector('.try-verdicts tbody').replaceChildren(...r.routes.map((v) => el('tr', { 'data-route': v.name },
+          el('td', { 'data-label': 'Route', text: v.name }),
+          el('td', { 'data-label': 'Verdict', class: 'verdict' }, el('span', { class: 'badge badge-' + (v.matched ? 'delivered' : 'skipped'), text: v.matched ? 'matched' : 'not matched' })),
+          el('td', { 'data-label': 'Reason', text: v.reason }))));
+        const dests = r.destinations.map((d) => el('li', { 'data-destination': d.destination }, el('strong', { text: d.destination }), ' via ' + d.route));
+        out.querySelector('.try-dests').replaceChildren(...(dests.length ? dests : [el('li', { class: 'muted', text: 'none: the event would be stored as unrouted' })]));
+        out.hidden = false;
+      } catch (err) {
+        out.hidden = true;
+        notice('bad', 'Could not route the event: ' + err.message);
+      } finally {
+        btn.disabled = false;
+      }
+    });
+  }
+
+  // showPreview draws a reload dry run: errors, or per destination the events
+  // gained and lost with samples, and the Apply button when the file is valid.
+  function showPreview(p) {
+    const box = document.getElementById('reload-preview');
+    const errs = box.querySelector('.preview-errors');
+    const table = box.querySelector('.preview-diff');
+    const apply = box.querySelector('[data-action="reload-apply"]');
+    errs.replaceChildren(...p.errors.map((e) => el('li', { class: 'mono small', text: e })));
+    const names = Object.keys(p.diff).sort();
+    let summary;
+    if (!p.valid) summary = 'The config file is invalid; nothing can be applied.';
+    else if (names.length === 0) summary = 'Valid. Over ' + p.events + ' stored events of the last 7 days, every event reaches the same destinations.';
+    else summary = 'Valid. Over ' + p.events + ' stored events of the last 7 days, ' + names.length + ' destination' + (names.length === 1 ? '' : 's') + ' change:';
+    box.querySelector('.preview-summary').textContent = summary;
+    const samples = (ids, sign) => ids.map((id) => el('a', { class: 'mono small sample', href: '/ui/events/' + enc(id), text: sign + id }));
+    table.querySelector('tbody').replaceChildren(...names.map((n) => {
+      const c = p.diff[n];
+      return el('tr', { 'data-destination': n },
+        el('td', { 'data-label': 'Destination', text: n }),
+        el('td', { 'data-label': 'Gained', class: 'num d-gained', text: '+' + c.gained }),
+        el('td', { 'data-label': 'Lost', class: 'num d-lost', text: '-' + c.lost }),
+        el('td', { 'data-label': 'Sample events', class: 'samples' }, ...samples(c.samples_gained, '+'), ...samples(c.samples_lost, '−')));
+    }));
+    table.hidden = names.length === 0;
+    apply.hidden = !p.valid;
+    box.hidden = false;
+  }
+
+  // sparkBars mirrors newSpark in internal/ui/chart.go.
+  function sparkBars(svg, buckets) {
+    const W = 96, H = 24;
+    const most = Math.max(0, ...buckets.map((b) => b.delivered + b.failed + b.dead));
+    const step = W / Math.max(buckets.length, 1);
+    const h = (n) => (most === 0 ? 0 : n / most * H);
+    const NS = 'http://www.w3.org/2000/svg';
+    const rect = (cls, x, y, hh) => {
+      const r = document.createElementNS(NS, 'rect');
+      r.setAttribute('class', cls); r.setAttribute('x', x.toFixed(1)); r.setAttribute('y', y.toFixed(1));
+      r.setAttribute('width', '3'); r.setAttribute('height', hh.toFixed(1));
+      return r;
+    };
+    svg.replaceChildren(...buckets.map((b, i) => {
+      const g = document.createElementNS(NS, 'g');
+      const bad = b.failed + b.dead, okH = h(b.delivered), badH = h(bad), x = i * step;
+      g.setAttribute('data-delivered', String(b.delivered));
+      g.setAttribute('data-failed', String(bad));
+      g.append(rect('ok', x, H - okH, okH), rect('bad', x, H - okH - badH, badH));
+      return g;
+    }));
+  }
+
+  // startSparks refreshes the overview's trends every minute.
+  function startSparks() {
+    const svgs = document.querySelectorAll('svg.spark[data-destination]');
+    if (!svgs.length) return;
+    const tick = async () => {
+      for (const svg of svgs) {
+        try {
+          const r = await api('GET', '/api/v1/destinations/' + enc(svg.dataset.destination) + '/stats?window=24h');
+          sparkBars(svg, r.buckets || []);
+          svg.dataset.updated = new Date().toISOString();
+        } catch (_) { /* keep the last drawing */ }
+      }
+    };
+    setInterval(tick, 60000);
+  }
+
   // Buttons: one delegated handler, keyed by data-action.
   let replayBody = null;
 
@@ -391,6 +494,31 @@
         replayBody = null;
         document.getElementById('replay-confirm').hidden = true;
         return;
+      case 'reload-preview': {
+        b.disabled = true;
+        try {
+          showPreview(await api('POST', '/api/v1/reload', { dry_run: true }));
+        } catch (err) {
+          notice('bad', 'Preview failed: ' + err.message);
+        } finally {
+          b.disabled = false;
+        }
+        return;
+      }
+      case 'reload-apply': {
+        b.disabled = true;
+        try {
+          await api('POST', '/api/v1/reload');
+          location.assign('/ui/routes?reloaded=1');
+        } catch (err) {
+          b.disabled = false;
+          notice('bad', 'Reload refused: ' + err.message);
+        }
+        return;
+      }
+      case 'reload-close':
+        document.getElementById('reload-preview').hidden = true;
+        return;
     }
   }
 
@@ -404,5 +532,11 @@
     if (feed && feed.dataset.live === 'true') startFeed(feed);
     const ev = document.getElementById('event');
     if (ev && ev.dataset.eventId) startEventPage(ev);
+    const tryForm = document.getElementById('try-form');
+    if (tryForm) startTry(tryForm);
+    startSparks();
+    if (document.getElementById('main').dataset.page === 'routes' && new URLSearchParams(location.search).has('reloaded')) {
+      notice('ok', 'Config reloaded.');
+    }
   });
 })();
