@@ -80,6 +80,7 @@ var errUnused = errors.New("not used by the UI")
 func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 	return store.Delivery{}, errUnused
 }
+
 // Events matches f.UserID against the decoded body's ids, newest first, in
 // one page.
 func (s *fakeStore) Events(_ context.Context, f store.EventFilter) ([]store.Event, string, error) {
