@@ -218,7 +218,7 @@ defaults:
   timeout: ${TIMEOUT}
   rate_limit: ${RATE}
 inbound: {authorization: x, allow_unauthenticated: "${OPEN:-false}"}
-admin: {token: t}
+admin: {token: admin-token-for-tests}
 `
 	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}))
 	if err != nil {

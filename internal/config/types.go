@@ -36,6 +36,13 @@ type Server struct {
 	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
 	WebhookPath  string `yaml:"webhook_path"`   // default /webhooks/revenuecat
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1048576
+	// MaxConnections caps concurrent client connections; 0 means the
+	// default, derived from the process's file descriptor limit.
+	MaxConnections int `yaml:"max_connections"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-Proto (Secure cookies) and X-Forwarded-For (login
+	// throttle) are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Inbound is the `inbound:` block: how RevenueCat's requests are checked.

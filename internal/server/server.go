@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,9 @@ type Settings struct {
 	AllowUnauthenticated bool
 	AdminToken           secret.Secret
 	MaxBodyBytes         int64
+	// TrustedProxies are the peers whose X-Forwarded-Proto and
+	// X-Forwarded-For are believed (server.trusted_proxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Options configure a Server.
@@ -89,6 +93,8 @@ type Server struct {
 	draining atomic.Bool
 	engine   *gin.Engine
 	http     *http.Server
+	guard    *guard
+	sessions sessions
 	received *prometheus.CounterVec
 }
 
@@ -107,7 +113,8 @@ func New(opts Options) *Server {
 		opts.Hub = NewHub()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, sessions: sessions{revoked: map[string]time.Time{}}}
+	s.guard = newGuard(opts.Now, opts.Logger)
 	s.SetSettings(opts.Settings)
 	s.received = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rcrouter_webhooks_received_total",
@@ -153,7 +160,7 @@ func (s *Server) Hub() *Hub { return s.opts.Hub }
 func (s *Server) Logger() *slog.Logger { return s.opts.Logger }
 
 // MountUI serves h under /ui/ (and redirects / there). Call it before Serve.
-// The UI does its own authentication with AdminAuth and the session cookie.
+// The UI does its own authentication with CheckAdmin and the session cookie.
 func (s *Server) MountUI(h http.Handler) {
 	s.engine.Any("/ui/*path", gin.WrapH(h))
 	s.engine.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/ui/") })

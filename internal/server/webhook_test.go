@@ -240,9 +240,9 @@ func TestAdminAuth(t *testing.T) {
 		{name: "bearer", method: "GET", header: map[string]string{"Authorization": "Bearer admin-token-for-tests"}, want: 200},
 		{name: "wrong bearer", method: "GET", header: map[string]string{"Authorization": "Bearer nope"}, want: 401},
 		{name: "webhook auth is not admin auth", method: "GET", header: map[string]string{"Authorization": testAuth}, want: 401},
-		{name: "session cookie GET", method: "GET", cookie: SessionValue(token), want: 200},
-		{name: "session cookie POST without CSRF", method: "POST", cookie: SessionValue(token), want: 401},
-		{name: "session cookie POST with CSRF", method: "POST", cookie: SessionValue(token), header: map[string]string{CSRFHeader: CSRFToken(token)}, want: 200},
+		{name: "session cookie GET", method: "GET", cookie: s.NewSession(), want: 200},
+		{name: "session cookie POST without CSRF", method: "POST", cookie: s.NewSession(), want: 401},
+		{name: "session cookie POST with CSRF", method: "POST", cookie: s.NewSession(), header: map[string]string{CSRFHeader: CSRFToken(token)}, want: 200},
 		{name: "forged cookie", method: "GET", cookie: "abc", want: 401},
 	}
 	for _, tt := range tests {
