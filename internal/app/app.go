@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -130,14 +131,15 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(&queueCollector{app: a})
 
 	a.srv = server.New(server.Options{
-		Listen:      cfg.Server.Listen,
-		WebhookPath: cfg.Server.WebhookPath,
-		Settings:    settings(cfg),
-		Backend:     a,
-		Store:       st,
-		Hub:         a.hub,
-		Logger:      opts.Logger,
-		Registry:    a.reg,
+		Listen:         cfg.Server.Listen,
+		WebhookPath:    cfg.Server.WebhookPath,
+		MaxConnections: cfg.Server.MaxConnections,
+		Settings:       settings(cfg),
+		Backend:        a,
+		Store:          st,
+		Hub:            a.hub,
+		Logger:         opts.Logger,
+		Registry:       a.reg,
 	})
 	if opts.UI != nil {
 		a.srv.MountUI(opts.UI(a.srv))
@@ -171,7 +173,19 @@ func settings(cfg *config.Config) server.Settings {
 		AllowUnauthenticated: cfg.Inbound.AllowUnauthenticated,
 		AdminToken:           cfg.Admin.Token,
 		MaxBodyBytes:         cfg.Server.MaxBodyBytes,
+		TrustedProxies:       trustedProxies(cfg.Server.TrustedProxies),
 	}
+}
+
+// trustedProxies parses server.trusted_proxies (validate has checked them).
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := config.ParseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Server returns the HTTP server (tests use its Handler).

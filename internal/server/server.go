@@ -77,13 +77,19 @@ type Settings struct {
 type Options struct {
 	Listen      string
 	WebhookPath string
-	Settings    Settings
-	Backend     Backend
-	Store       store.Store
-	Hub         *Hub
-	Logger      *slog.Logger
-	Registry    *prometheus.Registry // private registry served on /metrics
-	Now         func() time.Time
+	// MaxConnections caps open client connections (server.max_connections);
+	// 0 derives it from the file descriptor limit.
+	MaxConnections int
+	// PressureIdleTimeout replaces IdleTimeout past half the cap; default
+	// PressureIdleTimeout.
+	PressureIdleTimeout time.Duration
+	Settings            Settings
+	Backend             Backend
+	Store               store.Store
+	Hub                 *Hub
+	Logger              *slog.Logger
+	Registry            *prometheus.Registry // private registry served on /metrics
+	Now                 func() time.Time
 }
 
 // Server is the HTTP server.
@@ -95,6 +101,7 @@ type Server struct {
 	http     *http.Server
 	guard    *guard
 	sessions sessions
+	limit    atomic.Pointer[limiter]
 	received *prometheus.CounterVec
 }
 
@@ -123,7 +130,7 @@ func New(opts Options) *Server {
 	opts.Registry.MustRegister(s.received)
 
 	e := gin.New()
-	e.Use(gin.Recovery())
+	e.Use(gin.Recovery(), s.reserveGuard)
 	e.HandleMethodNotAllowed = true
 	e.POST(opts.WebhookPath, s.webhook)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -177,9 +184,19 @@ func (s *Server) SetSettings(st Settings) {
 // Handler returns the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Serve accepts connections on l until Shutdown.
+// Serve accepts connections on l until Shutdown, under the connection cap.
+// Call it once.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	pressureIdle := s.opts.PressureIdleTimeout
+	if pressureIdle <= 0 {
+		pressureIdle = PressureIdleTimeout
+	}
+	n := maxConnections(s.opts.MaxConnections, s.opts.Logger.Warn)
+	lim := newLimiter(l, n, pressureIdle)
+	s.limit.Store(lim)
+	s.http.ConnState = lim.connState
+	s.opts.Logger.Info("connection cap", "max_connections", n, "reserve", lim.reserve)
+	err := s.http.Serve(lim)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -195,7 +212,13 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.opts.Hub.Close()
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		// Out of time: drop what is left (a stuck stream, a client that
+		// does not read) rather than hold the rest of shutdown.
+		_ = s.http.Close()
+	}
+	return err
 }
 
 func (s *Server) readyz(c *gin.Context) {
