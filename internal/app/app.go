@@ -247,9 +247,15 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
-	if err := a.srv.Shutdown(deadline); err != nil {
-		a.log.Warn("http shutdown", "err", err)
+	// Each phase has its own share of what is left: HTTP at most half, so
+	// that streams or slow clients cannot spend the scheduler's time to
+	// finish or release its in-flight attempts.
+	left := time.Until(deadlineOf(deadline))
+	httpCtx, httpCancel := context.WithTimeout(deadline, left/2)
+	if err := a.srv.Shutdown(httpCtx); err != nil {
+		a.log.Warn("http shutdown", "err", err, "share", (left / 2).Round(time.Millisecond))
 	}
+	httpCancel()
 	if err := a.sched.Shutdown(deadline); err != nil {
 		a.log.Warn("scheduler shutdown", "err", err)
 	}
@@ -264,6 +270,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return runErr
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // stopping is closed when the process stops.

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
+	"github.com/rcrouter/rcrouter/internal/store"
 )
 
 // servedServer serves s on a 127.0.0.1 listener until the test ends.
@@ -216,4 +218,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestStreamDropsClientThatDoesNotRead: an SSE client that stops reading is
+// dropped after StreamWriteTimeout once its buffers are full, rather than
+// holding the stream open.
+func TestStreamDropsClientThatDoesNotRead(t *testing.T) {
+	hub := NewHub()
+	s := New(Options{Listen: "127.0.0.1:0", WebhookPath: testPath, Backend: &fakeBackend{}, Hub: hub,
+		StreamWriteTimeout: 100 * time.Millisecond, Settings: Settings{AdminToken: "admin-token-for-tests"}})
+	addr := servedServer(t, s)
+	c := dial(t, addr)
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	if _, err := io.WriteString(c, "GET /api/v1/stream HTTP/1.1\r\nHost: rcrouter\r\nAuthorization: Bearer admin-token-for-tests\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(c.r, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	// From here the client reads nothing.
+	big := store.Dispatch{ID: "d", Destination: "x", Response: destinations.Response{Body: strings.Repeat("b", 64<<10)}}
+	subscribers := func() int {
+		hub.mu.Lock()
+		defer hub.mu.Unlock()
+		return len(hub.subs)
+	}
+	waitFor(t, "the stream to drop its non-reading client", func() bool {
+		hub.Publish(big)
+		return subscribers() == 0
+	})
 }

@@ -83,13 +83,15 @@ type Options struct {
 	// PressureIdleTimeout replaces IdleTimeout past half the cap; default
 	// PressureIdleTimeout.
 	PressureIdleTimeout time.Duration
-	Settings            Settings
-	Backend             Backend
-	Store               store.Store
-	Hub                 *Hub
-	Logger              *slog.Logger
-	Registry            *prometheus.Registry // private registry served on /metrics
-	Now                 func() time.Time
+	// StreamWriteTimeout bounds one SSE write; default StreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+	Settings           Settings
+	Backend            Backend
+	Store              store.Store
+	Hub                *Hub
+	Logger             *slog.Logger
+	Registry           *prometheus.Registry // private registry served on /metrics
+	Now                func() time.Time
 }
 
 // Server is the HTTP server.
@@ -118,6 +120,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Hub == nil {
 		opts.Hub = NewHub()
+	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = StreamWriteTimeout
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, sessions: sessions{revoked: map[string]time.Time{}}}
