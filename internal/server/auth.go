@@ -117,10 +117,11 @@ func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []by
 
 // AdminAuth reports whether r carries the admin token, either as
 // "Authorization: Bearer <token>" or as a live UI session cookie; for the
-// cookie, unsafe methods also need the CSRF header. It does not throttle:
-// CheckAdmin does.
+// cookie, unsafe methods also need the CSRF header. It is CheckAdmin without
+// the wait: every answer that depends on the token goes through the
+// throttle, or that answer would be a free guessing oracle.
 func (s *Server) AdminAuth(r *http.Request) bool {
-	ok, _ := s.adminAuth(r)
+	ok, _ := s.CheckAdmin(r)
 	return ok
 }
 

@@ -145,3 +145,25 @@ func TestSessionCookieSecureBehindTrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginPageIsNotAnOracle: a bearer token on the login page (which
+// redirects a signed-in operator) is throttled like any other guess.
+func TestLoginPageIsNotAnOracle(t *testing.T) {
+	h, _ := sessionFixture(t)
+	guess := func(tok string) int {
+		r := httptest.NewRequest(http.MethodGet, "/ui/login", nil)
+		r.RemoteAddr = "192.0.2.77:1"
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for range server.ClientFailures {
+		if code := guess("wrong-guess-123456"); code != http.StatusOK {
+			t.Fatalf("wrong bearer on the login page: %d, want 200 (the form)", code)
+		}
+	}
+	if code := guess(adminToken.Value()); code == http.StatusSeeOther {
+		t.Errorf("right bearer after %d wrong ones was let through (303): the login page is a guessing oracle", server.ClientFailures)
+	}
+}
