@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -73,9 +74,26 @@ func TestShutdownGivesSchedulerItsShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, _ = io.WriteString(c, "POST /webhooks/revenuecat HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"api")
-	// (net/http's Shutdown waits for it whether it is still new or active.)
+	// One whole request first: its answer proves the server has the
+	// connection (not just the kernel's backlog).
+	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz on the held connection: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.WriteString(c, "POST /webhooks/revenuecat HTTP/1.1\r\nHost: x\r\nAuthorization: "+hAuth+"\r\nContent-Length: 100\r\n\r\n{\"api")
 
+	// The server must be waiting for the rest of that body, not still
+	// between requests (an idle connection is closed at once by Shutdown):
+	// it gives no answer for 300 ms.
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("the half-sent request was answered %d", resp.StatusCode)
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("held connection: %v", err)
+	}
 	stopAt := time.Now()
 	cancel()
 	select {
