@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // The test binary doubles as rcrouter: with RCROUTER_TEST_MAIN=1 it runs
@@ -125,21 +127,19 @@ func (p *proc) log() string {
 	return p.logs.String()
 }
 
-// waitReady polls /readyz until it answers 200.
+// waitReady asks /readyz until it answers 200.
 func waitReady(t *testing.T, p *proc, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	if !testutil.Poll(30*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}) {
+		t.Fatalf("rcrouter did not become ready; logs:\n%s", p.log())
 	}
-	t.Fatalf("rcrouter did not become ready; logs:\n%s", p.log())
 }
 
 func eventBody(id string) []byte {
@@ -228,15 +228,11 @@ func TestKillAfterAckLosesNothing(t *testing.T) {
 		}(w)
 	}
 	// Let load build up, then kill without warning while posts are in flight.
-	for {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		ackMu.Lock()
-		n := len(acked)
-		ackMu.Unlock()
-		if n >= 200 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer ackMu.Unlock()
+		return len(acked) >= 200
+	}, "fewer than 200 posts acknowledged in 30s")
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -256,23 +252,19 @@ func TestKillAfterAckLosesNothing(t *testing.T) {
 		}
 	}
 	// Every acknowledged event reaches the sink after the restart.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	missing := 0
+	if !testutil.Poll(30*time.Second, func() bool {
 		sinkMu.Lock()
-		missing := 0
+		defer sinkMu.Unlock()
+		missing = 0
 		for _, id := range acked {
 			if delivered[id] == 0 {
 				missing++
 			}
 		}
-		sinkMu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged events never reached the sink; logs:\n%s", missing, len(acked), p2.log())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d acknowledged events never reached the sink; logs:\n%s", missing, len(acked), p2.log())
 	}
 	t.Logf("%d events acknowledged before SIGKILL; all stored and delivered after restart", len(acked))
 }

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // faultConfig writes a config with three destinations: a file archive and
@@ -61,20 +63,21 @@ routes:
 	return path
 }
 
-// waitUntil polls cond every 20 ms until it holds or timeout passes.
+// waitUntil asks cond until it holds or timeout passes.
 func waitUntil(timeout time.Duration, cond func() bool) bool {
-	return waitEvery(timeout, 20*time.Millisecond, cond)
+	return testutil.Poll(timeout, cond)
 }
 
+// waitEvery is waitUntil for costly conditions (reading the archive file).
 func waitEvery(timeout, every time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(every)
-	}
-	return true
+	return testutil.PollEvery(timeout, every, cond)
+}
+
+// ids returns how many distinct event ids reached the sink.
+func (s *recSink) ids() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
 }
 
 // missing reports how many acknowledged (event, destination)
@@ -149,11 +152,22 @@ func TestReliabilityCrashRecovery(t *testing.T) {
 		{"while sink b fails (503) and retries are due", func(t *testing.T, p *proc, prefix string) {
 			b.set(http.StatusServiceUnavailable, 0)
 			base := l.count()
+			started, _, _ := b.counters()
+			ids := b.ids()
 			startLoad(l, addr, prefix, 8, 1000, 0).wait()
 			if l.count() < base+1000 {
 				t.Fatalf("%d of 1000 acknowledged: %v", l.count()-base, l.codes)
 			}
-			time.Sleep(time.Second) // retries scheduled and some attempts in flight
+			// Kill once b's deliveries are on their retries: b has had two
+			// requests for each event of the round (503, then a retry),
+			// while more keep coming.
+			if !waitUntil(30*time.Second, func() bool {
+				s, _, _ := b.counters()
+				n := b.ids() - ids
+				return n > 0 && s-started >= 2*n
+			}) {
+				t.Fatalf("b's retries did not come within 30s")
+			}
 			kill(t, p)
 			b.set(0, 0)
 		}},

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // TestDuplicateAcrossKill posts five event ids from ten clients each at
@@ -70,22 +72,18 @@ func TestDuplicateAcrossKill(t *testing.T) {
 	if second["200 duplicate"] != 10*len(ids) {
 		t.Fatalf("after restart answered %v, want %d duplicate", second, 10*len(ids))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	missing := 0
+	if !testutil.Poll(20*time.Second, func() bool {
 		got := s.delivered()
-		missing := 0
+		missing = 0
 		for _, id := range ids {
 			if got[id] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events never reached the sink; logs:\n%s", missing, len(ids), p2.log())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return missing == 0
+	}) {
+		t.Fatalf("%d of %d events never reached the sink; logs:\n%s", missing, len(ids), p2.log())
 	}
 	// Unused connections the bursts opened would hold a graceful stop for
 	// up to 5 s (net/http waits that long for a new connection's request).

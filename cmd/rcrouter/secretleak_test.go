@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/config"
+
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // leakSecrets holds one distinctive value per secret field of the config.
@@ -269,12 +271,8 @@ routes:
 		return len(ds) == 4
 	}
 	waitSettled := func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for !settled() {
-			if time.Now().After(deadline) {
-				t.Fatalf("deliveries did not settle; logs:\n%s", p.log())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testutil.Poll(30*time.Second, settled) {
+			t.Fatalf("deliveries did not settle; logs:\n%s", p.log())
 		}
 	}
 	waitSettled()

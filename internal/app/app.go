@@ -23,6 +23,7 @@ import (
 
 	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/delivery"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/server"
@@ -49,7 +50,13 @@ type Options struct {
 	// load balancer stops sending traffic first (default 0: close at once;
 	// RevenueCat retries a refused connection, so nothing is lost either way).
 	DrainDelay time.Duration
-	// Clock drives the scheduler (default real time).
+	// NoMigrate makes start-up refuse a store whose schema is not current
+	// instead of migrating it (serve --no-migrate; rcrouter migrate does it).
+	NoMigrate bool
+	// Clock is the one time of the process (default real time): the
+	// scheduler, ingest timestamps, retry and replay, retention, stats
+	// windows, reload times and the drain delay all read it, so a test with a
+	// fake clock controls them all.
 	Clock clock.Clock
 }
 
@@ -58,7 +65,7 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
-	sched   *router.Scheduler
+	sched   *delivery.Scheduler
 	hub     *server.Hub
 	srv     *server.Server
 	reg     *prometheus.Registry
@@ -108,15 +115,15 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.reg)
 
-	st, err := openStore(cfg, opts.Logger)
+	st, err := openStore(cfg, opts.Logger, opts.Clock, storeMode{noMigrate: opts.NoMigrate, startUp: true})
 	if err != nil {
 		return nil, err
 	}
 	a.store = st
-	a.sched = router.NewScheduler(st, router.SchedulerOptions{
+	a.sched = delivery.NewScheduler(st, delivery.SchedulerOptions{
 		Logger:     opts.Logger,
 		Clock:      opts.Clock,
-		Metrics:    router.NewMetrics(a.reg),
+		Metrics:    delivery.NewMetrics(a.reg),
 		Decode:     revenuecat.Decode,
 		OnDispatch: a.hub.Publish,
 	})
@@ -126,8 +133,9 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.cur.Store(rt)
-	a.metrics.reloaded(true, time.Now())
-	a.reload.Store(&ReloadStatus{At: time.Now(), OK: true, Trigger: "start"})
+	now := opts.Clock.Now()
+	a.metrics.reloaded(true, now)
+	a.reload.Store(&ReloadStatus{At: now, OK: true, Trigger: "start"})
 	a.reg.MustRegister(&queueCollector{app: a})
 
 	a.srv = server.New(server.Options{
@@ -140,6 +148,7 @@ func New(opts Options) (*App, error) {
 		Hub:            a.hub,
 		Logger:         opts.Logger,
 		Registry:       a.reg,
+		Clock:          opts.Clock,
 	})
 	if opts.UI != nil {
 		a.srv.MountUI(opts.UI(a.srv))
@@ -147,18 +156,33 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
-func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// storeMode says what opening the store is for.
+type storeMode struct {
+	noMigrate bool // refuse an outdated schema instead of migrating
+	// startUp: the store serves this process, which takes over what a
+	// single-process store's previous process left in flight.
+	startUp bool
+}
+
+func openStore(cfg *config.Config, log *slog.Logger, clk clock.Clock, mode storeMode) (store.Store, error) {
 	switch cfg.Storage.Driver {
 	case "sqlite":
-		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log})
+		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log, Now: clk.Now, NoMigrate: mode.noMigrate})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", cfg.Storage.Path, err)
 		}
+		if !mode.startUp {
+			return st, nil
+		}
 		// A single process owns the SQLite file: whatever was in flight when
 		// the previous process died is due again now.
-		if err := st.Release(context.Background(), nil, time.Now()); err != nil {
+		n, err := st.ReleaseAll(context.Background(), clk.Now())
+		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("release in-flight deliveries: %w", err)
+		}
+		if n > 0 {
+			log.Info("deliveries in flight at the last stop are due again", "count", n)
 		}
 		return st, nil
 	default:
@@ -240,9 +264,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.srv.Drain()
 	if a.opts.DrainDelay > 0 {
 		a.log.Info("draining: /readyz fails while connections finish", "for", a.opts.DrainDelay)
-		t := time.NewTimer(a.opts.DrainDelay)
+		t := a.opts.Clock.NewTimer(a.opts.DrainDelay)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-deadline.Done():
 		}
 		t.Stop()
@@ -290,17 +314,21 @@ func (a *App) Close() error {
 
 // maintain runs the periodic jobs: dispatch log retention.
 func (a *App) maintain(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := a.opts.Clock.NewTimer(maintainEvery)
 	defer t.Stop()
 	for {
 		a.purge(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			t.Reset(maintainEvery)
 		}
 	}
 }
+
+// maintainEvery is how often retention runs.
+const maintainEvery = time.Minute
 
 // purgeBatch bounds one delete, so retention never holds the writer long.
 const purgeBatch = 1000
@@ -310,7 +338,7 @@ func (a *App) purge(ctx context.Context) {
 	if retention <= 0 {
 		return
 	}
-	before := time.Now().Add(-retention)
+	before := a.opts.Clock.Now().Add(-retention)
 	for ctx.Err() == nil {
 		n, err := a.store.Purge(ctx, before, purgeBatch)
 		if err != nil {
@@ -346,7 +374,7 @@ func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, erro
 		return server.Accepted{}, err
 	}
 	created, err := a.store.Ingest(ctx, store.NewEvent{
-		ID: e.ID, Type: e.Type, ReceivedAt: time.Now().UTC(), Body: e.Raw, Routes: verdicts, Deliveries: deliveries,
+		ID: e.ID, Type: e.Type, ReceivedAt: a.opts.Clock.Now().UTC(), Body: e.Raw, Routes: verdicts, Deliveries: deliveries,
 	})
 	if err != nil {
 		return server.Accepted{}, err
@@ -360,7 +388,7 @@ func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, erro
 // Destinations implements server.Backend.
 func (a *App) Destinations(ctx context.Context) ([]server.DestinationStatus, error) {
 	rt := a.cur.Load()
-	stats, err := a.store.Stats(ctx, time.Now().Add(-24*time.Hour))
+	stats, err := a.store.Stats(ctx, a.opts.Clock.Now().Add(-24*time.Hour))
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +430,7 @@ func (a *App) Retry(ctx context.Context, deliveryID string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.Retry(ctx, deliveryID, time.Now()); err != nil {
+	if err := a.store.Retry(ctx, deliveryID, a.opts.Clock.Now()); err != nil {
 		return err
 	}
 	a.sched.Wake(d.Destination)
@@ -415,7 +443,7 @@ func (a *App) Replay(ctx context.Context, destination string, f store.ReplayFilt
 		return 0, err
 	}
 	f.Destination = destination
-	n, err := a.store.Replay(ctx, f, time.Now(), dryRun)
+	n, err := a.store.Replay(ctx, f, a.opts.Clock.Now(), dryRun)
 	if err == nil && !dryRun && n > 0 {
 		a.sched.Wake(destination)
 	}
@@ -431,13 +459,14 @@ func (a *App) SendTest(ctx context.Context, destination string) (string, error) 
 	var b [8]byte
 	rand.Read(b[:])
 	id := "rcrouter-test-" + hex.EncodeToString(b[:])
-	e, err := revenuecat.Decode(revenuecat.TestEventBody(id, time.Now()))
+	now := a.opts.Clock.Now()
+	e, err := revenuecat.Decode(revenuecat.TestEventBody(id, now))
 	if err != nil {
 		return "", err
 	}
 	verdicts, _ := json.Marshal([]router.Verdict{{Name: "send test event", Matched: true, Reason: "sent from the admin API to " + destination}})
 	if _, err := a.store.Ingest(ctx, store.NewEvent{
-		ID: e.ID, Type: e.Type, ReceivedAt: time.Now().UTC(), Body: e.Raw, Routes: verdicts,
+		ID: e.ID, Type: e.Type, ReceivedAt: now.UTC(), Body: e.Raw, Routes: verdicts,
 		Deliveries: []store.NewDelivery{{Destination: destination, Route: "test"}},
 	}); err != nil {
 		return "", err
@@ -476,11 +505,13 @@ func (a *App) Ready(ctx context.Context) error {
 func (a *App) Reload(ctx context.Context) error { return a.ReloadFrom("api") }
 
 // ReloadFrom loads the config file again and swaps it in atomically. A bad
-// config is refused whole; the old one keeps running.
+// config is refused whole; the old one keeps running. The error is the
+// refusal as is (a *config.Errors for problems in the file), whatever the
+// trigger: mapping it to an HTTP status is the API's business.
 func (a *App) ReloadFrom(trigger string) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	now := time.Now()
+	now := a.opts.Clock.Now()
 	err := a.reloadLocked()
 	st := &ReloadStatus{At: now, OK: err == nil, Trigger: trigger}
 	if err != nil {
@@ -491,10 +522,7 @@ func (a *App) ReloadFrom(trigger string) error {
 	}
 	a.reload.Store(st)
 	a.metrics.reloaded(err == nil, now)
-	if err != nil {
-		return fmt.Errorf("%w: %v", server.ErrBadRequest, err)
-	}
-	return nil
+	return err
 }
 
 func (a *App) reloadLocked() error {

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 func webhookDest(name, url, extra string) string {
@@ -344,31 +346,48 @@ func TestAdminAPIRequiresToken(t *testing.T) {
 }
 
 // TestDrainDelayFailsReadinessFirst: with a drain delay, /readyz answers 503
-// while the listener still serves, then the process stops.
+// while the listener still serves, then the process stops. The delay runs on
+// a fake clock: while the test holds time still, the process must keep
+// serving however long it takes; only moving the clock past the delay ends it.
 func TestDrainDelayFailsReadinessFirst(t *testing.T) {
+	const drain = 300 * time.Millisecond
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	dir := t.TempDir()
 	path := dir + "/config.yaml"
 	os.WriteFile(path, []byte(configHead()+"destinations:\n  archive:\n    file: {path: data/events.jsonl}\nroutes:\n  - name: all\n    to: [archive]\n"), 0o600)
-	h := startAppAt(t, path)
-	h.app.opts.DrainDelay = 300 * time.Millisecond
-	h.cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := http.Get(h.base + "/readyz")
+	h := startAppAt(t, path, func(o *Options) { o.Clock, o.DrainDelay = clk, drain })
+	get := func(path string) int {
+		resp, err := http.Get(h.base + path)
 		if err != nil {
-			t.Fatalf("listener closed before /readyz reported draining: %v", err)
+			t.Fatalf("GET %s: listener closed before the drain delay ended: %v", path, err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz never failed")
-		}
-		time.Sleep(5 * time.Millisecond)
+		return resp.StatusCode
 	}
-	if err := <-h.done; err != nil {
-		t.Fatal(err)
+	h.cancel()
+	testutil.Eventually(t, 5*time.Second, func() bool { return get("/readyz") == http.StatusServiceUnavailable }, "/readyz never failed")
+	if code := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while draining: %d", code)
+	}
+	select {
+	case err := <-h.done:
+		t.Fatalf("Run returned (%v) before the clock reached the drain delay", err)
+	default:
+	}
+	// The drain timer may be made just after /readyz turned: advancing until
+	// Run returns covers both orders.
+	var runErr error
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		clk.Advance(drain)
+		select {
+		case runErr = <-h.done:
+			return true
+		default:
+			return false
+		}
+	}, "Run did not return after the drain delay")
+	if runErr != nil {
+		t.Fatal(runErr)
 	}
 	h.stopFn = nil
 }

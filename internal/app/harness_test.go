@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 const (
@@ -66,30 +67,36 @@ storage:
 }
 
 // startApp writes cfg (after configHead) to a temp dir and runs the app.
-func startApp(t *testing.T, cfg string) *harness {
+func startApp(t *testing.T, cfg string, with ...func(*Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(configHead()+cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startAppAt(t, path)
+	return startAppAt(t, path, with...)
 }
 
-func startAppAt(t *testing.T, path string) *harness {
+// startAppAt runs the app on the config file at path; with changes the
+// options before New (a fake clock, a drain delay).
+func startAppAt(t *testing.T, path string, with ...func(*Options)) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Options{
+	opts := Options{
 		ConfigPath: path,
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Getenv:     func(string) (string, bool) { return "", false },
 		Listener:   l,
 		Version:    "test",
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	a, err := New(opts)
 	if err != nil {
 		l.Close()
 		t.Fatalf("app.New: %v", err)
@@ -191,25 +198,22 @@ func (h *harness) until(destination, status string, timeout time.Duration) []sto
 	}
 }
 
-// waitState polls the destinations API until name reports state.
+// waitState asks the destinations API until name reports state.
 func (h *harness) waitState(name, state string, timeout time.Duration) {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last any
-	for time.Now().Before(deadline) {
+	if !testutil.Poll(timeout, func() bool {
 		var dests []map[string]any
 		h.api("GET", "/api/v1/destinations", nil, &dests)
 		for _, d := range dests {
 			if d["name"] == name {
 				last = d["state"]
-				if last == state {
-					return
-				}
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return last == state
+	}) {
+		h.t.Fatalf("destination %s state %v, want %s", name, last, state)
 	}
-	h.t.Fatalf("destination %s state %v, want %s", name, last, state)
 }
 
 func fixtureEvent(id, typ string) []byte {

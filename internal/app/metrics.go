@@ -66,7 +66,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
+	now := c.app.opts.Clock.Now()
 	if now.Sub(c.at) > statsTTL {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		stats, err := c.app.store.Stats(ctx, now.Add(-24*time.Hour))

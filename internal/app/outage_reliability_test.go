@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // latSink is a webhook destination that records when each event id first
@@ -133,23 +134,20 @@ func (h *harness) paced(prefix string, n int, rate float64) map[string]time.Time
 // all have arrived.
 func latencies(t *testing.T, s *latSink, sent map[string]time.Time, timeout time.Duration) []time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var out []time.Duration
+	if !testutil.PollEvery(timeout, 50*time.Millisecond, func() bool {
 		got := s.arrivals()
-		var out []time.Duration
+		out = out[:0]
 		for id, at := range sent {
 			if a, ok := got[id]; ok {
 				out = append(out, a.Sub(at))
 			}
 		}
-		if len(out) == len(sent) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events arrived", len(out), len(sent))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(out) == len(sent)
+	}) {
+		t.Fatalf("%d of %d events arrived", len(out), len(sent))
 	}
+	return out
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -382,8 +380,7 @@ func checkBackoff(t *testing.T, h *harness, destination string, deliveries int, 
 // nothing pending (every delivery's outcome is committed).
 func (h *harness) waitIdle(timeout time.Duration, names ...string) {
 	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	if !testutil.PollEvery(timeout, 50*time.Millisecond, func() bool {
 		var ds []map[string]any
 		h.api("GET", "/api/v1/destinations", nil, &ds)
 		idle := 0
@@ -392,13 +389,9 @@ func (h *harness) waitIdle(timeout time.Duration, names ...string) {
 				idle++
 			}
 		}
-		if idle == len(names) {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("destinations not idle: %s", h.destinationStates())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return idle == len(names)
+	}) {
+		h.t.Fatalf("destinations not idle: %s", h.destinationStates())
 	}
 }
 
@@ -486,17 +479,12 @@ func TestReliabilitySlowAndHanging(t *testing.T) {
 	lat := latencies(t, healthy, during, time.Minute)
 
 	// Let the slow and hanging destinations produce records.
-	deadline := time.Now().Add(30 * time.Second)
 	var slowRecs, hangRecs []store.Dispatch
-	for {
+	if !testutil.PollEvery(30*time.Second, 250*time.Millisecond, func() bool {
 		slowRecs, hangRecs = h.allDispatches("slow"), h.allDispatches("hang")
-		if len(slowRecs) >= 8 && len(hangRecs) >= 12 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slow and %d hang records", len(slowRecs), len(hangRecs))
-		}
-		time.Sleep(250 * time.Millisecond)
+		return len(slowRecs) >= 8 && len(hangRecs) >= 12
+	}) {
+		t.Fatalf("%d slow and %d hang records", len(slowRecs), len(hangRecs))
 	}
 	durations := func(ds []store.Dispatch, lo, hi time.Duration, check func(store.Dispatch) bool) (minD, maxD time.Duration) {
 		minD = time.Hour

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // keySink is a webhook destination that answers per event id with a
@@ -88,26 +90,70 @@ func (h *harness) eventDeliveries(id string) []store.Delivery {
 	return ev.Deliveries
 }
 
-// waitDelivered polls the API until every delivery of every id is delivered.
+// waitDelivered asks the API until every delivery of every id is delivered.
 func (h *harness) waitDelivered(timeout time.Duration, ids ...string) {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for _, id := range ids {
-		for {
-			ds := h.eventDeliveries(id)
+		var ds []store.Delivery
+		if !testutil.Poll(time.Until(deadline), func() bool {
+			ds = h.eventDeliveries(id)
 			done := len(ds) > 0
 			for _, d := range ds {
 				done = done && d.State == store.Delivered
 			}
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				h.t.Fatalf("event %s not delivered: %+v", id, ds)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return done
+		}) {
+			h.t.Fatalf("event %s not delivered: %+v", id, ds)
 		}
 	}
+}
+
+// pollRounds moves clk past the scheduler's fallback poll twice, each time
+// waiting until the app's workers (one per destination) have asked the store
+// and parked again. Afterwards every worker has polled at least once since
+// the call began: what a poll would send has been claimed. The other timers
+// of an idle app (retention each minute, reload debounce) do not fire in
+// the seconds this moves.
+func pollRounds(t *testing.T, clk *clock.Fake, workers int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		mark := clk.Created()
+		clk.Advance(2 * time.Second) // the fallback poll is 1 s
+		if err := clk.BlockUntilCreated(ctx, mark, workers); err != nil {
+			t.Fatalf("%d workers did not poll and park again: %v", workers, err)
+		}
+	}
+}
+
+// follow makes the fake clk follow the wall clock until stop is called:
+// retries fall due in real time as with the real clock, and once stopped the
+// test moves time itself (pollRounds). stop is idempotent; follow may be
+// called again to resume.
+func follow(t *testing.T, clk *clock.Fake) (stop func()) {
+	t.Helper()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-tick.C:
+				clk.Advance(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // attemptsOf lists the dispatch records of an event, oldest first, and
@@ -163,10 +209,12 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
+	clk := clock.NewFake(time.Now())
+	stopClock := follow(t, clk)
 	h := startApp(t, "destinations:\n"+webhookDest("d", srv.URL,
 		"    retry: {initial_interval: 100ms, max_interval: 100ms, max_attempts: 10000}\n"+
 			"    circuit_breaker: {failure_threshold: 100000}\n")+
-		"routes:\n  - name: all\n    to: [d]\n")
+		"routes:\n  - name: all\n    to: [d]\n", func(o *Options) { o.Clock = clk })
 	for _, id := range []string{"race-dead", "race-retrying"} {
 		if code, body := h.post(fixtureEvent(id, "RENEWAL")); code != 200 {
 			t.Fatalf("post %s: %d %s", id, code, body)
@@ -174,16 +222,12 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	}
 	dead := h.eventDeliveries("race-dead")[0].ID
 	retrying := h.eventDeliveries("race-retrying")[0].ID
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d1, d2 := h.eventDeliveries("race-dead")[0], h.eventDeliveries("race-retrying")[0]
-		if d1.State == store.Dead && d2.Attempts >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("setup: %+v %+v", d1, d2)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var d1, d2 store.Delivery
+	if !testutil.Poll(10*time.Second, func() bool {
+		d1, d2 = h.eventDeliveries("race-dead")[0], h.eventDeliveries("race-retrying")[0]
+		return d1.State == store.Dead && d2.Attempts >= 3
+	}) {
+		t.Fatalf("setup: %+v %+v", d1, d2)
 	}
 
 	// Operators race the scheduler for 1.5 s.
@@ -225,31 +269,33 @@ func TestReplayAndRetryRaceWithDueRetries(t *testing.T) {
 	// got the 400) or due (its last retry or replay): once it settles, an
 	// operator retries it if it is dead. Only the scheduler and operators
 	// move it, and operators have stopped, so a dead one stays dead.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		st := h.eventDeliveries("race-dead")[0].State
-		if st == store.Delivered {
-			break
+	var st store.State
+	if !testutil.Poll(10*time.Second, func() bool {
+		st = h.eventDeliveries("race-dead")[0].State
+		return st == store.Delivered || st == store.Dead
+	}) {
+		t.Fatalf("dead delivery stuck in %s; logs:\n%s", st, h.logs.String())
+	}
+	if st == store.Dead {
+		if code := h.api("POST", "/api/v1/deliveries/"+dead+"/retry", nil, nil); code != 200 {
+			t.Fatalf("final retry of the dead delivery: %d", code)
 		}
-		if st == store.Dead {
-			if code := h.api("POST", "/api/v1/deliveries/"+dead+"/retry", nil, nil); code != 200 {
-				t.Fatalf("final retry of the dead delivery: %d", code)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dead delivery stuck in %s; logs:\n%s", st, h.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	h.waitDelivered(20*time.Second, "race-dead", "race-retrying")
-	// Quiet period: nothing is sent again once delivered (the poll fallback
-	// runs every second).
+	// Nothing is sent again once delivered, however often the worker polls:
+	// time stops, then moves past the fallback poll twice. A wrong claim
+	// would show as a delivery no longer delivered (a claim marks it running
+	// before the worker parks) or as a request more.
+	stopClock()
 	before := map[string]int{}
 	for _, id := range []string{"race-dead", "race-retrying"} {
 		before[id], _ = s.counts(id)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	pollRounds(t, clk, 1)
 	for _, id := range []string{"race-dead", "race-retrying"} {
+		if d := h.eventDeliveries(id)[0]; d.State != store.Delivered {
+			t.Errorf("%s: %s after the polls, want still delivered", id, d.State)
+		}
 		got, ok := s.counts(id)
 		if got != before[id] || ok != 1 {
 			t.Errorf("%s: %d requests after delivery, %d successes; want none and exactly 1", id, got-before[id], ok)
@@ -299,7 +345,9 @@ func TestReloadDuringDelivery(t *testing.T) {
 		return fmt.Sprintf("  d:\n    webhook: {url: %q, headers: {X-Gen: \"%d\"}}\n    concurrency: 2\n", srv.URL, gen)
 	}
 	routes := "routes:\n  - name: all\n    to: [d]\n"
-	h := startApp(t, "destinations:\n"+dest(1)+routes)
+	clk := clock.NewFake(time.Now())
+	stopClock := follow(t, clk)
+	h := startApp(t, "destinations:\n"+dest(1)+routes, func(o *Options) { o.Clock = clk })
 	// Paused while the events arrive, so the reloads below fall at known
 	// points of the delivery.
 	if code := h.api("POST", "/api/v1/destinations/d/pause", nil, nil); code != 200 {
@@ -331,12 +379,8 @@ func TestReloadDuringDelivery(t *testing.T) {
 	}
 	waitProgress := func(min int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for progress() < min {
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d delivered", progress(), min)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !testutil.Poll(20*time.Second, func() bool { return progress() >= min }) {
+			t.Fatalf("only %d of %d delivered", progress(), min)
 		}
 	}
 	if code := h.api("POST", "/api/v1/destinations/d/resume", nil, nil); code != 200 {
@@ -346,17 +390,38 @@ func TestReloadDuringDelivery(t *testing.T) {
 		waitProgress((gen - 1) * 40)
 		write("destinations:\n" + dest(gen) + routes)
 	}
-	// Remove d while it has a backlog: its deliveries stay queued.
+	// Remove d while it has a backlog: its deliveries stay queued. The
+	// attempts in flight at the reload finish (their deliveries stop being
+	// running); after that, however often the workers poll, d sends nothing.
 	waitProgress(160)
 	write("destinations:\n" + fmt.Sprintf("  e:\n    webhook: {url: %q}\n", otherSrv.URL) + "routes:\n  - name: all\n    to: [e]\n")
-	time.Sleep(300 * time.Millisecond)
+	running := func() int {
+		n := 0
+		for _, id := range ids {
+			ds, err := h.app.store.EventDeliveries(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.State == store.Running {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if !testutil.PollEvery(10*time.Second, 50*time.Millisecond, func() bool { return running() == 0 }) {
+		t.Fatalf("%d deliveries of the removed destination still running", running())
+	}
 	parked := progress()
 	var dests []map[string]any
 	h.api("GET", "/api/v1/destinations", nil, &dests)
-	time.Sleep(200 * time.Millisecond)
-	if progress() != parked {
-		t.Errorf("a removed destination kept delivering: %d → %d", parked, progress())
+	stopClock()
+	pollRounds(t, clk, 1) // e's worker; d has none
+	if n := running(); progress() != parked || n != 0 {
+		t.Errorf("a removed destination kept delivering: %d → %d, %d running", parked, progress(), n)
 	}
+	follow(t, clk)
 	write("destinations:\n" + dest(5) + routes)
 	h.waitDelivered(30*time.Second, ids...)
 
@@ -435,12 +500,15 @@ func TestDuplicatesConcurrentAndAcrossRestart(t *testing.T) {
 	// Shutdown waits up to 5 s for such new connections unless they close.
 	http.DefaultClient.CloseIdleConnections()
 	h.stop()
-	h2 := startAppAt(t, h.cfg)
+	// After the restart nothing is due, so the fake clock only moves when
+	// the test says: past the fallback poll, to see that it sends nothing.
+	clk := clock.NewFake(time.Now())
+	h2 := startAppAt(t, h.cfg, func(o *Options) { o.Clock = clk })
 	second := burst(h2)
 	if second["200 duplicate"] != 50 {
 		t.Fatalf("after restart answered %v, want 50 duplicate", second)
 	}
-	time.Sleep(1200 * time.Millisecond) // a poll interval: nothing more is sent
+	pollRounds(t, clk, 3)
 	for _, id := range ids {
 		for name, s := range map[string]*keySink{"a": a, "b": b} {
 			if got, ok := s.counts(id); got != 1 || ok != 1 {
@@ -504,18 +572,14 @@ func TestShutdownReleasesHangingAttempts(t *testing.T) {
 			t.Fatalf("post: %d %s", code, body)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	n := 0
+	if !testutil.Poll(10*time.Second, func() bool {
 		mu.Lock()
-		n := started
-		mu.Unlock()
-		if n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 attempts started", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+		defer mu.Unlock()
+		n = started
+		return n >= 3
+	}) {
+		t.Fatalf("%d of 3 attempts started", n)
 	}
 	stopAt := time.Now()
 	cancel()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/rcrouter/rcrouter/internal/clock"
 )
 
 // reloadDebounce lets an editor or a ConfigMap finish writing (often a
@@ -32,7 +34,7 @@ func (a *App) watchConfig(ctx context.Context) (stop func()) {
 	go func() {
 		defer close(done)
 		defer w.Close()
-		var timer *time.Timer
+		var timer clock.Timer
 		var fire <-chan time.Time
 		for {
 			select {
@@ -49,11 +51,11 @@ func (a *App) watchConfig(ctx context.Context) (stop func()) {
 					continue
 				}
 				if timer == nil {
-					timer = time.NewTimer(reloadDebounce)
+					timer = a.opts.Clock.NewTimer(reloadDebounce)
 				} else {
 					timer.Reset(reloadDebounce)
 				}
-				fire = timer.C
+				fire = timer.C()
 			case <-fire:
 				fire = nil
 				a.ReloadFrom("file")

@@ -42,16 +42,12 @@ func apiError(c *gin.Context, err error) {
 		c.JSON(http.StatusNotFound, gin.H{"error": err.Error()})
 	case errors.Is(err, store.ErrConflict):
 		c.JSON(http.StatusConflict, gin.H{"error": err.Error()})
-	case errors.Is(err, store.ErrBadCursor), errors.Is(err, ErrBadRequest):
+	case errors.Is(err, store.ErrBadCursor):
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 	default:
 		c.JSON(http.StatusInternalServerError, gin.H{"error": err.Error()})
 	}
 }
-
-// ErrBadRequest marks backend errors caused by the request (an unknown
-// destination name, a refused config).
-var ErrBadRequest = errors.New("bad request")
 
 func (s *Server) listDestinations(c *gin.Context) {
 	ds, err := s.opts.Backend.Destinations(c.Request.Context())
@@ -225,6 +221,9 @@ func (s *Server) resume(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": c.Param("name"), "state": "resumed"})
 }
 
+// reload answers a refused config with 422: the request was well formed, the
+// file it asks to apply is not. The backend's error is the refusal itself,
+// not an HTTP error, so SIGHUP and file-watch reloads share it.
 func (s *Server) reload(c *gin.Context) {
 	if err := s.opts.Backend.Reload(c.Request.Context()); err != nil {
 		c.JSON(http.StatusUnprocessableEntity, gin.H{"status": "refused", "error": err.Error()})
@@ -264,17 +263,18 @@ func (s *Server) stream(c *gin.Context) {
 	if !send([]byte(": connected\n\n")) {
 		return
 	}
-	tick := time.NewTicker(heartbeat)
+	tick := s.opts.Clock.NewTimer(heartbeat)
 	defer tick.Stop()
 	ctx := c.Request.Context()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
 			if !send([]byte(": ping\n\n")) {
 				return
 			}
+			tick.Reset(heartbeat)
 		case d, ok := <-ch:
 			if !ok {
 				return

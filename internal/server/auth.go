@@ -70,7 +70,7 @@ type sessions struct {
 func (s *Server) NewSession() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return SessionValue(s.AdminToken(), hex.EncodeToString(b[:]), s.opts.Now().Unix())
+	return SessionValue(s.AdminToken(), hex.EncodeToString(b[:]), s.opts.Clock.Now().Unix())
 }
 
 // EndSession revokes the session r carries, on this process: its cookie is
@@ -84,7 +84,7 @@ func (s *Server) EndSession(r *http.Request) {
 	if !ok {
 		return
 	}
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	s.sessions.mu.Lock()
 	defer s.sessions.mu.Unlock()
 	for k, until := range s.sessions.revoked {
@@ -101,7 +101,7 @@ func (s *Server) validSession(token secret.Secret, v string) bool {
 	if !ok {
 		return false
 	}
-	if s.opts.Now().After(time.Unix(issued, 0).Add(SessionMaxAge)) {
+	if s.opts.Clock.Now().After(time.Unix(issued, 0).Add(SessionMaxAge)) {
 		return false
 	}
 	s.sessions.mu.Lock()

@@ -21,7 +21,7 @@ func throttledServer(t *testing.T, buf *bytes.Buffer, mod func(*Settings)) (*Ser
 	if mod != nil {
 		mod(&st)
 	}
-	s := New(Options{WebhookPath: testPath, Settings: st, Backend: &fakeBackend{}, Now: clk.Now,
+	s := New(Options{WebhookPath: testPath, Settings: st, Backend: &fakeBackend{}, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(buf, nil))})
 	return s, clk
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -37,6 +38,9 @@ type Backend interface {
 	SendTest(ctx context.Context, destination string) (eventID string, err error)
 	Pause(ctx context.Context, destination string) error
 	Resume(ctx context.Context, destination string) error
+	// Reload applies the config file again. Its error says why the new
+	// config was refused (a *config.Errors for problems in the file); the
+	// old config keeps running.
 	Reload(ctx context.Context) error
 	// Ready reports why the process cannot take traffic, or nil.
 	Ready(ctx context.Context) error
@@ -87,11 +91,13 @@ type Options struct {
 	StreamWriteTimeout time.Duration
 	Settings           Settings
 	Backend            Backend
-	Store              store.Store
+	Store              store.Reader
 	Hub                *Hub
 	Logger             *slog.Logger
 	Registry           *prometheus.Registry // private registry served on /metrics
-	Now                func() time.Time
+	// Clock checks signature timestamps, paces stream heartbeats and times
+	// the login throttle and sessions (default real time).
+	Clock clock.Clock
 }
 
 // Server is the HTTP server.
@@ -112,8 +118,8 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -126,7 +132,7 @@ func New(opts Options) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, sessions: sessions{revoked: map[string]time.Time{}}}
-	s.guard = newGuard(opts.Now, opts.Logger)
+	s.guard = newGuard(opts.Clock.Now, opts.Logger)
 	s.SetSettings(opts.Settings)
 	s.received = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rcrouter_webhooks_received_total",
@@ -163,7 +169,7 @@ func New(opts Options) *Server {
 func (s *Server) Backend() Backend { return s.opts.Backend }
 
 // Store returns the store the server reads from.
-func (s *Server) Store() store.Store { return s.opts.Store }
+func (s *Server) Store() store.Reader { return s.opts.Store }
 
 // Hub returns the live dispatch hub.
 func (s *Server) Hub() *Hub { return s.opts.Hub }

@@ -48,7 +48,7 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	if st.SigningSecret != "" {
-		if err := verifySignature(c.GetHeader(SignatureHeader), body, st.SigningSecret, s.opts.Now()); err != nil {
+		if err := verifySignature(c.GetHeader(SignatureHeader), body, st.SigningSecret, s.opts.Clock.Now()); err != nil {
 			s.reject(c, http.StatusUnauthorized, "unauthorized", err.Error())
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -79,7 +80,7 @@ func newTestServer(t *testing.T, b Backend, mod func(*Settings)) *Server {
 	if mod != nil {
 		mod(&st)
 	}
-	return New(Options{Listen: "127.0.0.1:0", WebhookPath: testPath, Settings: st, Backend: b, Now: func() time.Time { return testNow }})
+	return New(Options{Listen: "127.0.0.1:0", WebhookPath: testPath, Settings: st, Backend: b, Clock: clock.NewFake(testNow)})
 }
 
 func body(id, typ string) string {

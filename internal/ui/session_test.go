@@ -23,7 +23,7 @@ func sessionFixture(t *testing.T) (http.Handler, *clock.Fake) {
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}},
 		Backend: &fakeBackend{},
 		Store:   newFakeStore(),
-		Now:     clk.Now,
+		Clock:   clk,
 	})
 	srv.MountUI(Handler(srv))
 	return srv.Handler(), clk

@@ -1,4 +1,4 @@
-package router
+package delivery
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -41,8 +42,14 @@ type Target struct {
 	Name   string
 	Type   string // config block name (segment, slack, webhook, file); for logs
 	Dest   destinations.Destination
-	Policy Policy
+	Policy Policy       // from the destination's options
+	Caps   Capabilities // declared by the destination's type
 }
+
+// Lease is the longest one attempt of t holds its delivery, and so its
+// adapter, when it starts at once: an adapter a reload replaced is closed no
+// sooner.
+func (t Target) Lease() time.Duration { return t.Policy.effective(t.Caps).lease() }
 
 // SchedulerOptions configure a Scheduler. Decode is required.
 type SchedulerOptions struct {
@@ -59,12 +66,15 @@ type SchedulerOptions struct {
 	// Rand returns a uniform value in [0, n) for the backoff jitter (default
 	// math/rand/v2; must be safe for concurrent use).
 	Rand func(n int64) int64
+	// Owner names this process in the leases it claims (its replica name;
+	// default <hostname>-<pid>).
+	Owner string
 }
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
-// deliveries from the store, applies the rate limit and circuit breaker, calls
+// deliveries from the store, asks its gates (pause, hold, breaker, rate limit), calls
 // the adapter, and records the outcome and every attempt (DESIGN §1, §7).
-// Destinations are isolated: each has its own worker, slots, limiter and
+// Destinations are isolated: each has its own worker, slots, gates and
 // breaker, and the only shared stage, the batched store commit, never waits
 // on a destination.
 //
@@ -74,7 +84,8 @@ type SchedulerOptions struct {
 // attempts are cancelled and their deliveries released, as by a Shutdown
 // whose deadline has passed.
 type Scheduler struct {
-	st         store.Store
+	st         store.Queue
+	owner      string
 	log        *slog.Logger
 	clock      clock.Clock
 	metrics    *Metrics
@@ -93,10 +104,15 @@ type Scheduler struct {
 	loops       sync.WaitGroup
 	work        sync.WaitGroup // attempts that will still commit
 
+	// inflightMu guards inflight and every attempt's abandoned flag; it is
+	// taken after worker.mu, and the delivery path takes no other
+	// scheduler-wide lock.
+	inflightMu sync.Mutex
+	inflight   map[string]*attempt // by delivery id: Send has not returned
+
 	mu         sync.RWMutex // guards the fields below; taken before worker.mu
 	workers    map[string]*worker
-	paused     map[string]bool     // operator pauses, loaded by Run
-	inflight   map[string]*attempt // by delivery id: Send has not returned
+	paused     map[string]bool // operator pauses, loaded by Run
 	running    bool
 	stopping   bool
 	cancelWork context.CancelFunc
@@ -104,9 +120,9 @@ type Scheduler struct {
 }
 
 // NewScheduler returns a scheduler over st. It panics when opts.Decode is nil.
-func NewScheduler(st store.Store, opts SchedulerOptions) *Scheduler {
+func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 	if opts.Decode == nil {
-		panic("router: SchedulerOptions.Decode is required")
+		panic("delivery: SchedulerOptions.Decode is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -123,8 +139,12 @@ func NewScheduler(st store.Store, opts SchedulerOptions) *Scheduler {
 	if opts.Rand == nil {
 		opts.Rand = defaultRand
 	}
+	if opts.Owner == "" {
+		opts.Owner = DefaultOwner()
+	}
 	return &Scheduler{
 		st:          st,
+		owner:       opts.Owner,
 		log:         opts.Logger,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
@@ -164,7 +184,7 @@ func (s *Scheduler) Apply(targets []Target) {
 	var removed, changed []*worker
 	s.mu.Lock()
 	for _, t := range targets {
-		t.Policy = t.Policy.withDefaults()
+		t.Policy = t.Policy.effective(t.Caps)
 		keep[t.Name] = true
 		if w := s.workers[t.Name]; w != nil {
 			w.reconfigure(t, now)
@@ -172,10 +192,10 @@ func (s *Scheduler) Apply(targets []Target) {
 			continue
 		}
 		w := newWorker(t, now)
-		w.paused = s.paused[t.Name]
+		w.gates.pause.paused = s.paused[t.Name]
 		s.workers[t.Name] = w
 		s.metrics.setBreaker(t.Name, breakerClosed)
-		s.metrics.setPaused(t.Name, w.paused)
+		s.metrics.setPaused(t.Name, s.paused[t.Name])
 	}
 	for name, w := range s.workers {
 		if !keep[name] {
@@ -326,14 +346,14 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 		err = context.Canceled
 	}
 	if err != nil {
-		ids := s.abandon()
+		leases := s.abandon()
 		cancelWork()
-		if len(ids) > 0 {
+		if len(leases) > 0 {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-			if rerr := s.st.Release(rctx, ids, s.clock.Now()); rerr != nil {
-				s.log.Error("release unfinished deliveries at shutdown", "count", len(ids), "err", rerr)
+			if rerr := s.st.Release(rctx, leases, s.clock.Now()); rerr != nil {
+				s.log.Error("release unfinished deliveries at shutdown", "count", len(leases), "err", rerr)
 			} else {
-				s.log.Warn("shutdown deadline passed: unfinished deliveries released", "count", len(ids))
+				s.log.Warn("shutdown deadline passed: unfinished deliveries released", "count", len(leases))
 			}
 			cancel()
 		}
@@ -350,18 +370,28 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 }
 
 // abandon gives up on every attempt whose Send has not returned: their
-// results will be discarded, and the caller releases the returned ids.
-func (s *Scheduler) abandon() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.inflight))
-	for id, a := range s.inflight {
+// results will be discarded, and the caller releases the returned leases.
+func (s *Scheduler) abandon() []store.Lease {
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
+	leases := make([]store.Lease, 0, len(s.inflight))
+	for _, a := range s.inflight {
 		a.abandoned = true
-		ids = append(ids, id)
+		leases = append(leases, a.d.Lease)
 		s.work.Done()
 	}
 	clear(s.inflight)
-	return ids
+	return leases
+}
+
+// DefaultOwner is the lease owner of a process that has no replica name:
+// <hostname>-<pid>.
+func DefaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "rcrouter"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // Wake tells the workers of the named destinations (all, when none is named)
