@@ -37,26 +37,8 @@ func TestShutdownGivesSchedulerItsShare(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
 	cfg := configHead() + "destinations:\n" + webhookDest("d", slow.URL, "    timeout: 30s\n    concurrency: 1\n") + "routes:\n  - name: all\n    to: [d]\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Options{ConfigPath: path, Listener: l, ShutdownTimeout: 4 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	h := &harness{t: t, app: a, base: "http://" + l.Addr().String(), cfg: path, logs: logs}
+	h, l, stop := startStoppable(t, cfg, 4*time.Second)
 	for _, id := range []string{"share-1", "share-2", "share-3", "share-4"} {
 		if code, body := h.post(fixtureEvent(id, "RENEWAL")); code != 200 {
 			t.Fatalf("post: %d %s", code, body)
@@ -94,24 +76,14 @@ func TestShutdownGivesSchedulerItsShare(t *testing.T) {
 	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Fatalf("held connection: %v", err)
 	}
-	stopAt := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("app did not stop")
-	}
-	took := time.Since(stopAt)
-	if strings.Contains(logs.String(), "unfinished deliveries released") {
-		t.Errorf("the attempt was released; the scheduler had no time left:\n%s", logs.String())
+	took := stop()
+	if strings.Contains(h.logs.String(), "unfinished deliveries released") {
+		t.Errorf("the attempt was released; the scheduler had no time left:\n%s", h.logs.String())
 	}
 	if took > 4*time.Second+500*time.Millisecond {
 		t.Errorf("stopping took %s with a 4s budget", took)
 	}
-	h2 := startAppAt(t, path)
+	h2 := startAppAt(t, h.cfg)
 	h2.waitDelivered(20*time.Second, "share-1", "share-2", "share-3", "share-4")
 	for _, id := range []string{"share-1", "share-2"} {
 		if ds := h2.attemptsOf(id); len(ds) != 1 || ds[0].Status != "delivered" {
@@ -119,4 +91,43 @@ func TestShutdownGivesSchedulerItsShare(t *testing.T) {
 		}
 	}
 	t.Logf("stopped in %s (budget 4s, HTTP held by a half-sent request); the attempt in flight finished, none released", took.Round(time.Millisecond))
+}
+
+// startStoppable writes cfg to a config file and runs the app on it with a
+// shutdown budget. stop cancels Run, waits for it and returns how long the
+// stop took.
+func startStoppable(t *testing.T, cfg string, shutdown time.Duration) (*harness, net.Listener, func() time.Duration) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{ConfigPath: path, Listener: l, ShutdownTimeout: shutdown,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	h := &harness{t: t, app: a, base: "http://" + l.Addr().String(), cfg: path, logs: logs}
+	return h, l, func() time.Duration {
+		t.Helper()
+		stopAt := time.Now()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("app did not stop")
+		}
+		return time.Since(stopAt)
+	}
 }

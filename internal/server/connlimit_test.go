@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -17,7 +16,8 @@ import (
 	"github.com/rcrouter/rcrouter/internal/store"
 )
 
-// servedServer serves s on a 127.0.0.1 listener until the test ends.
+// servedServer serves s on a 127.0.0.1 listener until the test ends, then
+// closes it and every connection.
 func servedServer(t *testing.T, s *Server) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -27,9 +27,7 @@ func servedServer(t *testing.T, s *Server) string {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
+		s.http.Close()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
