@@ -247,14 +247,7 @@ func (t *Transport) redactURL(u *url.URL) string {
 	if t.SecretURL {
 		return RedactURL(u)
 	}
-	c := *u
-	if c.User == nil {
-		return t.redact(c.String())
-	}
-	// url.User would escape the marker as %3Csecret%3E; put it back by hand.
-	c.User = url.User("userinfo")
-	s := c.String()
-	return t.redact(strings.Replace(s, "userinfo@", secret.Redacted+"@", 1))
+	return t.redact(HideUserinfo(u))
 }
 
 // redactLocation shows a redirect target without credentials: its userinfo

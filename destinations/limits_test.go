@@ -3,7 +3,6 @@ package destinations_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -71,7 +70,6 @@ type sender func(t *testing.T, url string) destinations.Destination
 
 func segmentTo(t *testing.T, url string) destinations.Destination {
 	d, err := segment.New("seg", segment.Config{WriteKey: "wk_limits_test_123", Endpoint: url}, segment.Options{
-		Logger:        slog.New(slog.DiscardHandler),
 		FlushInterval: 10 * time.Millisecond,
 		RetryAfter:    func(int) time.Duration { return time.Millisecond },
 	})
@@ -83,9 +81,7 @@ func segmentTo(t *testing.T, url string) destinations.Destination {
 }
 
 func slackBotTo(t *testing.T, url string) destinations.Destination {
-	d, err := slack.New("bot", slack.Config{Token: "xoxb-limits-test", Channel: "C1", APIURL: url + "/"}, slack.Options{
-		Logger: slog.New(slog.DiscardHandler),
-	})
+	d, err := slack.New("bot", slack.Config{Token: "xoxb-limits-test", Channel: "C1", APIURL: url + "/"}, destinations.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
 
 	"github.com/rcrouter/rcrouter/internal/testutil"
@@ -164,7 +165,7 @@ routes:
 		}
 		show(strings.Join(args[:1], " ")+" output", append(out.Bytes(), errb.Bytes()...))
 	}
-	loaded, err := config.Load(cfg, os.LookupEnv)
+	loaded, err := config.Load(cfg, os.LookupEnv, app.Types())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func New(opts Options) (*App, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.Getenv)
+	cfg, err := config.Load(opts.ConfigPath, opts.Getenv, Types())
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +526,7 @@ func (a *App) ReloadFrom(trigger string) error {
 }
 
 func (a *App) reloadLocked() error {
-	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv, Types())
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rcrouter/rcrouter/destinations"
 )
 
 // decoder fills Go values from a yaml.Node tree strictly: an unknown key, a
@@ -19,8 +21,9 @@ import (
 // Only keys present in the file are set, so decoding into a value that
 // already holds the defaults leaves every absent key at its default.
 type decoder struct {
-	p *problems
-	x *expander
+	p     *problems
+	x     *expander
+	types destinations.Types // the keys a destination's type block may have
 	// spent counts the nodes decoded and mappings merged: aliases and "<<"
 	// reuse nodes, so nesting them multiplies the work (8 levels of 10
 	// merges are 10^8 visits). Past MaxDecodeWork decoding stops.
@@ -72,6 +75,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		d.duration(n, v, path)
+		return
+	}
+	if v.Type() == reflect.TypeFor[destination]() {
+		d.destination(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -159,6 +166,31 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	}
 	fields := yamlFields(v.Type())
 	d.entries(n, path, func(key, val *yaml.Node, kpath string) {
+		idx, ok := fields[key.Value]
+		if !ok {
+			d.p.add(kpath, "unknown key")
+			return
+		}
+		d.decode(val, v.FieldByIndex(idx), kpath)
+	})
+}
+
+// destination decodes one entry of `destinations:`: a key naming a
+// registered type is that type's block, decoded strictly into the type's
+// Config; the other keys are the common options.
+func (d *decoder) destination(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.p.badValue(path, "expected a mapping, got %s", d.kindName(n))
+		return
+	}
+	dst := v.Addr().Interface().(*destination)
+	fields := yamlFields(v.Type())
+	d.entries(n, path, func(key, val *yaml.Node, kpath string) {
+		if t, ok := d.types.Lookup(key.Value); ok {
+			// An empty block ("file:") is still there, with its defaults, to validate.
+			d.decode(val, reflect.ValueOf(dst.block(t)).Elem(), kpath)
+			return
+		}
 		idx, ok := fields[key.Value]
 		if !ok {
 			d.p.add(kpath, "unknown key")

@@ -153,7 +153,7 @@ func TestStrictDecode(t *testing.T) {
 			if tt.whole {
 				doc = tt.doc
 			}
-			_, err := Parse([]byte(doc), "f.yaml", env(nil))
+			_, err := Parse([]byte(doc), "f.yaml", env(nil), testTypes())
 			got := problemLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -185,7 +185,7 @@ routes:
     match:
     to: [a]
 `
-	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ defaults:
 inbound: {authorization: x, allow_unauthenticated: "${OPEN:-false}"}
 admin: {token: admin-token-for-tests}
 `
-	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}))
+	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestAliasExpansionBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			_, err := Parse([]byte(tt.doc), "f.yaml", env(nil))
+			_, err := Parse([]byte(tt.doc), "f.yaml", env(nil), testTypes())
 			took := time.Since(start)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.want)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 	"github.com/rcrouter/rcrouter/router"
@@ -60,7 +61,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
-		cfg, err := config.Parse(data, file, getenv)
+		cfg, err := config.Parse(data, file, getenv, app.Types())
 		if err != nil {
 			checkErrors(t, data, err)
 			return

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations/file"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 func TestDefaults(t *testing.T) {
-	cfg, err := Parse([]byte(required), "conf/rcrouter.yaml", env(nil))
+	cfg, err := Parse([]byte(required), "conf/rcrouter.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ destinations:
     segment: {write_key: k}
     rate_limit: 0
 `
-	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ destinations:
   rel: {file: {path: out/events.jsonl}}
   abs: {file: {path: "` + abs + `"}}
 `
-	cfg, err := Parse([]byte(doc+required), filepath.Join("deploy", "rcrouter.yaml"), env(nil))
+	cfg, err := Parse([]byte(doc+required), filepath.Join("deploy", "rcrouter.yaml"), env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +135,8 @@ destinations:
 	tests := []struct{ name, got, want string }{
 		{"Dir", cfg.Dir, dir},
 		{"storage.path", cfg.Storage.Path, filepath.Join(dir, "state", "db.sqlite")},
-		{"relative file path", cfg.Destinations["rel"].File.Path, filepath.Join(dir, "out", "events.jsonl")},
-		{"absolute file path", cfg.Destinations["abs"].File.Path, abs},
+		{"relative file path", cfg.Destinations["rel"].Block.(*file.Config).Path, filepath.Join(dir, "out", "events.jsonl")},
+		{"absolute file path", cfg.Destinations["abs"].Block.(*file.Config).Path, abs},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -161,7 +162,7 @@ func TestAuthorizationList(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := "inbound:\n  " + tt.doc + "\nadmin: {token: admin-token-for-tests}\n"
-			cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"A": "Bearer a", "B": "Bearer b"}))
+			cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"A": "Bearer a", "B": "Bearer b"}), testTypes())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,14 +176,14 @@ func TestAuthorizationList(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.yaml")
-	if _, err := Load(missing, env(nil)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Load(missing, env(nil), testTypes()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want an error wrapping os.ErrNotExist", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("server:\n  listen: nope\n"+required), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(bad, env(nil))
+	_, err := Load(bad, env(nil), testTypes())
 	var es *Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load(bad) = %T %v, want *Errors", err, err)

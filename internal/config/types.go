@@ -6,10 +6,7 @@ package config
 import (
 	"time"
 
-	"github.com/rcrouter/rcrouter/destinations/file"
-	"github.com/rcrouter/rcrouter/destinations/segment"
-	"github.com/rcrouter/rcrouter/destinations/slack"
-	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -95,12 +92,11 @@ type CircuitBreaker struct {
 // Destination is one entry of `destinations:`: exactly one type block, plus
 // the resolved Options (defaults merged with this destination's overrides).
 type Destination struct {
-	Name    string          `yaml:"-"`
-	Type    string          `yaml:"-"` // segment | slack | webhook | file
-	Segment *segment.Config `yaml:"segment,omitempty"`
-	Slack   *slack.Config   `yaml:"slack,omitempty"`
-	Webhook *webhook.Config `yaml:"webhook,omitempty"`
-	File    *file.Config    `yaml:"file,omitempty"`
+	Name string `yaml:"-"`
+	Type string `yaml:"-"` // the name of its destinations.Type ("segment")
+	// Block is the decoded type block, a pointer to the adapter's Config
+	// (*segment.Config for type segment); Dump prints it under Type.
+	Block destinations.Block `yaml:"-"`
 	// Options are inline so that Dump prints them where the file has them.
 	Options Options `yaml:",inline"`
 }

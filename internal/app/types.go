@@ -1,0 +1,22 @@
+package app
+
+import (
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/file"
+	"github.com/rcrouter/rcrouter/destinations/segment"
+	"github.com/rcrouter/rcrouter/destinations/slack"
+	"github.com/rcrouter/rcrouter/destinations/webhook"
+)
+
+// Types is the one list of destination types (STYLE rule 3: explicit, no
+// init() registry). A new type is its own package plus one line here;
+// config, `rcrouter validate`, the config dump and the admin API learn it
+// from this list. The order is the order "add one of …" offers them.
+func Types() destinations.Types {
+	return destinations.Types{
+		segment.Type(),
+		slack.Type(),
+		webhook.Type(),
+		file.Type(),
+	}
+}
