@@ -40,6 +40,8 @@ var leakSecrets = map[string]string{
 	"segment.write_key":                "seg-wk-T5vB1q",
 	"slack.webhook_url":                "slk-url-Y6cD2w",
 	"slack.token":                      "xoxb-slk-tok-U8fG3e",
+	"discord.webhook_url token":        "dsc-tok-H4jK8m-0123456789",
+	"teams.webhook_url sig":            "tms-sig-P2rT6v",
 	"webhook.headers.X-Api-Key":        "wh-hdr-A2kL6r",
 	"webhook.headers.Authorization":    "wh-auth-S4nM7t",
 	"webhook.signing_secret (key)":     "wh-sign-D9qP0y",
@@ -131,6 +133,12 @@ destinations:
   slack-bot:
     slack: {token: %q, channel: "#sales", api_url: "%s/api/"}
     rate_limit: 0
+  discord-hook:
+    discord: {webhook_url: "%s/api/webhooks/77/%s"}
+    rate_limit: 0
+  teams-hook:
+    teams: {webhook_url: "%s/teams/hook?api-version=1&sig=%s"}
+    rate_limit: 0
   hook:
     webhook:
       url: "http://hookuser:%s@%s/hook"
@@ -138,9 +146,10 @@ destinations:
       signing_secret: "whsec_%s"
 routes:
   - name: all
-    to: [seg, slack-hook, slack-bot, hook]
+    to: [seg, slack-hook, slack-bot, discord-hook, teams-hook, hook]
 `, addr, leakSecrets["inbound.signing_secret"], leakSecrets["admin.token"], echo.URL,
 		echo.URL, leakSecrets["slack.webhook_url"], leakSecrets["slack.token"], echo.URL,
+		echo.URL, leakSecrets["discord.webhook_url token"], echo.URL, leakSecrets["teams.webhook_url sig"],
 		leakSecrets["webhook.url userinfo password"], u.Host, leakSecrets["webhook.headers.X-Api-Key"],
 		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"])
 	cfg := filepath.Join(dir, "config.yaml")
@@ -243,10 +252,12 @@ routes:
 	bad["X-RevenueCat-Webhook-Signature"] = "t=1,v1=00"
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), bad)
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), map[string]string{"Authorization": "Bearer " + leakSecrets["inbound.authorization"] + "x"})
-	var test map[string]any
-	api("POST", "/api/v1/destinations/hook/test", &test)
-	if id, _ := test["event_id"].(string); id != "" {
-		ids = append(ids, id)
+	for _, name := range []string{"hook", "discord-hook", "teams-hook"} {
+		var test map[string]any
+		api("POST", "/api/v1/destinations/"+name+"/test", &test)
+		if id, _ := test["event_id"].(string); id != "" {
+			ids = append(ids, id)
+		}
 	}
 
 	// Wait until every delivery is final (each destination gives up after
@@ -269,7 +280,7 @@ routes:
 				return false
 			}
 		}
-		return len(ds) == 4
+		return len(ds) == 6
 	}
 	waitSettled := func() {
 		if !testutil.Poll(30*time.Second, settled) {

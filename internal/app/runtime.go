@@ -125,10 +125,10 @@ func (a *App) retire(old, next *runtime) {
 	a.retireWG.Add(1)
 	go func() {
 		defer a.retireWG.Done()
-		t := time.NewTimer(grace)
+		t := a.opts.Clock.NewTimer(grace)
 		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-a.stopping():
 		}
 		for _, d := range gone {

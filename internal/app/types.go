@@ -2,9 +2,11 @@ package app
 
 import (
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/discord"
 	"github.com/rcrouter/rcrouter/destinations/file"
 	"github.com/rcrouter/rcrouter/destinations/segment"
 	"github.com/rcrouter/rcrouter/destinations/slack"
+	"github.com/rcrouter/rcrouter/destinations/teams"
 	"github.com/rcrouter/rcrouter/destinations/webhook"
 )
 
@@ -16,6 +18,8 @@ func Types() destinations.Types {
 	return destinations.Types{
 		segment.Type(),
 		slack.Type(),
+		discord.Type(),
+		teams.Type(),
 		webhook.Type(),
 		file.Type(),
 	}
