@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/discord"
 	"github.com/rcrouter/rcrouter/destinations/segment"
 	"github.com/rcrouter/rcrouter/destinations/slack"
+	"github.com/rcrouter/rcrouter/destinations/teams"
 	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -98,6 +100,22 @@ func webhookTo(t *testing.T, url string) destinations.Destination {
 	return d
 }
 
+func discordTo(t *testing.T, url string) destinations.Destination {
+	d, err := discord.New("dc", discord.Config{WebhookURL: secret.Secret(url + "/api/webhooks/1122/limits-token-abc")}, destinations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func teamsTo(t *testing.T, url string) destinations.Destination {
+	d, err := teams.New("tm", teams.Config{WebhookURL: secret.Secret(url + "/workflows/abc/triggers/manual/paths/invoke?sig=limits-sig-123")}, destinations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // TestAdaptersBoundResponseBodies: a sink answering with 50 MB costs each
 // adapter at most a bounded read per request, however often the library
 // retries, and the dispatch record says the rest was not read.
@@ -114,6 +132,8 @@ func TestAdaptersBoundResponseBodies(t *testing.T) {
 		{"slack bot 500", slackBotTo, 500, ""},
 		{"webhook 500", webhookTo, 500, ""},
 		{"webhook 200", webhookTo, 200, ""},
+		{"discord 500", discordTo, 500, ""},
+		{"teams 200", teamsTo, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,10 +191,15 @@ func TestAdaptersDoNotFollowRedirects(t *testing.T) {
 	tests := []struct {
 		name string
 		to   sender
+		// secretURL: the webhook URL is the credential, so a Location is
+		// shown as scheme://host/<secret> only.
+		secretURL bool
 	}{
-		{"segment", segmentTo},
-		{"slack bot", slackBotTo},
-		{"webhook", webhookTo},
+		{"segment", segmentTo, false},
+		{"slack bot", slackBotTo, false},
+		{"webhook", webhookTo, false},
+		{"discord", discordTo, true},
+		{"teams", teamsTo, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +235,11 @@ func TestAdaptersDoNotFollowRedirects(t *testing.T) {
 			if x.Response.StatusCode != http.StatusTemporaryRedirect {
 				t.Errorf("recorded status = %d, want 307", x.Response.StatusCode)
 			}
-			if want := "Location: " + thief.URL + "/steal"; !strings.Contains(x.Response.Error, want) {
+			want := "Location: " + thief.URL + "/steal"
+			if tt.secretURL {
+				want = "Location: " + thief.URL + "/" + secret.Redacted
+			}
+			if !strings.Contains(x.Response.Error, want) {
 				t.Errorf("recorded error = %q, want it to name %q", x.Response.Error, want)
 			}
 		})
