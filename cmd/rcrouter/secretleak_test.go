@@ -50,6 +50,9 @@ var leakSecrets = map[string]string{
 	"segment.write_key as Basic auth":  base64.StdEncoding.EncodeToString([]byte("seg-wk-T5vB1q:")),
 	"webhook.url userinfo as Basic":    base64.StdEncoding.EncodeToString([]byte("hookuser:wh-url-pass-Z1hJ5")),
 	"inbound.authorization (env only)": "Bearer inb-auth-Q7xK2v",
+	"amplitude.api_key":                "amp-key-H3vN9s",
+	"mixpanel.token":                   "mp-tok-K8wQ2d",
+	"posthog.api_key":                  "phc-key-J5tR7m",
 }
 
 // leakForms expands each secret to the forms checked for.
@@ -144,14 +147,21 @@ destinations:
       url: "http://hookuser:%s@%s/hook"
       headers: {X-Api-Key: %q, Authorization: "Bearer %s"}
       signing_secret: "whsec_%s"
+  amp:
+    amplitude: {api_key: %q, endpoint: %q}
+  mp:
+    mixpanel: {token: %q, endpoint: %q}
+  ph:
+    posthog: {api_key: %q, endpoint: %q}
 routes:
   - name: all
-    to: [seg, slack-hook, slack-bot, discord-hook, teams-hook, hook]
+    to: [seg, slack-hook, slack-bot, discord-hook, teams-hook, hook, amp, mp, ph]
 `, addr, leakSecrets["inbound.signing_secret"], leakSecrets["admin.token"], echo.URL,
 		echo.URL, leakSecrets["slack.webhook_url"], leakSecrets["slack.token"], echo.URL,
 		echo.URL, leakSecrets["discord.webhook_url token"], echo.URL, leakSecrets["teams.webhook_url sig"],
 		leakSecrets["webhook.url userinfo password"], u.Host, leakSecrets["webhook.headers.X-Api-Key"],
-		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"])
+		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"],
+		leakSecrets["amplitude.api_key"], echo.URL, leakSecrets["mixpanel.token"], echo.URL, leakSecrets["posthog.api_key"], echo.URL)
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -280,7 +290,7 @@ routes:
 				return false
 			}
 		}
-		return len(ds) == 6
+		return len(ds) == 9
 	}
 	waitSettled := func() {
 		if !testutil.Poll(30*time.Second, settled) {
@@ -319,7 +329,7 @@ routes:
 			failed[d["destination"].(string)] = true
 		}
 	}
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		if !failed[dest] {
 			t.Errorf("no failed attempt recorded for %s: the traffic did not exercise its error path", dest)
 		}
@@ -357,7 +367,7 @@ routes:
 		show("UI cookie", []byte(c.String()))
 	}
 	get("/ui/")
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		get("/ui/destinations/" + dest)
 	}
 	for _, id := range ids {

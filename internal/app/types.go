@@ -2,8 +2,11 @@ package app
 
 import (
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/amplitude"
 	"github.com/rcrouter/rcrouter/destinations/discord"
 	"github.com/rcrouter/rcrouter/destinations/file"
+	"github.com/rcrouter/rcrouter/destinations/mixpanel"
+	"github.com/rcrouter/rcrouter/destinations/posthog"
 	"github.com/rcrouter/rcrouter/destinations/segment"
 	"github.com/rcrouter/rcrouter/destinations/slack"
 	"github.com/rcrouter/rcrouter/destinations/teams"
@@ -17,6 +20,9 @@ import (
 func Types() destinations.Types {
 	return destinations.Types{
 		segment.Type(),
+		amplitude.Type(),
+		mixpanel.Type(),
+		posthog.Type(),
 		slack.Type(),
 		discord.Type(),
 		teams.Type(),

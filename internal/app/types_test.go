@@ -25,7 +25,7 @@ func TestTypesAreTheRegistry(t *testing.T) {
 			t.Errorf("type %s: Config returns a shared block", ty.Name)
 		}
 	}
-	if got := strings.Join(Types().Names(), ", "); got != "segment, slack, discord, teams, webhook, file" {
+	if got := strings.Join(Types().Names(), ", "); got != "segment, amplitude, mixpanel, posthog, slack, discord, teams, webhook, file" {
 		t.Errorf("names = %s", got)
 	}
 }
