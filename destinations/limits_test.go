@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/amplitude"
 	"github.com/rcrouter/rcrouter/destinations/discord"
 	"github.com/rcrouter/rcrouter/destinations/segment"
 	"github.com/rcrouter/rcrouter/destinations/slack"
@@ -100,6 +101,15 @@ func webhookTo(t *testing.T, url string) destinations.Destination {
 	return d
 }
 
+func amplitudeTo(t *testing.T, url string) destinations.Destination {
+	d, err := amplitude.New("amp", amplitude.Config{APIKey: "amp_limits_key_123", Endpoint: url}, destinations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
 func discordTo(t *testing.T, url string) destinations.Destination {
 	d, err := discord.New("dc", discord.Config{WebhookURL: secret.Secret(url + "/api/webhooks/1122/limits-token-abc")}, destinations.Options{})
 	if err != nil {
@@ -132,6 +142,7 @@ func TestAdaptersBoundResponseBodies(t *testing.T) {
 		{"slack bot 500", slackBotTo, 500, ""},
 		{"webhook 500", webhookTo, 500, ""},
 		{"webhook 200", webhookTo, 200, ""},
+		{"amplitude 500", amplitudeTo, 500, ""},
 		{"discord 500", discordTo, 500, ""},
 		{"teams 200", teamsTo, 200, ""},
 	}
@@ -198,6 +209,7 @@ func TestAdaptersDoNotFollowRedirects(t *testing.T) {
 		{"segment", segmentTo, false},
 		{"slack bot", slackBotTo, false},
 		{"webhook", webhookTo, false},
+		{"amplitude", amplitudeTo, false},
 		{"discord", discordTo, true},
 		{"teams", teamsTo, true},
 	}
