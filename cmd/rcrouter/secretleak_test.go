@@ -36,7 +36,7 @@ import (
 var leakSecrets = map[string]string{
 	"inbound.authorization":            "inb-auth-Q7xK2v",
 	"inbound.signing_secret":           "inb-sign-W9pL4c",
-	"admin.token":                      "adm-tok-R3mN8x",
+	"admin.token":                      "adm-tok-R3mN8x-leak1",
 	"segment.write_key":                "seg-wk-T5vB1q",
 	"slack.webhook_url":                "slk-url-Y6cD2w",
 	"slack.token":                      "xoxb-slk-tok-U8fG3e",

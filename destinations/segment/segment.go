@@ -326,6 +326,11 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 	case errors.Is(libErr, segmentio.ErrMessageTooBig):
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
 			Message: "message over Segment's 32 KB limit"}
+	case status >= 300 && status < 400:
+		// Redirects are never followed (destinations.Transport): the
+		// endpoint is wrong and repeating cannot fix it.
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonClientError,
+			Message: withDetail(fmt.Sprintf("HTTP %d redirect not followed", status), detail)}
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 		// Segment answers 400 for invalid JSON and 413 for a batch that is
 		// too big: sending the same bytes again cannot succeed.
@@ -480,7 +485,8 @@ func messageID(m segmentio.Message) string {
 	return ""
 }
 
-// stopOnReject ends analytics-go's ten-try burst at the first 400 or 413.
+// stopOnReject ends analytics-go's ten-try burst at the first 400, 413 or
+// redirect.
 // The library retries every non-2xx status and only stops on success, so the
 // rejected response — already recorded with its real status and body by the
 // capturing Transport underneath — is handed to the library as an empty 200.
@@ -490,7 +496,8 @@ type stopOnReject struct{ next http.RoundTripper }
 
 func (s stopOnReject) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := s.next.RoundTrip(req)
-	if err != nil || (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge) {
+	redirect := resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400
+	if err != nil || (!redirect && resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

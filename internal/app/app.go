@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -138,15 +139,16 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(&queueCollector{app: a})
 
 	a.srv = server.New(server.Options{
-		Listen:      cfg.Server.Listen,
-		WebhookPath: cfg.Server.WebhookPath,
-		Settings:    settings(cfg),
-		Backend:     a,
-		Store:       st,
-		Hub:         a.hub,
-		Logger:      opts.Logger,
-		Registry:    a.reg,
-		Clock:       opts.Clock,
+		Listen:         cfg.Server.Listen,
+		WebhookPath:    cfg.Server.WebhookPath,
+		MaxConnections: cfg.Server.MaxConnections,
+		Settings:       settings(cfg),
+		Backend:        a,
+		Store:          st,
+		Hub:            a.hub,
+		Logger:         opts.Logger,
+		Registry:       a.reg,
+		Clock:          opts.Clock,
 	})
 	if opts.UI != nil {
 		a.srv.MountUI(opts.UI(a.srv))
@@ -195,7 +197,19 @@ func settings(cfg *config.Config) server.Settings {
 		AllowUnauthenticated: cfg.Inbound.AllowUnauthenticated,
 		AdminToken:           cfg.Admin.Token,
 		MaxBodyBytes:         cfg.Server.MaxBodyBytes,
+		TrustedProxies:       trustedProxies(cfg.Server.TrustedProxies),
 	}
+}
+
+// trustedProxies parses server.trusted_proxies (validate has checked them).
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := config.ParseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Server returns the HTTP server (tests use its Handler).
@@ -260,9 +274,15 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
-	if err := a.srv.Shutdown(deadline); err != nil {
-		a.log.Warn("http shutdown", "err", err)
+	// Each phase has its own share of what is left: HTTP at most half, so
+	// that streams or slow clients cannot spend the scheduler's time to
+	// finish or release its in-flight attempts.
+	left := time.Until(deadlineOf(deadline))
+	httpCtx, httpCancel := context.WithTimeout(deadline, left/2)
+	if err := a.srv.Shutdown(httpCtx); err != nil {
+		a.log.Warn("http shutdown", "err", err, "share", (left / 2).Round(time.Millisecond))
 	}
+	httpCancel()
 	if err := a.sched.Shutdown(deadline); err != nil {
 		a.log.Warn("scheduler shutdown", "err", err)
 	}
@@ -277,6 +297,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return runErr
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // stopping is closed when the process stops.

@@ -195,7 +195,7 @@ func TestChatSendTestEvent(t *testing.T) {
 // and every problem (a bad URL, a template that lets event text through, an
 // unknown key) comes back with its line and without the webhook URL.
 func TestChatConfig(t *testing.T) {
-	const head = "inbound: {authorization: [\"Bearer x\"]}\nadmin: {token: t}\n"
+	const head = "inbound: {authorization: [\"Bearer x\"]}\nadmin: {token: admin-token-for-tests}\n"
 	getenv := func(string) (string, bool) { return "", false }
 	t.Run("defaults", func(t *testing.T) {
 		doc := head + `destinations:

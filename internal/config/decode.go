@@ -24,9 +24,34 @@ type decoder struct {
 	p     *problems
 	x     *expander
 	types destinations.Types // the keys a destination's type block may have
+	// spent counts the nodes decoded and mappings merged: aliases and "<<"
+	// reuse nodes, so nesting them multiplies the work (8 levels of 10
+	// merges are 10^8 visits). Past MaxDecodeWork decoding stops.
+	spent int
+	over  bool
+}
+
+// MaxDecodeWork bounds the nodes one config file may expand to through
+// aliases and merge keys; real files are a few thousand.
+const MaxDecodeWork = 200_000
+
+// spend counts one unit of work and reports whether decoding may go on.
+func (d *decoder) spend(line int, path string) bool {
+	if d.over {
+		return false
+	}
+	if d.spent++; d.spent > MaxDecodeWork {
+		d.over = true
+		d.p.at(line, path, "anchors, aliases and merge keys (<<) expand to more than %d values; flatten the nesting", MaxDecodeWork)
+		return false
+	}
+	return true
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if !d.spend(n.Line, path) {
+		return
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) > 0 {
@@ -201,6 +226,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 // entries calls f for each key of a mapping in file order, after the keys
 // it merges ("<<: *anchor"), and reports duplicate and non-scalar keys.
 func (d *decoder) entries(n *yaml.Node, path string, f func(key, val *yaml.Node, kpath string)) {
+	if !d.spend(n.Line, path) {
+		return
+	}
 	seen := map[string]int{}
 	var explicit [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -211,6 +239,9 @@ func (d *decoder) entries(n *yaml.Node, path string, f func(key, val *yaml.Node,
 		}
 		if key.Tag == "!!merge" {
 			d.merge(val, path, f)
+			if d.over {
+				return
+			}
 			continue
 		}
 		kpath := joinPath(path, key.Value)
@@ -239,6 +270,9 @@ func (d *decoder) merge(val *yaml.Node, path string, f func(key, val *yaml.Node,
 		d.entries(val, path, f)
 	case yaml.SequenceNode:
 		for _, m := range val.Content {
+			if d.over {
+				return
+			}
 			d.merge(m, path, f)
 		}
 	default:

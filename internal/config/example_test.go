@@ -18,7 +18,7 @@ import (
 )
 
 // exampleVars is what config.example.yaml needs: its two required variables.
-var exampleVars = map[string]string{"RC_WEBHOOK_AUTH": "Bearer example", "RCROUTER_ADMIN_TOKEN": "example-admin"}
+var exampleVars = map[string]string{"RC_WEBHOOK_AUTH": "Bearer example", "RCROUTER_ADMIN_TOKEN": "example-admin-token"}
 
 func TestExampleConfig(t *testing.T) {
 	path := filepath.Join(testutil.ModuleRoot(t), "config.example.yaml")

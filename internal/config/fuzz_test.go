@@ -39,8 +39,8 @@ func FuzzParse(f *testing.F) {
 	}
 	for _, s := range []string{
 		"",
-		"inbound: {authorization: x}\nadmin: {token: t}\n",
-		"inbound: {authorization: x}\nadmin: {token: t}\ndestinations:\n  a: {file: {path: a.jsonl}}\nroutes:\n  - {name: r, to: [a], when: 'price > 1'}\n",
+		"inbound: {authorization: x}\nadmin: {token: admin-token-for-tests}\n",
+		"inbound: {authorization: x}\nadmin: {token: admin-token-for-tests}\ndestinations:\n  a: {file: {path: a.jsonl}}\nroutes:\n  - {name: r, to: [a], when: 'price > 1'}\n",
 		"inbound: {authorization: [\"${A}\", \"${B:-}\"]}\nadmin: {token: \"$${X}\"}\n",
 		"destinations: &d {a: {file: {path: x}}}\nother: *d\n",
 		"destinations:\n  <<: {a: {file: {path: x}}}\n",

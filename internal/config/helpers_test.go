@@ -30,7 +30,7 @@ func env(vars map[string]string) func(string) (string, bool) {
 
 // required completes a test document with the two sections every config
 // needs; it goes last so the case's own lines keep their numbers.
-const required = "\ninbound: {authorization: Bearer-x}\nadmin: {token: t}\n"
+const required = "\ninbound: {authorization: Bearer-x}\nadmin: {token: admin-token-for-tests}\n"
 
 // problemLines returns the lines of a *Errors, or fails the test when err
 // is something else.

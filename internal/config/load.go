@@ -119,6 +119,10 @@ func Parse(data []byte, path string, getenv func(string) (string, bool), types d
 		return nil, p.err()
 	}
 	d.decode(root, reflect.ValueOf(&doc).Elem(), "")
+	if d.over {
+		// What was decoded is partial; validating it would only add noise.
+		return nil, p.err()
+	}
 
 	cfg := build(&doc, root, dir, path)
 	v := &validator{p: p, x: x, doc: &doc, cfg: cfg, types: types}

@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Server:  Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1048576, WatchConfig: true},
 		Inbound: Inbound{Authorization: []secret.Secret{"Bearer-x"}},
-		Admin:   Admin{Token: "t"},
+		Admin:   Admin{Token: "admin-token-for-tests"},
 		Storage: Storage{
 			Driver: "sqlite", Path: filepath.Join(dir, "data", "rcrouter.db"),
 			Retention: 168 * time.Hour, DispatchBodyBytes: 4096,
@@ -161,7 +161,7 @@ func TestAuthorizationList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := "inbound:\n  " + tt.doc + "\nadmin: {token: t}\n"
+			doc := "inbound:\n  " + tt.doc + "\nadmin: {token: admin-token-for-tests}\n"
 			cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"A": "Bearer a", "B": "Bearer b"}), testTypes())
 			if err != nil {
 				t.Fatal(err)

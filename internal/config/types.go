@@ -33,6 +33,13 @@ type Server struct {
 	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
 	WebhookPath  string `yaml:"webhook_path"`   // default /webhooks/revenuecat
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1048576
+	// MaxConnections caps concurrent client connections; 0 means the
+	// default, derived from the process's file descriptor limit.
+	MaxConnections int `yaml:"max_connections"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-Proto (Secure cookies) and X-Forwarded-For (login
+	// throttle) are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// WatchConfig reloads when the file changes (default true). Off, only
 	// SIGHUP and POST /api/v1/reload apply an edit, so an operator can
 	// preview it first (reload dry run) and then apply it.

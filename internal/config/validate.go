@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
@@ -54,6 +57,40 @@ func (v *validator) server() {
 	if s.MaxBodyBytes <= 0 {
 		v.p.add("server.max_body_bytes", "must be greater than 0, got %d", s.MaxBodyBytes)
 	}
+	if s.MaxConnections != 0 && s.MaxConnections < MinConnections {
+		v.p.add("server.max_connections", "must be 0 (derived from the file descriptor limit) or at least %d, got %d", MinConnections, s.MaxConnections)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParseProxy(p); err != nil {
+			v.p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "must be an IP address or CIDR (10.0.0.0/8), got %q", p)
+		}
+	}
+}
+
+// MinConnections is the smallest server.max_connections: below it the
+// reserve for RevenueCat and health checks leaves nothing for the rest.
+const MinConnections = 16
+
+// MinAdminToken is the shortest admin.token validate accepts: the token
+// guards replay, pause and reload, and the login throttle only slows
+// guessing down.
+const MinAdminToken = 16
+
+// ParseProxy reads one server.trusted_proxies entry: an address is a
+// prefix of its full length.
+func ParseProxy(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 func validPort(s string) bool {
@@ -76,6 +113,8 @@ func (v *validator) inbound() {
 		} else {
 			v.p.add("admin.token", `no token set; the admin API and UI need a bearer token (e.g. token: "${RCROUTER_ADMIN_TOKEN}")`)
 		}
+	} else if n := utf8.RuneCountInString(v.cfg.Admin.Token.Value()); n < MinAdminToken {
+		v.p.add("admin.token", "has %d characters, too short to resist guessing; use at least %d (for example the output of `openssl rand -hex 16`)", n, MinAdminToken)
 	}
 }
 

@@ -99,7 +99,7 @@ type reqOpt func(*http.Request)
 
 func withSession(token secret.Secret) reqOpt {
 	return func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: server.SessionValue(token)})
+		r.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: server.SessionValue(token, "test-session", time.Now().Unix())})
 	}
 }
 
@@ -179,8 +179,8 @@ func TestLogin(t *testing.T) {
 			if c == nil {
 				t.Fatal("no session cookie")
 			}
-			if c.Value != server.SessionValue(adminToken) {
-				t.Errorf("cookie value is not server.SessionValue(token)")
+			if page := f.do(t, http.MethodGet, "/ui/", nil, func(r *http.Request) { r.AddCookie(c) }); page.Code != http.StatusOK {
+				t.Errorf("the new session cookie does not open the UI: %d", page.Code)
 			}
 			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge <= 0 {
 				t.Errorf("cookie flags: HttpOnly=%v SameSite=%v Path=%q MaxAge=%d", c.HttpOnly, c.SameSite, c.Path, c.MaxAge)
@@ -249,7 +249,7 @@ func TestLogout(t *testing.T) {
 	}{
 		{name: "no CSRF token", form: url.Values{}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
 		{name: "wrong CSRF token", form: url.Values{csrfField: {server.CSRFToken("other")}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
-		{name: "session value as CSRF token", form: url.Values{csrfField: {server.SessionValue(adminToken)}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
+		{name: "session value as CSRF token", form: url.Values{csrfField: {server.SessionValue(adminToken, "test-session", time.Now().Unix())}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
 		{name: "CSRF form field", form: url.Values{csrfField: {csrf}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusSeeOther},
 		{name: "CSRF header", form: url.Values{}, opts: []reqOpt{withSession(adminToken), withHeader(server.CSRFHeader, csrf)}, wantCode: http.StatusSeeOther},
 	}
