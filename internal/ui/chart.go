@@ -20,7 +20,7 @@ type chart struct {
 	W, H      int
 	PlotH     int // bars and line live in [0, PlotH]; labels below
 	Bars      []chartBar
-	P95       string // polyline points, "" without any latency
+	P95       string // polyline points, "" without any attempt
 	MaxCount  int
 	MaxMs     int64
 	Labels    []chartLabel
@@ -86,8 +86,14 @@ func newChart(bs []store.Bucket, width time.Duration) chart {
 				b.Start.Format(layout), b.Delivered, b.Failed, b.Dead, b.P50Ms, b.P95Ms),
 		}
 		c.Bars = append(c.Bars, bar)
-		if b.P95Ms > 0 && c.MaxMs > 0 {
-			pts = append(pts, px(x+step/2)+","+px(chartPlotH-float64(b.P95Ms)/float64(c.MaxMs)*chartPlotH))
+		// A point wherever there were attempts, even at 0 ms; gaps where
+		// there were none.
+		if b.Delivered+b.Failed+b.Dead > 0 {
+			y := float64(chartPlotH)
+			if c.MaxMs > 0 {
+				y -= float64(b.P95Ms) / float64(c.MaxMs) * chartPlotH
+			}
+			pts = append(pts, px(x+step/2)+","+px(y))
 		}
 		if i%every == 0 {
 			c.Labels = append(c.Labels, chartLabel{X: px(x), Text: b.Start.Format("15:04")})

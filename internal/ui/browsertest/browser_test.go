@@ -103,7 +103,6 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 // the end of the test.
 func startApp(t *testing.T, sinkURL, adminToken, inboundAuth string) string {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := fmt.Sprintf(`server:
   listen: "127.0.0.1:0"
   webhook_path: /webhooks/revenuecat
@@ -137,7 +136,16 @@ routes:
     match: {environment: PRODUCTION}
     to: [archive]
 `, inboundAuth, adminToken, sinkURL+"/hook")
-	path := filepath.Join(dir, "rcrouter.yaml")
+	base, _ := runApp(t, cfg)
+	return base
+}
+
+// runApp writes cfg to a temporary config file and runs the real program,
+// with the UI, on 127.0.0.1 until the end of the test. It returns the base
+// URL and the config file's path.
+func runApp(t *testing.T, cfg string) (string, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rcrouter.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +179,7 @@ routes:
 			t.Errorf("the app did not stop within 15 s")
 		}
 	})
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), path
 }
 
 // poster sends RevenueCat fixtures to the app with fresh event ids.
