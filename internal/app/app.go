@@ -378,7 +378,7 @@ func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, erro
 	}
 	created, err := a.store.Ingest(ctx, store.NewEvent{
 		ID: e.ID, Type: e.Type, ReceivedAt: a.opts.Clock.Now().UTC(), Body: e.Raw, Routes: verdicts, Deliveries: deliveries,
-		UserIDs: customerIDs(e),
+		UserIDs: customerIDs(e), TransactionIDs: []string{e.TransactionID, e.OriginalTransactionID},
 	})
 	if err != nil {
 		return server.Accepted{}, err

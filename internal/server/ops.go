@@ -59,7 +59,7 @@ func (s *Server) Timeline(ctx context.Context, f store.EventFilter) ([]TimelineI
 // EventFilterOf reads the query of GET /api/v1/events; the error is the
 // client's (400).
 func EventFilterOf(c *gin.Context) (store.EventFilter, error) {
-	f := store.EventFilter{UserID: c.Query("user_id"), Type: c.Query("type"), Before: c.Query("before")}
+	f := store.EventFilter{UserID: c.Query("user_id"), TransactionID: c.Query("transaction_id"), Type: c.Query("type"), Before: c.Query("before")}
 	for _, b := range []struct {
 		name string
 		dst  *time.Time

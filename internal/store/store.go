@@ -63,7 +63,8 @@ var (
 // SchemaVersion is the schema version of this build: Migrate brings a
 // database to it. Version 1 is the schema of the first release; 2 adds the
 // owner and token of a delivery's lease, and the replica of a dispatch record;
-// 3 adds the index of events by received_at and by customer (Events).
+// 3 adds the index of events by received_at, by customer and by
+// transaction (Events).
 const SchemaVersion = 3
 
 // State is the state of a delivery in the queue.
@@ -141,7 +142,8 @@ type Reader interface {
 	Dispatches(ctx context.Context, f DispatchFilter) (items []Dispatch, next string, err error)
 	// Events lists stored events newest first (received_at, then id),
 	// keyset-paginated like Dispatches. f.UserID finds an event by any of
-	// the NewEvent.UserIDs it was stored with, through an index: a
+	// the NewEvent.UserIDs it was stored with (f.TransactionID by its
+	// NewEvent.TransactionIDs), through an index: a
 	// customer's timeline and the route backtest read pages of it, never a
 	// scan of the whole table.
 	Events(ctx context.Context, f EventFilter) (items []Event, next string, err error)
@@ -241,6 +243,10 @@ type NewEvent struct {
 	// app_user_id, original_app_user_id and aliases. Empty and repeated
 	// values are ignored.
 	UserIDs []string
+	// TransactionIDs are the store transaction ids the event is found by
+	// (EventFilter.TransactionID): transaction_id and
+	// original_transaction_id, under the same rule.
+	TransactionIDs []string
 }
 
 // NewDelivery is one destination an event is routed to, and the route that named it first.
@@ -327,12 +333,15 @@ type DispatchFilter struct {
 
 // EventFilter selects stored events; empty fields match everything.
 type EventFilter struct {
-	UserID string    // one of the event's NewEvent.UserIDs
-	Type   string    // the RevenueCat event type
-	Since  time.Time // received at or after; zero: no bound
-	Until  time.Time // received before; zero: no bound
-	Limit  int       // 1..500; 0 means 50
-	Before string    // cursor from a previous page
+	UserID string // one of the event's NewEvent.UserIDs
+	// TransactionID is one of the event's NewEvent.TransactionIDs; it is
+	// not combined with UserID (UserID wins).
+	TransactionID string
+	Type          string    // the RevenueCat event type
+	Since         time.Time // received at or after; zero: no bound
+	Until         time.Time // received before; zero: no bound
+	Limit         int       // 1..500; 0 means 50
+	Before        string    // cursor from a previous page
 }
 
 // ReplayFilter selects deliveries of one destination to replay.

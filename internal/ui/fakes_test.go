@@ -81,7 +81,7 @@ func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 	return store.Delivery{}, errUnused
 }
 
-// Events matches f.UserID against the decoded body's ids, newest first, in
+// Events matches f.UserID and f.TransactionID against the decoded body's ids, newest first, in
 // one page.
 func (s *fakeStore) Events(_ context.Context, f store.EventFilter) ([]store.Event, string, error) {
 	s.mu.Lock()
@@ -90,6 +90,9 @@ func (s *fakeStore) Events(_ context.Context, f store.EventFilter) ([]store.Even
 	for _, e := range s.events {
 		ev, err := revenuecat.Decode(e.Body)
 		if f.UserID != "" && (err != nil || (ev.AppUserID != f.UserID && ev.OriginalAppUserID != f.UserID && !slices.Contains(ev.Aliases, f.UserID))) {
+			continue
+		}
+		if f.TransactionID != "" && (err != nil || (ev.TransactionID != f.TransactionID && ev.OriginalTransactionID != f.TransactionID)) {
 			continue
 		}
 		out = append(out, e)

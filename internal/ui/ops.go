@@ -15,23 +15,29 @@ import (
 // timelineSize is how many events a timeline page shows.
 const timelineSize = 50
 
-// resolveSearch turns the search box into a page: an event id shows its
-// customer's timeline with the event marked (the event page when the event
-// names nobody); anything else is taken as a customer id (app user id,
-// original app user id or alias).
+// resolveSearch turns the search box into a page: an event id, or a store
+// transaction id, shows the customer's timeline with that (newest) event
+// marked (the event page when the event names nobody); anything else is
+// taken as a customer id (app user id, original app user id or alias).
 func (u *ui) resolveSearch(r *http.Request, q string) (string, error) {
 	ev, err := u.srv.Store().Event(r.Context(), q)
-	switch {
-	case err == nil:
-		if e, derr := revenuecat.Decode(ev.Body); derr == nil && e.UserID != "" {
-			return "/ui/customers?" + url.Values{"user_id": {e.UserID}, "event": {q}}.Encode(), nil
+	if errors.Is(err, store.ErrNotFound) {
+		var evs []store.Event
+		evs, _, err = u.srv.Store().Events(r.Context(), store.EventFilter{TransactionID: q, Limit: 1})
+		if err == nil && len(evs) == 0 {
+			return "/ui/customers?" + url.Values{"user_id": {q}}.Encode(), nil
 		}
-		return "/ui/events/" + url.PathEscape(q), nil
-	case errors.Is(err, store.ErrNotFound):
-		return "/ui/customers?" + url.Values{"user_id": {q}}.Encode(), nil
-	default:
+		if err == nil {
+			ev = evs[0]
+		}
+	}
+	if err != nil {
 		return "", err
 	}
+	if e, derr := revenuecat.Decode(ev.Body); derr == nil && e.UserID != "" {
+		return "/ui/customers?" + url.Values{"user_id": {e.UserID}, "event": {ev.ID}}.Encode(), nil
+	}
+	return "/ui/events/" + url.PathEscape(ev.ID), nil
 }
 
 type timelineData struct {

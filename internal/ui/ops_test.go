@@ -16,12 +16,15 @@ func TestSearchBox(t *testing.T) {
 		name, q, want string
 	}{
 		{"event id shows its customer", "evt-xss", "/ui/customers?event=evt-xss&user_id=%3Cscript%3Ealert%281%29%3C%2Fscript%3E"},
+		{"transaction id shows its customer", "GPA.77", "/ui/customers?event=evt-txn&user_id=carol"},
 		{"anything else is a customer id", " $RCAnonymousID:1 ", "/ui/customers?user_id=%24RCAnonymousID%3A1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, adminToken)
 			f.addXSSEvent()
+			f.store.events["evt-txn"] = store.Event{ID: "evt-txn", Type: "RENEWAL", ReceivedAt: time.Now(),
+				Body: []byte(`{"api_version":"1.0","event":{"id":"evt-txn","type":"RENEWAL","app_user_id":"carol","transaction_id":"GPA.78","original_transaction_id":"GPA.77"}}`)}
 			w := f.do(t, http.MethodGet, "/ui/search?q="+url.QueryEscape(tt.q), nil, withSession(adminToken))
 			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != tt.want {
 				t.Fatalf("got %d to %q, want 303 to %q", w.Code, w.Header().Get("Location"), tt.want)

@@ -175,9 +175,10 @@ func setUserVersion(t *testing.T, path string, v int) {
 	}
 }
 
-// TestMigrateIndexesStoredUsers: version 3 indexes the customers of the
-// events already stored, from their bodies, by the rule Ingest follows
-// (app_user_id, original_app_user_id, aliases); a body that is not JSON, or
+// TestMigrateIndexesStoredUsers: version 3 indexes the customers and
+// transactions of the events already stored, from their bodies, by the rule
+// Ingest follows (app_user_id, original_app_user_id, aliases;
+// transaction_id, original_transaction_id); a body that is not JSON, or
 // has no ids, is kept and indexed under none.
 func TestMigrateIndexesStoredUsers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rc.db")
@@ -193,8 +194,8 @@ func TestMigrateIndexesStoredUsers(t *testing.T) {
 		{migrations[0], nil},
 		{migrations[1], nil},
 		// Bodies are stored as BLOB by Ingest; json1 must read them as text.
-		{insert, []any{"e1", ms(t0), []byte(`{"event":{"app_user_id":"alice","original_app_user_id":"$RCAnonymousID:1","aliases":["$RCAnonymousID:1","alice@example.com"]}}`)}},
-		{insert, []any{"e2", ms(t0.Add(time.Second)), []byte(`{"event":{"app_user_id":"alice","aliases":[]}}`)}},
+		{insert, []any{"e1", ms(t0), []byte(`{"event":{"app_user_id":"alice","original_app_user_id":"$RCAnonymousID:1","aliases":["$RCAnonymousID:1","alice@example.com"],"transaction_id":"T2","original_transaction_id":"T1"}}`)}},
+		{insert, []any{"e2", ms(t0.Add(time.Second)), []byte(`{"event":{"app_user_id":"alice","aliases":[],"transaction_id":"T1"}}`)}},
 		{insert, []any{"e3", ms(t0.Add(2 * time.Second)), []byte(`not json`)}},
 		{insert, []any{"e4", ms(t0.Add(3 * time.Second)), []byte(`{"event":{"app_user_id":"","aliases":"bob","original_app_user_id":7}}`)}},
 		{`PRAGMA user_version = 2`, nil},
@@ -218,10 +219,16 @@ func TestMigrateIndexesStoredUsers(t *testing.T) {
 		{"bob", []string{"e4"}}, // a lone string where a list belongs still names the customer
 		{"7", nil},
 		{"", []string{"e4", "e3", "e2", "e1"}},
+		{"txn:T1", []string{"e2", "e1"}},
+		{"txn:T2", []string{"e1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
-			items, _, err := s.Events(t.Context(), store.EventFilter{UserID: tt.user})
+			f := store.EventFilter{UserID: tt.user}
+			if x, ok := strings.CutPrefix(tt.user, "txn:"); ok {
+				f = store.EventFilter{TransactionID: x}
+			}
+			items, _, err := s.Events(t.Context(), f)
 			if err != nil {
 				t.Fatal(err)
 			}

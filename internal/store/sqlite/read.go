@@ -394,8 +394,8 @@ func destinationStats(ctx context.Context, tx *sql.Tx, name string, since int64)
 }
 
 // Events lists stored events newest first. Without a user it is an ordered
-// range scan of events_received; with one, of event_users, joined to events
-// by primary key. A type filters either scan (no index of its own: ingest
+// range scan of events_received; with one, of event_users (with a
+// transaction, of event_transactions), joined to events by primary key. A type filters either scan (no index of its own: ingest
 // pays for every index, and a type alone is not how ops look for events).
 func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, string, error) {
 	if err := s.readable(); err != nil {
@@ -453,11 +453,17 @@ func eventQuery(f store.EventFilter) (q string, args []any, limit int, err error
 	at, id := "e.received_at", "e.id"
 	q = `SELECT e.id, e.type, e.received_at, e.body, e.routes FROM events e`
 	var where []string
-	if f.UserID != "" {
+	switch {
+	case f.UserID != "":
 		at, id = "u.received_at", "u.event_id"
 		q = `SELECT e.id, e.type, e.received_at, e.body, e.routes FROM event_users u JOIN events e ON e.id = u.event_id`
 		where = append(where, "u.user_id = ?")
 		args = append(args, f.UserID)
+	case f.TransactionID != "":
+		at, id = "u.received_at", "u.event_id"
+		q = `SELECT e.id, e.type, e.received_at, e.body, e.routes FROM event_transactions u JOIN events e ON e.id = u.event_id`
+		where = append(where, "u.transaction_id = ?")
+		args = append(args, f.TransactionID)
 	}
 	if f.Type != "" {
 		where = append(where, "e.type = ?")

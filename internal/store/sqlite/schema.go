@@ -34,7 +34,8 @@ import (
 //   - event_users (user_id, received_at, event_id), the table itself: a
 //     customer's timeline (Events with a user) is one ordered range scan
 //     whatever the table holds; event_users_event (event_id) lets Purge
-//     drop an event's rows.
+//     drop an event's rows. event_transactions is the same for store
+//     transaction ids (the UI's search box).
 var migrations = []string{
 	`
 CREATE TABLE events (
@@ -123,8 +124,9 @@ ALTER TABLE dispatches ADD COLUMN replica TEXT NOT NULL DEFAULT '';
 `,
 	// 3: events by received_at, and the customer index: one row per (user
 	// id, event) for app_user_id, original_app_user_id and each alias,
-	// written by Ingest from NewEvent.UserIDs. Events stored before are
-	// indexed here from their bodies, by the same rule.
+	// written by Ingest from NewEvent.UserIDs; the transaction index alike
+	// from NewEvent.TransactionIDs. Events stored before are indexed here
+	// from their bodies, by the same rule.
 	`
 CREATE INDEX events_received ON events (received_at, id);
 
@@ -136,6 +138,14 @@ CREATE TABLE event_users (
 ) WITHOUT ROWID;
 CREATE INDEX event_users_event ON event_users (event_id);
 
+CREATE TABLE event_transactions (
+	transaction_id TEXT NOT NULL,
+	received_at    INTEGER NOT NULL,
+	event_id       TEXT NOT NULL,
+	PRIMARY KEY (transaction_id, received_at, event_id)
+) WITHOUT ROWID;
+CREATE INDEX event_transactions_event ON event_transactions (event_id);
+
 CREATE TEMP TABLE v3_bodies AS
 	SELECT id, received_at, CAST(body AS TEXT) AS b FROM events WHERE json_valid(CAST(body AS TEXT));
 INSERT OR IGNORE INTO event_users (user_id, received_at, event_id)
@@ -146,6 +156,12 @@ INSERT OR IGNORE INTO event_users (user_id, received_at, event_id)
 		UNION ALL
 		SELECT a.value, v.received_at, v.id FROM v3_bodies v, json_each(v.b, '$.event.aliases') a
 	) WHERE typeof(u) = 'text' AND u != '';
+INSERT OR IGNORE INTO event_transactions (transaction_id, received_at, event_id)
+	SELECT x, received_at, id FROM (
+		SELECT json_extract(b, '$.event.transaction_id') AS x, received_at, id FROM v3_bodies
+		UNION ALL
+		SELECT json_extract(b, '$.event.original_transaction_id'), received_at, id FROM v3_bodies
+	) WHERE typeof(x) = 'text' AND x != '';
 DROP TABLE v3_bodies;
 `,
 }

@@ -548,6 +548,8 @@ func TestQueryPlans(t *testing.T) {
 			return events(store.EventFilter{Since: t0, Until: t0.Add(time.Hour), Before: cursor})
 		},
 			[]string{"SEARCH e USING INDEX events_received (received_at>? AND received_at<?)"}},
+		{"events by transaction", func() (string, []any) { return events(store.EventFilter{TransactionID: "x", Before: cursor}) },
+			[]string{"SEARCH u USING PRIMARY KEY (transaction_id=? AND (received_at,event_id)<(?,?))"}},
 		{"route matches", func() (string, []any) { return routeMatchesSQL, []any{1} },
 			[]string{"SEARCH e USING INDEX events_received (received_at>?)"}},
 		{"dispatch buckets", func() (string, []any) { return bucketsSQL, []any{"a", 1, 2} },

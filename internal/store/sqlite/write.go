@@ -49,7 +49,7 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		rows[i] = row{s.ids.New(), d.Destination, d.Route}
 	}
 	eventID, eventType := e.ID, e.Type
-	users := userIDs(e.UserIDs)
+	users, txns := distinct(e.UserIDs), distinct(e.TransactionIDs)
 
 	var created bool
 	err := s.do(ctx, func(w *writer) error {
@@ -75,6 +75,11 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 				return fmt.Errorf("ingest event %q: user index: %w", eventID, err)
 			}
 		}
+		for _, x := range txns {
+			if _, err := w.st.insTransaction.ExecContext(w.ctx, x, at, eventID); err != nil {
+				return fmt.Errorf("ingest event %q: transaction index: %w", eventID, err)
+			}
+		}
 		created = true
 		return nil
 	})
@@ -84,8 +89,8 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	return created, nil
 }
 
-// userIDs returns ids without empty or repeated values, in a new slice.
-func userIDs(ids []string) []string {
+// distinct returns ids without empty or repeated values, in a new slice.
+func distinct(ids []string) []string {
 	out := make([]string, 0, len(ids))
 	for _, u := range ids {
 		if u != "" && !slices.Contains(out, u) {
@@ -494,9 +499,11 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 			return fmt.Errorf("purge events: %w", err)
 		}
 		for _, id := range ids {
-			// The customer index is not counted: it is part of the event.
-			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM event_users WHERE event_id = ?`, id); err != nil {
-				return fmt.Errorf("purge event %q: %w", id, err)
+			// The indexes are not counted: they are part of the event.
+			for _, q := range []string{`DELETE FROM event_users WHERE event_id = ?`, `DELETE FROM event_transactions WHERE event_id = ?`} {
+				if _, err := w.conn.ExecContext(w.ctx, q, id); err != nil {
+					return fmt.Errorf("purge event %q: %w", id, err)
+				}
 			}
 			for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ?`, `DELETE FROM events WHERE id = ?`} {
 				res, err := w.conn.ExecContext(w.ctx, q, id)

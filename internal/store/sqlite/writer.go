@@ -249,7 +249,7 @@ type writer struct {
 type stmts struct {
 	begin, commit, rollback *sql.Stmt
 	insEvent, insDelivery   *sql.Stmt
-	insUser                 *sql.Stmt
+	insUser, insTransaction *sql.Stmt
 	settle                  *sql.Stmt
 	claimSel, claimUpd      *sql.Stmt
 	getDelivery             *sql.Stmt
@@ -277,6 +277,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.settle, `UPDATE events SET settled = NOT EXISTS (
 			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped')) WHERE id = ?1`},
 		{&w.st.insUser, `INSERT OR IGNORE INTO event_users (user_id, received_at, event_id) VALUES (?, ?, ?)`},
+		{&w.st.insTransaction, `INSERT OR IGNORE INTO event_transactions (transaction_id, received_at, event_id) VALUES (?, ?, ?)`},
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},

@@ -19,8 +19,8 @@
 //     deletes oldest first, at most limit dispatch records and limit events
 //     per call;
 //   - Events lists newest first by (received_at, id), finds an event by
-//     each of its UserIDs (ignoring empty and repeated ones), and forgets a
-//     purged event;
+//     each of its UserIDs and TransactionIDs (ignoring empty and repeated
+//     ones), and forgets a purged event;
 //   - RouteMatches counts the matched verdicts of the stored routes JSON of
 //     events received at or after since;
 //   - DispatchBuckets returns every bucket of the window, oldest first,
@@ -1470,20 +1470,32 @@ func testEventsFilters(t *testing.T, open func(t *testing.T) store.Store) {
 	h.ingestUsers("a3", "CANCELLATION", at(4*time.Minute), "alice@example.com")
 	h.ingestUsers("n1", "TEST", at(5*time.Minute))
 	h.ingest("r1", at(6*time.Minute), "a") // routed, no users
+	for _, e := range []store.NewEvent{
+		{ID: "t1", Type: "INITIAL_PURCHASE", ReceivedAt: at(7 * time.Minute), Body: body("t1"), UserIDs: []string{"dora"}, TransactionIDs: []string{"GPA.1", "GPA.1"}},
+		{ID: "t2", Type: "RENEWAL", ReceivedAt: at(8 * time.Minute), Body: body("t2"), TransactionIDs: []string{"GPA.2", "GPA.1", ""}},
+	} {
+		if _, err := h.s.Ingest(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name string
 		f    store.EventFilter
 		want []string
 	}{
-		{"everything", store.EventFilter{}, []string{"r1", "n1", "a3", "b1", "a2", "a1"}},
+		{"everything", store.EventFilter{}, []string{"t2", "t1", "r1", "n1", "a3", "b1", "a2", "a1"}},
+		{"transaction id", store.EventFilter{TransactionID: "GPA.1"}, []string{"t2", "t1"}},
+		{"renewal's transaction id", store.EventFilter{TransactionID: "GPA.2"}, []string{"t2"}},
+		{"transaction ids are not user ids", store.EventFilter{UserID: "GPA.1"}, nil},
+		{"user ids are not transaction ids", store.EventFilter{TransactionID: "dora"}, nil},
 		{"app user id", store.EventFilter{UserID: "alice"}, []string{"a2", "a1"}},
 		{"original app user id", store.EventFilter{UserID: "$RCAnonymousID:1"}, []string{"a2", "a1"}},
 		{"alias", store.EventFilter{UserID: "alice@example.com"}, []string{"a3", "a1"}},
 		{"unknown user", store.EventFilter{UserID: "carol"}, nil},
 		{"user ids are exact", store.EventFilter{UserID: "ALICE"}, nil},
-		{"type", store.EventFilter{Type: "RENEWAL"}, []string{"r1", "b1", "a2"}},
+		{"type", store.EventFilter{Type: "RENEWAL"}, []string{"t2", "r1", "b1", "a2"}},
 		{"user and type", store.EventFilter{UserID: "alice", Type: "RENEWAL"}, []string{"a2"}},
-		{"since inclusive", store.EventFilter{Since: at(3 * time.Minute)}, []string{"r1", "n1", "a3", "b1"}},
+		{"since inclusive", store.EventFilter{Since: at(3 * time.Minute), Until: at(7 * time.Minute)}, []string{"r1", "n1", "a3", "b1"}},
 		{"until exclusive", store.EventFilter{Until: at(3 * time.Minute)}, []string{"a2", "a1"}},
 		{"window by user", store.EventFilter{UserID: "alice@example.com", Since: at(time.Minute), Until: at(4 * time.Minute)}, []string{"a1"}},
 		{"window by user, pages of 1", store.EventFilter{UserID: "$RCAnonymousID:1", Since: at(time.Minute), Limit: 1}, []string{"a2", "a1"}},
@@ -1513,8 +1525,14 @@ func testEventsBadCursor(t *testing.T, open func(t *testing.T) store.Store) {
 func testEventsPurged(t *testing.T, open func(t *testing.T) store.Store) {
 	h := newH(t, open)
 	day := 24 * time.Hour
-	h.ingestUsers("old", "RENEWAL", at(-3*day), "u") // unrouted: settled
-	h.ingestUsers("new", "RENEWAL", t0, "u")
+	for _, e := range []store.NewEvent{
+		{ID: "old", Type: "RENEWAL", ReceivedAt: at(-3 * day), Body: body("old"), UserIDs: []string{"u"}, TransactionIDs: []string{"x"}}, // unrouted: settled
+		{ID: "new", Type: "RENEWAL", ReceivedAt: t0, Body: body("new"), UserIDs: []string{"u"}, TransactionIDs: []string{"x"}},
+	} {
+		if _, err := h.s.Ingest(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for {
 		n, err := h.s.Purge(t.Context(), at(-day), 10)
 		if err != nil {
@@ -1524,7 +1542,7 @@ func testEventsPurged(t *testing.T, open func(t *testing.T) store.Store) {
 			break
 		}
 	}
-	for _, f := range []store.EventFilter{{}, {UserID: "u"}} {
+	for _, f := range []store.EventFilter{{}, {UserID: "u"}, {TransactionID: "x"}} {
 		if ids, _ := h.events(f); !reflect.DeepEqual(ids, []string{"new"}) {
 			t.Fatalf("Events(%+v) after purge = %v, want [new]", f, ids)
 		}
