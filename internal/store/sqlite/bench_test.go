@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,4 +114,60 @@ func fill(b *testing.B, s *Store, n int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// timelineEvents is how many events BenchmarkTimeline stores (DESIGN's
+// target: a timeline page under 20 ms with 1,000,000 events);
+// RCROUTER_BENCH_EVENTS overrides it for a quick run.
+func timelineEvents(b *testing.B) int {
+	if v := os.Getenv("RCROUTER_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			b.Fatalf("RCROUTER_BENCH_EVENTS=%q: want a number of at least 1000", v)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkTimeline measures one page (50 events) of a customer's timeline
+// among many stored events: 10 events per customer, each found by its app
+// user id, an anonymous original id and an alias, as Ingest indexes them.
+// The table is filled in one transaction on the writing connection (with
+// the statements Ingest prepares) because a million fsync'd ingests would
+// take the benchmark's whole budget; the read is the real Events.
+func BenchmarkTimeline(b *testing.B) {
+	n := timelineEvents(b)
+	s, err := Open(filepath.Join(b.TempDir(), "rc.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	customers := n / 10
+	err = s.do(context.Background(), func(w *writer) error {
+		for i := 0; i < n; i++ {
+			id, c := fmt.Sprintf("evt-%08d", i), i%customers
+			at := ms(t0.Add(time.Duration(i) * time.Second))
+			if _, err := w.st.insEvent.ExecContext(w.ctx, id, "RENEWAL", at, benchBody, `[{"name":"all","matched":true}]`, true); err != nil {
+				return err
+			}
+			for _, u := range []string{fmt.Sprintf("user-%d", c), fmt.Sprintf("$RCAnonymousID:%d", c), fmt.Sprintf("alias-%d", c)} {
+				if _, err := w.st.insUser.ExecContext(w.ctx, u, at, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		items, _, err := s.Events(context.Background(), store.EventFilter{UserID: fmt.Sprintf("alias-%d", i%customers), Limit: 50})
+		if err != nil || len(items) != 10 {
+			b.Fatalf("timeline: %d items, %v", len(items), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/page")
 }
