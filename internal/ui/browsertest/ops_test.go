@@ -106,7 +106,8 @@ func TestOpsPagesInBrowser(t *testing.T) {
 		t.Error("the timeline link opened another event")
 	}
 	if os.Getenv("RCROUTER_SCREENSHOTS") == "1" {
-		b.do("timeline for the screenshot", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.ID("timeline")))
+		b.do("timeline for the screenshot",
+			chromedp.Navigate(base+"/ui/customers?user_id="+url.QueryEscape(alias)), chromedp.WaitVisible(chromedp.ID("timeline")))
 		b.screenshot(screenshotDir(t), "timeline")
 	}
 
