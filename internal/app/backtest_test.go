@@ -10,13 +10,10 @@ import (
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
 
-// TestPreviewReload: a dry run backtests the file as it is now against the
-// running routes over the last 168 h of stored events, and applies nothing.
-func TestPreviewReload(t *testing.T) {
-	t0 := time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)
-	clk := clock.NewFake(t0)
-	routes := "destinations:\n  archive:\n    file: {path: data/a.jsonl}\n  audit:\n    file: {path: data/b.jsonl}\nroutes:\n  - name: all\n    to: [archive]\n"
-	a := newIdleApp(t, clk, routes)
+// acceptAged accepts RENEWAL events "old", "e1" and "e2" a minute apart,
+// with age more between "old" and the others.
+func acceptAged(t *testing.T, a *App, clk *clock.Fake, age time.Duration) {
+	t.Helper()
 	for _, id := range []string{"old", "e1", "e2"} {
 		e, err := revenuecat.Decode(fixtureEvent(id, "RENEWAL"))
 		if err != nil {
@@ -26,10 +23,20 @@ func TestPreviewReload(t *testing.T) {
 			t.Fatal(err)
 		}
 		if id == "old" {
-			clk.Advance(200 * time.Hour) // out of the window from here on
+			clk.Advance(age)
 		}
 		clk.Advance(time.Minute)
 	}
+}
+
+// TestPreviewReload: a dry run backtests the file as it is now against the
+// running routes over the last 168 h of stored events, and applies nothing.
+func TestPreviewReload(t *testing.T) {
+	t0 := time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	routes := "destinations:\n  archive:\n    file: {path: data/a.jsonl}\n  audit:\n    file: {path: data/b.jsonl}\nroutes:\n  - name: all\n    to: [archive]\n"
+	a := newIdleApp(t, clk, routes)
+	acceptAged(t, a, clk, 200*time.Hour) // "old" is out of the 168 h window
 	write := func(cfg string) {
 		t.Helper()
 		if err := os.WriteFile(a.opts.ConfigPath, []byte(configHead()+cfg), 0o600); err != nil {

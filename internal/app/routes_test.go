@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/clock"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/store"
 )
 
@@ -33,18 +32,7 @@ routes:
     match: {type: TEST}
     to: [audit]
 `)
-	for _, id := range []string{"old", "e1", "e2"} {
-		e, err := revenuecat.Decode(fixtureEvent(id, "RENEWAL"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.Accept(t.Context(), e); err != nil {
-			t.Fatal(err)
-		}
-		if id == "old" {
-			clk.Advance(25 * time.Hour)
-		}
-	}
+	acceptAged(t, a, clk, 25*time.Hour) // "old" is out of the 24 h window
 	call := func(method, path, body string) (int, string) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+hAdmin)

@@ -104,20 +104,22 @@ func (r *Result) compare(id string, was, will []router.Match) {
 	for _, m := range will {
 		if !reaches(was, m.Destination) {
 			c := r.change(m.Destination)
-			c.Gained++
-			if len(c.SamplesGained) < Samples {
-				c.SamplesGained = append(c.SamplesGained, id)
-			}
+			count(&c.Gained, &c.SamplesGained, id)
 		}
 	}
 	for _, m := range was {
 		if !reaches(will, m.Destination) {
 			c := r.change(m.Destination)
-			c.Lost++
-			if len(c.SamplesLost) < Samples {
-				c.SamplesLost = append(c.SamplesLost, id)
-			}
+			count(&c.Lost, &c.SamplesLost, id)
 		}
+	}
+}
+
+// count adds one event to a side of a Change, keeping the first Samples ids.
+func count(n *int, samples *[]string, id string) {
+	*n++
+	if len(*samples) < Samples {
+		*samples = append(*samples, id)
 	}
 }
 

@@ -82,7 +82,7 @@ routes:
 func compile(t *testing.T, yaml string) *router.Routes {
 	t.Helper()
 	dir := t.TempDir()
-	yaml = "inbound: {allow_unauthenticated: true}\nadmin: {token: t}\n" + yaml
+	yaml = "inbound: {allow_unauthenticated: true}\nadmin: {token: backtest-admin-token-0123}\n" + yaml
 	cfg, err := config.Parse([]byte(yaml), filepath.Join(dir, "config.yaml"), func(string) (string, bool) { return "", false }, destinations.Types{file.Type()})
 	if err != nil {
 		t.Fatalf("config: %v", err)

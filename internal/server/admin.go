@@ -54,16 +54,38 @@ func apiError(c *gin.Context, err error) {
 	}
 }
 
-func (s *Server) listDestinations(c *gin.Context) {
-	ds, err := s.opts.Backend.Destinations(c.Request.Context())
+// answerList answers a JSON array: [] rather than null when empty.
+func answerList[T any](c *gin.Context, items []T, err error) {
 	if err != nil {
 		apiError(c, err)
 		return
 	}
-	if ds == nil {
-		ds = []DestinationStatus{}
+	if items == nil {
+		items = []T{}
 	}
-	c.JSON(http.StatusOK, ds)
+	c.JSON(http.StatusOK, items)
+}
+
+// answerPage answers one keyset page, {"items":[…],"next":"<cursor>"},
+// next omitted on the last page (DESIGN §9).
+func answerPage[T any](c *gin.Context, items []T, next string, err error) {
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	if items == nil {
+		items = []T{}
+	}
+	resp := gin.H{"items": items}
+	if next != "" {
+		resp["next"] = next
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) listDestinations(c *gin.Context) {
+	ds, err := s.opts.Backend.Destinations(c.Request.Context())
+	answerList(c, ds, err)
 }
 
 func (s *Server) listDispatches(c *gin.Context) {
@@ -83,18 +105,7 @@ func (s *Server) listDispatches(c *gin.Context) {
 		f.Limit = n
 	}
 	items, next, err := s.opts.Store.Dispatches(c.Request.Context(), f)
-	if err != nil {
-		apiError(c, err)
-		return
-	}
-	if items == nil {
-		items = []store.Dispatch{}
-	}
-	resp := gin.H{"items": items}
-	if next != "" {
-		resp["next"] = next
-	}
-	c.JSON(http.StatusOK, resp)
+	answerPage(c, items, next, err)
 }
 
 func (s *Server) getDispatch(c *gin.Context) {

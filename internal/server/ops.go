@@ -94,27 +94,12 @@ func (s *Server) listEvents(c *gin.Context) {
 		return
 	}
 	items, next, err := s.Timeline(c.Request.Context(), f)
-	if err != nil {
-		apiError(c, err)
-		return
-	}
-	resp := gin.H{"items": items}
-	if next != "" {
-		resp["next"] = next
-	}
-	c.JSON(http.StatusOK, resp)
+	answerPage(c, items, next, err)
 }
 
 func (s *Server) listRoutes(c *gin.Context) {
 	rs, err := s.opts.Backend.Routes(c.Request.Context())
-	if err != nil {
-		apiError(c, err)
-		return
-	}
-	if rs == nil {
-		rs = []RouteStatus{}
-	}
-	c.JSON(http.StatusOK, rs)
+	answerList(c, rs, err)
 }
 
 // RouteTestResult is the answer of POST /api/v1/routes/test: what

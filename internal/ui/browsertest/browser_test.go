@@ -240,6 +240,20 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// login signs in at laptop width: any UI page sends a new browser to the
+// login form, which lands on the overview.
+func (b *browser) login(base, adminToken string) {
+	b.t.Helper()
+	b.do("log in",
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), adminToken),
+		chromedp.Click(chromedp.CSS(`.login button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.dest-link`)),
+	)
+}
+
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, waitTimeout)
@@ -371,15 +385,7 @@ func TestDispatchLogInBrowser(t *testing.T) {
 	post := &poster{t: t, url: base + "/webhooks/revenuecat", auth: inboundAuth, fixture: fixture}
 	b, problems := newBrowser(t, execPath)
 
-	// Log in: any UI page sends a new browser to the login form.
-	b.do("log in",
-		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		chromedp.Click(chromedp.CSS(`.login button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a.dest-link`)),
-	)
+	b.login(base, adminToken)
 	for _, name := range []string{"sink", "archive"} {
 		if got := b.text(fmt.Sprintf(`tr[data-destination=%q] .state`, name)); got != "healthy" {
 			t.Errorf("%s state on the overview: %q, want healthy", name, got)

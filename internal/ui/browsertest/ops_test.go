@@ -64,14 +64,7 @@ func TestOpsPagesInBrowser(t *testing.T) {
 		return delivered(t, base, adminToken, alias) == 2
 	}, "the sink deliveries were not delivered")
 	b, problems := newBrowser(t, execPath)
-	b.do("log in",
-		chromedp.EmulateViewport(1280, 900),
-		chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), adminToken),
-		chromedp.Click(chromedp.CSS(`.login button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a.dest-link`)),
-	)
+	b.login(base, adminToken)
 
 	// Search by alias: the customer's timeline, newest first, each event
 	// with where it went; then one event's page.
