@@ -65,6 +65,7 @@ func TestRoutesDiffProcess(t *testing.T) {
 	}
 	same := write("same.yaml", string(curYAML))
 	narrowed := write("narrowed.yaml", strings.Replace(string(curYAML), "    to: [archive, sink]", "    to: [archive]\n  - name: sandbox-sink\n    match: {environment: SANDBOX}\n    to: [sink]", 1))
+	noStore := write("nostore.yaml", strings.Replace(string(curYAML), "path: data/rcrouter.db", "path: elsewhere/rc.db", 1))
 	invalid := write("invalid.yaml", strings.Replace(string(curYAML), "to: [archive, sink]", "to: [archive, slak]", 1))
 
 	tests := []struct {
@@ -83,6 +84,7 @@ func TestRoutesDiffProcess(t *testing.T) {
 		{"invalid new config", []string{"routes", "diff", "--config", cur, "--new", invalid}, exitUsage, nil, `unknown destination "slak"`},
 		{"invalid current config", []string{"routes", "diff", "--config", invalid, "--new", cur}, exitUsage, nil, `unknown destination "slak"`},
 		{"missing --new", []string{"routes", "diff", "--config", cur}, exitUsage, nil, "usage: rcrouter routes diff"},
+		{"no store", []string{"routes", "diff", "--config", noStore, "--new", same}, exitFailure, nil, "no stored events to replay"},
 		{"bad --since", []string{"routes", "diff", "--config", cur, "--new", same, "--since", "soon"}, exitUsage, nil, "invalid value"},
 	}
 	for _, tt := range tests {
@@ -98,6 +100,9 @@ func TestRoutesDiffProcess(t *testing.T) {
 			}
 			if !strings.Contains(errs, tt.stderr) {
 				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errs)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "elsewhere")); err == nil {
+				t.Error("routes diff created a store")
 			}
 			if strings.Contains(errs, "\r") {
 				t.Errorf("progress drawn on a stderr that is not a terminal: %q", errs)

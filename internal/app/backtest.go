@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,12 @@ import (
 // it, so it changes nothing in the database a running process uses; a
 // store whose schema is not current is an error that says to migrate.
 func Backtest(ctx context.Context, cfg *config.Config, current, proposed *router.Routes, opts backtest.Options) (backtest.Result, error) {
+	// Opening creates a missing SQLite file; a read-only tool must not.
+	if cfg.Storage.Driver == "sqlite" {
+		if _, err := os.Stat(cfg.Storage.Path); err != nil {
+			return backtest.Result{}, fmt.Errorf("no stored events to replay: %w", err)
+		}
+	}
 	st, err := openStore(cfg, slog.New(slog.DiscardHandler), clock.Real(), storeMode{noMigrate: true})
 	if err != nil {
 		return backtest.Result{}, err
