@@ -189,9 +189,18 @@ func TestOpsPagesInBrowser(t *testing.T) {
 	if os.Getenv("RCROUTER_SCREENSHOTS") == "1" {
 		b.screenshot(screenshotDir(t), "destination-chart")
 	}
-	b.do("overview", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS(`svg.spark[data-destination="sink"]`)))
-	if !b.eval(`Array.from(document.querySelectorAll('svg.spark[data-destination="sink"] g'), g => +g.dataset.delivered).reduce((a, n) => a + n, 0) === 2`) {
+	b.do("overview", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS(`main[data-stream="open"] svg.spark[data-destination="sink"]`)))
+	sparkSum := `Array.from(document.querySelectorAll('svg.spark[data-destination="sink"] g'), g => +g.dataset.delivered).reduce((a, n) => a + n, 0)`
+	if !b.eval(sparkSum + ` === 2`) {
 		t.Error("the overview trend does not count the 2 deliveries")
+	}
+	// A new delivery redraws the trend without a reload.
+	b.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	ids = append(ids, "ops-"+randomHex(t, 6))
+	post.post(ids[2])
+	b.until("the trend counts the new delivery", sparkSum+` === 3`)
+	if !b.eval(`window.notReloaded === true && document.querySelectorAll('svg.spark[data-destination="sink"] g').length === 24`) {
+		t.Error("the trend was not redrawn in place")
 	}
 
 	// Phone width: no page scrolls sideways.
@@ -212,8 +221,8 @@ func TestOpsPagesInBrowser(t *testing.T) {
 			t.Errorf("%s at 390 px scrolls sideways", page.name)
 		}
 		if page.name == "feed" {
-			if !b.eval(`document.querySelectorAll('#feed details.row').length === 2`) {
-				t.Error("the phone feed does not show the 2 dispatches")
+			if !b.eval(`document.querySelectorAll('#feed details.row').length === 3`) {
+				t.Error("the phone feed does not show the 3 dispatches")
 			}
 			if os.Getenv("RCROUTER_SCREENSHOTS") == "1" {
 				b.screenshot(screenshotDir(t), "feed-phone")

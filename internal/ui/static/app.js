@@ -393,20 +393,32 @@
     }));
   }
 
-  // startSparks refreshes the overview's trends every minute.
+  // startSparks keeps the overview's trends live: a destination's trend is
+  // redrawn from the stats API shortly after each of its dispatches (one
+  // fetch per second at most), and every trend each minute as hours roll.
   function startSparks() {
-    const svgs = document.querySelectorAll('svg.spark[data-destination]');
-    if (!svgs.length) return;
-    const tick = async () => {
-      for (const svg of svgs) {
-        try {
-          const r = await api('GET', '/api/v1/destinations/' + enc(svg.dataset.destination) + '/stats?window=24h');
-          sparkBars(svg, r.buckets || []);
-          svg.dataset.updated = new Date().toISOString();
-        } catch (_) { /* keep the last drawing */ }
-      }
+    const svgs = new Map(Array.from(document.querySelectorAll('svg.spark[data-destination]'), (s) => [s.dataset.destination, s]));
+    if (!svgs.size) return;
+    const pending = new Map();
+    const refresh = async (name) => {
+      pending.delete(name);
+      const svg = svgs.get(name);
+      try {
+        const r = await api('GET', '/api/v1/destinations/' + enc(name) + '/stats?window=24h');
+        sparkBars(svg, r.buckets || []);
+        svg.dataset.updated = new Date().toISOString();
+      } catch (_) { /* keep the last drawing */ }
     };
-    setInterval(tick, 60000);
+    const soon = (name) => {
+      if (svgs.has(name) && !pending.has(name)) pending.set(name, setTimeout(() => refresh(name), 1000));
+    };
+    setInterval(() => svgs.forEach((_, name) => soon(name)), 60000);
+    const es = new EventSource('/api/v1/stream');
+    es.addEventListener('open', () => { document.getElementById('main').dataset.stream = 'open'; });
+    es.addEventListener('dispatch', (m) => {
+      try { soon(JSON.parse(m.data).destination); } catch (_) { /* not JSON */ }
+    });
+    window.addEventListener('pagehide', () => es.close());
   }
 
   // Buttons: one delegated handler, keyed by data-action.
@@ -534,7 +546,7 @@
     if (ev && ev.dataset.eventId) startEventPage(ev);
     const tryForm = document.getElementById('try-form');
     if (tryForm) startTry(tryForm);
-    startSparks();
+    if (document.getElementById('main').dataset.page === 'overview') startSparks();
     if (document.getElementById('main').dataset.page === 'routes' && new URLSearchParams(location.search).has('reloaded')) {
       notice('ok', 'Config reloaded.');
     }
