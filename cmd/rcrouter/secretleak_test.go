@@ -306,9 +306,18 @@ routes:
 		t.Fatal(err)
 	}
 	api("POST", "/api/v1/reload", nil)
+	// The dry run lists the same problems, and the preview of a valid file.
+	call("POST", "/api/v1/reload", []byte(`{"dry_run":true}`), map[string]string{"Authorization": admin})
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	call("POST", "/api/v1/reload", []byte(`{"dry_run":true}`), map[string]string{"Authorization": admin})
 
 	// Everything the admin API shows.
 	api("GET", "/api/v1/destinations", nil)
+	api("GET", "/api/v1/routes", nil)
+	api("GET", "/api/v1/events?limit=500", nil)
+	call("POST", "/api/v1/routes/test", eventBody("leak-probe"), map[string]string{"Authorization": admin})
 	var dispatches []map[string]any
 	for before := ""; ; {
 		var page struct {
@@ -369,7 +378,9 @@ routes:
 	get("/ui/")
 	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		get("/ui/destinations/" + dest)
+		api("GET", "/api/v1/destinations/"+dest+"/stats?window=6h", nil)
 	}
+	get("/ui/routes")
 	for _, id := range ids {
 		get("/ui/events/" + id)
 	}

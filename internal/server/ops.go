@@ -56,9 +56,9 @@ func (s *Server) Timeline(ctx context.Context, f store.EventFilter) ([]TimelineI
 	return items, next, nil
 }
 
-// EventFilterOf reads the query of GET /api/v1/events; the error is the
+// eventFilterOf reads the query of GET /api/v1/events; the error is the
 // client's (400).
-func EventFilterOf(c *gin.Context) (store.EventFilter, error) {
+func eventFilterOf(c *gin.Context) (store.EventFilter, error) {
 	f := store.EventFilter{UserID: c.Query("user_id"), TransactionID: c.Query("transaction_id"), Type: c.Query("type"), Before: c.Query("before")}
 	for _, b := range []struct {
 		name string
@@ -88,7 +88,7 @@ type badRequest string
 func (e badRequest) Error() string { return string(e) }
 
 func (s *Server) listEvents(c *gin.Context) {
-	f, err := EventFilterOf(c)
+	f, err := eventFilterOf(c)
 	if err != nil {
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 		return
@@ -114,14 +114,14 @@ type RouteTestResult struct {
 	Destinations []router.Match   `json:"destinations"`
 }
 
-// TestRoute decodes a RevenueCat body as the webhook does and routes it
-// through the running routes; nothing is stored (the UI uses it too).
-func (s *Server) TestRoute(c *gin.Context, body []byte) (RouteTestResult, error) {
+// routeTest decodes a RevenueCat body as the webhook does and routes it
+// through the running routes; nothing is stored.
+func (s *Server) routeTest(ctx context.Context, body []byte) (RouteTestResult, error) {
 	e, err := revenuecat.Decode(body)
 	if err != nil {
 		return RouteTestResult{}, badRequest(err.Error())
 	}
-	d, err := s.opts.Backend.TestRoute(c.Request.Context(), e)
+	d, err := s.opts.Backend.TestRoute(ctx, e)
 	if err != nil {
 		return RouteTestResult{}, err
 	}
@@ -149,7 +149,7 @@ func (s *Server) testRoute(c *gin.Context) {
 		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": "body over server.max_body_bytes"})
 		return
 	}
-	r, err := s.TestRoute(c, body)
+	r, err := s.routeTest(c.Request.Context(), body)
 	var bad badRequest
 	if errors.As(err, &bad) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
