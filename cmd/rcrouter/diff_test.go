@@ -76,15 +76,17 @@ func TestRoutesDiffProcess(t *testing.T) {
 		stderr string
 	}{
 		{"no change", []string{"routes", "diff", "--config", cur, "--new", same}, exitOK,
-			[]string{"2 events received in the last 168h0m0s", "no change"}, ""},
+			[]string{"2 events received in the last 168h routed", "no change"}, ""},
 		{"changed", []string{"routes", "diff", "--config", cur, "--new", narrowed}, exitFailure,
 			[]string{"DESTINATION", "sink", "+0", "-2", "- e2 e1"}, ""},
 		{"longer window", []string{"routes", "diff", "--config", cur, "--new", narrowed, "--since", "300h"}, exitFailure,
-			[]string{"3 events", "-3", "- e2 e1 old"}, ""},
+			[]string{"3 events received in the last 300h routed", "-3", "- e2 e1 old"}, ""},
 		{"invalid new config", []string{"routes", "diff", "--config", cur, "--new", invalid}, exitUsage, nil, `unknown destination "slak"`},
 		{"invalid current config", []string{"routes", "diff", "--config", invalid, "--new", cur}, exitUsage, nil, `unknown destination "slak"`},
 		{"missing --new", []string{"routes", "diff", "--config", cur}, exitUsage, nil, "usage: rcrouter routes diff"},
 		{"no store", []string{"routes", "diff", "--config", noStore, "--new", same}, exitFailure, nil, "no stored events to replay"},
+		{"window in minutes", []string{"routes", "diff", "--config", cur, "--new", same, "--since", "90m"}, exitOK,
+			[]string{"1 event received in the last 1h30m routed"}, ""},
 		{"bad --since", []string{"routes", "diff", "--config", cur, "--new", same, "--since", "soon"}, exitUsage, nil, "invalid value"},
 	}
 	for _, tt := range tests {
