@@ -171,6 +171,9 @@ type Dispatch struct {
 	DurationMs    int64                 `json:"duration_ms"`
 	CreatedAt     time.Time             `json:"created_at"`
 	NextAttemptAt *time.Time            `json:"next_attempt_at"`
+	// Replica is the process that made the attempt (server.replica); empty
+	// in a single-process store.
+	Replica string `json:"replica"`
 }
 
 // DispatchFilter selects dispatch records; empty fields match everything.
