@@ -22,6 +22,7 @@ import (
 
 	"github.com/rcrouter/rcrouter/internal/clock"
 	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/delivery"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/server"
@@ -57,7 +58,7 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
-	sched   *router.Scheduler
+	sched   *delivery.Scheduler
 	hub     *server.Hub
 	srv     *server.Server
 	reg     *prometheus.Registry
@@ -112,10 +113,10 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.store = st
-	a.sched = router.NewScheduler(st, router.SchedulerOptions{
+	a.sched = delivery.NewScheduler(st, delivery.SchedulerOptions{
 		Logger:     opts.Logger,
 		Clock:      opts.Clock,
-		Metrics:    router.NewMetrics(a.reg),
+		Metrics:    delivery.NewMetrics(a.reg),
 		Decode:     revenuecat.Decode,
 		OnDispatch: a.hub.Publish,
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/rcrouter/rcrouter/destinations/slack"
 	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/config"
+	"github.com/rcrouter/rcrouter/internal/delivery"
 	"github.com/rcrouter/rcrouter/router"
 )
 
@@ -37,7 +38,7 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		return nil, err
 	}
 	rt := &runtime{cfg: cfg, routes: routes, adapters: map[string]adapter{}}
-	targets := make([]router.Target, 0, len(cfg.Names))
+	targets := make([]delivery.Target, 0, len(cfg.Names))
 	for _, name := range cfg.Names {
 		d := cfg.Destinations[name]
 		var ad adapter
@@ -59,15 +60,15 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		if w, ok := ad.dest.(interface{ MaxWait() time.Duration }); ok {
 			pol.SendBudget = w.MaxWait()
 		}
-		targets = append(targets, router.Target{Name: name, Type: d.Type, Dest: ad.dest, Policy: pol})
+		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest, Policy: pol})
 	}
 	a.sched.Apply(targets)
 	return rt, nil
 }
 
-func policy(cfg *config.Config, d *config.Destination) router.Policy {
+func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 	o := d.Options
-	p := router.Policy{
+	p := delivery.Policy{
 		Timeout:          o.Timeout,
 		Concurrency:      o.Concurrency,
 		RateLimit:        o.RateLimit,

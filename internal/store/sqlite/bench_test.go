@@ -68,13 +68,13 @@ func BenchmarkClaimComplete(b *testing.B) {
 			now := t0.Add(time.Second)
 			b.ResetTimer()
 			for done := 0; done < b.N; {
-				ds, err := s.Claim(ctx, "segment", now, now.Add(time.Minute), batch)
+				ds, err := s.Claim(ctx, "bench", "segment", now, now.Add(time.Minute), batch)
 				if err != nil || len(ds) == 0 {
 					b.Fatalf("Claim = %d rows, %v after %d", len(ds), err, done)
 				}
 				cs := make([]store.Completion, len(ds))
 				for i, d := range ds {
-					cs[i] = store.Completion{DeliveryID: d.ID, State: store.Delivered, FinishedAt: now,
+					cs[i] = store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: now,
 						Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", DurationMs: 40, CreatedAt: now}}}
 				}
 				if err := s.Complete(ctx, cs); err != nil {

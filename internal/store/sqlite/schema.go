@@ -6,8 +6,10 @@ import (
 	"fmt"
 )
 
-// migrations[i] moves the schema from user_version i to i+1. Entries are
-// never edited once released; a change is a new entry.
+// migrations[i] moves the schema from version i to i+1 (store.SchemaVersion
+// is len(migrations)); the version is kept in PRAGMA user_version. Entries
+// are never edited once released; a change is a new entry, and takes the
+// same number in every store (store/postgres).
 //
 // Times are INTEGER Unix milliseconds (UTC). Indexes, and the query each one
 // serves:
@@ -103,10 +105,19 @@ CREATE TABLE heartbeat (
 	at INTEGER NOT NULL
 );
 `,
+	// 2: a lease names its owner and the claim that holds it (a token unique
+	// per claim), so Complete and Release can fence off a superseded holder.
+	// Rows of version 1 that are running keep no token: only ReleaseAll or
+	// a claim after their lease ends takes them again.
+	`
+ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+ALTER TABLE deliveries ADD COLUMN lease_token TEXT;
+`,
 }
 
 // migrate brings the schema to the newest version in one transaction, so a
 // crash mid-way leaves the old version intact. It reports the versions.
+// Open runs it before the writer starts.
 func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
 	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return 0, 0, fmt.Errorf("begin migration: %w", err)
@@ -116,11 +127,28 @@ func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
 			_, _ = c.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from); err != nil {
-		return 0, 0, fmt.Errorf("read schema version: %w", err)
+	from, to, err = applyMigrations(ctx, c)
+	if err != nil {
+		return from, to, err
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return from, from, fmt.Errorf("commit migration: %w", err)
+	}
+	return from, to, nil
+}
+
+// applyMigrations runs the pending migrations inside the caller's
+// transaction.
+func applyMigrations(ctx context.Context, c *sql.Conn) (from, to int, err error) {
+	from, err = schemaVersion(ctx, c)
+	if err != nil {
+		return 0, 0, err
 	}
 	if from > len(migrations) {
 		return from, from, fmt.Errorf("schema version %d is newer than this build knows (%d)", from, len(migrations))
+	}
+	if from == len(migrations) {
+		return from, from, nil
 	}
 	for v := from; v < len(migrations); v++ {
 		if _, err := c.ExecContext(ctx, migrations[v]); err != nil {
@@ -131,8 +159,28 @@ func migrate(ctx context.Context, c *sql.Conn) (from, to int, err error) {
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
 		return from, from, fmt.Errorf("set schema version: %w", err)
 	}
-	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
-		return from, from, fmt.Errorf("commit migration: %w", err)
-	}
 	return from, len(migrations), nil
+}
+
+func schemaVersion(ctx context.Context, c *sql.Conn) (int, error) {
+	var v int
+	if err := c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Migrate applies pending migrations (Open has already applied them unless
+// Options.NoMigrate) and returns the schema version.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	var to int
+	err := s.do(ctx, func(w *writer) error {
+		var err error
+		_, to, err = applyMigrations(w.ctx, w.conn)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	return to, nil
 }

@@ -1,13 +1,39 @@
-// Package sqlite is the embedded store.Store: one SQLite file in WAL mode.
+// Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
+// owned by one process.
+//
+// # Group commit
 //
 // Every write goes through one writer goroutine that owns the only writing
 // connection: callers queue requests, and the writer runs everything queued
 // (up to Options.MaxBatch) in one transaction and one fsync, then answers each
-// caller (group commit). SQLite allows one writer anyway; serializing in Go
-// means no SQLITE_BUSY, and batching turns N fsyncs into one. Webhooks come
-// first: the delivery pipeline's writes (claims, completions) queue apart and
-// a transaction takes only one of them while webhooks wait. Queries use a
-// separate pool of read-only connections, which WAL lets run beside the writer.
+// caller. So concurrent Ingest calls share a commit, and a Complete of many
+// completions is one transaction. SQLite allows one writer anyway;
+// serializing in Go means no SQLITE_BUSY, and batching turns N fsyncs into
+// one. Webhooks come first: the delivery pipeline's writes (claims,
+// completions) queue apart and a transaction takes only one of them while
+// webhooks wait. Queries use a separate pool of read-only connections, which
+// WAL lets run beside the writer.
+//
+// # Leases
+//
+// A claim writes its owner and a fresh token into the same row update that
+// marks the delivery running, so fencing costs no extra write; Complete
+// reads the token with the row it reads anyway. One process owns the file,
+// so whatever was running when the previous process died is its own lost
+// work: the app calls ReleaseAll at start-up (DESIGN §9), which the shared
+// store.Queue does not offer because with several replicas it would take
+// live replicas' work.
+//
+// # Migrations
+//
+// The schema version is PRAGMA user_version, and migrations are a list of
+// SQL scripts (schema.go) that run in one transaction on the writing
+// connection before the writer starts. This is a small runner of our own
+// rather than github.com/pressly/goose: databases made by the first release
+// already carry user_version 1 and no goose table, so they upgrade in place
+// with nothing to adopt; the writer's single connection needs no pool; and
+// the runner is some forty lines. Version numbers are shared with
+// store/postgres (store.SchemaVersion).
 package sqlite
 
 import (
@@ -49,6 +75,9 @@ type Options struct {
 	// Now is the clock for timestamps the caller does not give (zero
 	// ReceivedAt or Completion.FinishedAt). Default time.Now.
 	Now func() time.Time
+	// NoMigrate makes Open refuse a database whose schema is not current
+	// instead of migrating it (serve --no-migrate).
+	NoMigrate bool
 }
 
 // Store is the SQLite store.Store. Create it with Open.
@@ -87,7 +116,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating it and its parent directories when missing) the
-// database at path, brings its schema up to date and starts the writer.
+// database at path, brings its schema up to date (see Options.NoMigrate)
+// and starts the writer. It does not release the leases a previous process
+// left: see ReleaseAll.
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite store: empty path")
@@ -154,12 +185,22 @@ func Open(path string, opts Options) (*Store, error) {
 	if !strings.EqualFold(mode, "wal") {
 		return fail(fmt.Errorf("journal_mode is %q, want wal", mode))
 	}
-	from, to, err := migrate(ctx, conn)
-	if err != nil {
-		return fail(err)
-	}
-	if from != to {
-		opts.Logger.Info("store schema migrated", "path", path, "from", from, "to", to)
+	if opts.NoMigrate {
+		v, err := schemaVersion(ctx, conn)
+		if err != nil {
+			return fail(err)
+		}
+		if v != len(migrations) {
+			return fail(fmt.Errorf("schema version is %d, this build needs %d: run rcrouter migrate", v, len(migrations)))
+		}
+	} else {
+		from, to, err := migrate(ctx, conn)
+		if err != nil {
+			return fail(err)
+		}
+		if from != to {
+			opts.Logger.Info("store schema migrated", "path", path, "from", from, "to", to)
+		}
 	}
 	w, err := newWriter(ctx, conn)
 	if err != nil {

@@ -323,17 +323,18 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if _, err := s.Ingest(ctx, newEvent("evt-1", "a", "b")); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := s.Claim(ctx, "a", t0, t0.Add(time.Minute), 1)
+	ds, err := s.Claim(ctx, "p1", "a", t0, t0.Add(time.Minute), 1)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("Claim = %v, %v", ds, err)
 	}
-	cs := []store.Completion{{DeliveryID: ds[0].ID, State: store.Delivered, FinishedAt: t0,
+	cs := []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: store.Delivered, FinishedAt: t0,
 		Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0}}}}
 	if err := s.Complete(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Claim(ctx, "b", t0, t0.Add(time.Minute), 1); err != nil {
-		t.Fatal(err)
+	inflight, err := s.Claim(ctx, "p1", "b", t0, t0.Add(time.Minute), 1)
+	if err != nil || len(inflight) != 1 {
+		t.Fatalf("Claim = %v, %v", inflight, err)
 	}
 	if err := s.SetPaused(ctx, "b", true); err != nil {
 		t.Fatal(err)
@@ -360,11 +361,17 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Fatalf("Paused = %v, %v; want b", p, err)
 	}
 	// Start-up of a single process: what was in flight is due at once.
-	if err := s.Release(ctx, nil, t0.Add(time.Second)); err != nil {
-		t.Fatal(err)
+	if n, err := s.ReleaseAll(ctx, t0.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("ReleaseAll = %d, %v; want 1", n, err)
 	}
-	if got, err := s.Claim(ctx, "b", t0.Add(time.Second), t0.Add(time.Minute), 10); err != nil || len(got) != 1 {
-		t.Fatalf("Claim after Release(nil) = %d rows, %v; want 1", len(got), err)
+	got, err := s.Claim(ctx, "p2", "b", t0.Add(time.Second), t0.Add(time.Minute), 10)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Claim after ReleaseAll = %d rows, %v; want 1", len(got), err)
+	}
+	// The dead process's lease is gone: its late completion is refused.
+	err = s.Complete(ctx, []store.Completion{{DeliveryID: inflight[0].ID, LeaseToken: inflight[0].Lease.Token, State: store.Delivered}})
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete of a lease from before ReleaseAll: err = %v, want ErrLeaseLost", err)
 	}
 }
 

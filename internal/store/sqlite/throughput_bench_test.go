@@ -46,13 +46,13 @@ func BenchmarkDrainBatch(b *testing.B) {
 			cpu := cpuTime()
 			b.ResetTimer()
 			for done := 0; done < b.N; {
-				ds, err := s.Claim(ctx, "segment", now, now.Add(time.Minute), min(batch, b.N-done))
+				ds, err := s.Claim(ctx, "bench", "segment", now, now.Add(time.Minute), min(batch, b.N-done))
 				if err != nil || len(ds) == 0 {
 					b.Fatalf("Claim = %d rows, %v after %d", len(ds), err, done)
 				}
 				cs := make([]store.Completion, len(ds))
 				for i, d := range ds {
-					cs[i] = store.Completion{DeliveryID: d.ID, State: store.Delivered, FinishedAt: now,
+					cs[i] = store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: now,
 						Dispatches: []store.Dispatch{req}}
 				}
 				if err := s.Complete(ctx, cs); err != nil {

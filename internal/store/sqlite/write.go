@@ -77,9 +77,11 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	return created, nil
 }
 
-// Claim leases up to limit due deliveries of destination. A lease has
-// expired at leaseUntil: from that instant another Claim may take the row.
-func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+// Claim leases up to limit due deliveries of destination to owner. A lease
+// has expired at leaseUntil: from that instant another Claim may take the
+// row. One token serves every row of a call: it is unique to the call, so
+// each claim of a row still gets its own.
+func (s *Store) Claim(ctx context.Context, owner, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -87,6 +89,7 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 		return nil, fmt.Errorf("claim %s: lease end %v is not after now %v", destination, leaseUntil, now)
 	}
 	nowMs, leaseMs := ms(now), ms(leaseUntil)
+	token := s.ids.New()
 	var out []store.Delivery
 	err := s.doBackground(ctx, func(w *writer) error {
 		rows, err := w.st.claimSel.QueryContext(w.ctx, destination, nowMs)
@@ -98,11 +101,12 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
 		for i := range ds {
-			if _, err := w.st.claimUpd.ExecContext(w.ctx, leaseMs, nowMs, ds[i].ID); err != nil {
+			if _, err := w.st.claimUpd.ExecContext(w.ctx, leaseMs, nowMs, owner, token, ds[i].ID); err != nil {
 				return fmt.Errorf("claim %s: lease %s: %w", destination, ds[i].ID, err)
 			}
 			ds[i].State = store.Running
 			ds[i].UpdatedAt = fromMs(nowMs)
+			ds[i].Lease = store.Lease{DeliveryID: ds[i].ID, Owner: owner, Token: token, Until: fromMs(leaseMs)}
 		}
 		out = ds
 		return nil
@@ -116,6 +120,7 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 // completion is a store.Completion copied and encoded for the writer.
 type completion struct {
 	deliveryID string
+	token      string
 	state      store.State
 	next       sql.NullInt64 // set for Retrying only
 	lastError  string
@@ -132,11 +137,9 @@ type dispatchRow struct {
 	next                                       sql.NullInt64
 }
 
-// Complete records attempts and new states. A completion for a delivery that
-// is no longer Running (its lease expired and another worker took it, or an
-// operator retried it) is applied anyway, because the attempts it reports
-// really happened; the only exception is a Delivered row, which keeps its
-// state and only gains the dispatch records, so a success is never undone.
+// Complete records attempts and new states in one transaction, shared with
+// other queued writes. A completion whose lease was lost writes nothing; the
+// rest of the slice commits (store.Queue).
 func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	if len(cs) == 0 {
 		return nil
@@ -150,11 +153,14 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		default:
 			return fmt.Errorf("complete delivery %q: state %q is not a completion state", c.DeliveryID, c.State)
 		}
+		if c.LeaseToken == "" {
+			return fmt.Errorf("complete delivery %q: no lease token", c.DeliveryID)
+		}
 		finished := c.FinishedAt
 		if finished.IsZero() {
 			finished = now
 		}
-		r := completion{deliveryID: c.DeliveryID, state: c.State, lastError: c.LastError, finished: ms(finished)}
+		r := completion{deliveryID: c.DeliveryID, token: c.LeaseToken, state: c.State, lastError: c.LastError, finished: ms(finished)}
 		if c.State == store.Retrying {
 			r.next = sql.NullInt64{Int64: ms(c.NextAttemptAt), Valid: true}
 		}
@@ -183,15 +189,27 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		rows[i] = r
 	}
-	return s.doBackground(ctx, func(w *writer) error { return w.complete(rows) })
+	var lost []string
+	err := s.doBackground(ctx, func(w *writer) error {
+		var err error
+		lost, err = w.complete(rows)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		return &store.LeaseLostError{DeliveryIDs: lost}
+	}
+	return nil
 }
 
-func (w *writer) complete(rows []completion) error {
+// complete applies rows and returns the deliveries whose lease was lost.
+func (w *writer) complete(rows []completion) (lost []string, err error) {
 	// Read every delivery first: an unknown id rejects the call before
-	// anything is written, keeping the slice all-or-nothing. The heads are
-	// kept, and updated as completions apply, instead of read again: one
-	// index lookup per completion, and a later completion in this slice
-	// still sees a row an earlier one delivered.
+	// anything is written. The heads are kept, and updated as completions
+	// apply, instead of read again: one index lookup per completion, and a
+	// second completion of one lease in this slice finds it spent.
 	heads := make(map[string]*deliveryHead, len(rows))
 	for _, r := range rows {
 		if heads[r.deliveryID] != nil {
@@ -199,29 +217,25 @@ func (w *writer) complete(rows []completion) error {
 		}
 		h, err := w.delivery(r.deliveryID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		heads[r.deliveryID] = &h
 	}
 	for _, r := range rows {
 		cur := heads[r.deliveryID]
-		var err error
-		if cur.state == store.Delivered {
-			_, err = w.st.addAttempts.ExecContext(w.ctx, len(r.dispatches), r.finished, r.deliveryID)
-		} else {
-			_, err = w.st.completeUpd.ExecContext(w.ctx, string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, r.deliveryID)
+		if cur.state != store.Running || !cur.token.Valid || cur.token.String != r.token {
+			lost = append(lost, r.deliveryID)
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+		if _, err := w.st.completeUpd.ExecContext(w.ctx, string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, r.deliveryID); err != nil {
+			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
 		}
-		if cur.state != store.Delivered {
-			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
-				return fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
-			}
+		if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
+			return nil, fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
 		}
-		if cur.state != store.Delivered && (r.state == store.Retrying || r.state == store.Dead) {
+		if r.state == store.Retrying || r.state == store.Dead {
 			if _, err := w.st.setLastError.ExecContext(w.ctx, cur.destination, r.lastError, r.finished); err != nil {
-				return fmt.Errorf("complete delivery %q: last error: %w", r.deliveryID, err)
+				return nil, fmt.Errorf("complete delivery %q: last error: %w", r.deliveryID, err)
 			}
 		}
 		for _, d := range r.dispatches {
@@ -229,25 +243,24 @@ func (w *writer) complete(rows []completion) error {
 				or(d.eventID, cur.eventID), or(d.eventType, cur.eventType), or(d.destination, cur.destination), or(d.route, cur.route),
 				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next)
 			if err != nil {
-				return fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
+				return nil, fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
 			}
 		}
-		if cur.state != store.Delivered {
-			cur.state = r.state // what the row holds now
-		}
+		cur.state, cur.token = r.state, sql.NullString{} // what the row holds now
 	}
-	return nil
+	return lost, nil
 }
 
 type deliveryHead struct {
 	eventID, eventType, destination, route string
 	state                                  store.State
+	token                                  sql.NullString // lease_token
 }
 
 // delivery reads the fields writes need; an absent row is a rejection.
 func (w *writer) delivery(id string) (deliveryHead, error) {
 	var h deliveryHead
-	err := w.st.getDelivery.QueryRowContext(w.ctx, id).Scan(&h.eventID, &h.eventType, &h.destination, &h.route, &h.state)
+	err := w.st.getDelivery.QueryRowContext(w.ctx, id).Scan(&h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, reject(fmt.Errorf("delivery %q: %w", id, store.ErrNotFound))
 	}
@@ -264,29 +277,49 @@ func or(v, fallback string) string {
 	return v
 }
 
-// Release makes Running deliveries Pending and due at now. ids nil releases
-// every Running delivery; an empty non-nil slice releases none.
-func (s *Store) Release(ctx context.Context, ids []string, now time.Time) error {
-	if ids != nil && len(ids) == 0 {
+// Release makes the deliveries still held with the given leases Pending and
+// due at now; the others are left alone.
+func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time) error {
+	if len(leases) == 0 {
 		return nil
 	}
 	at := ms(now)
-	ids = append([]string(nil), ids...)
-	all := ids == nil
+	type held struct{ id, token string }
+	hs := make([]held, len(leases))
+	for i, l := range leases {
+		hs[i] = held{l.DeliveryID, l.Token}
+	}
 	return s.doBackground(ctx, func(w *writer) error {
-		if all {
-			if _, err := w.st.releaseAll.ExecContext(w.ctx, at); err != nil {
-				return fmt.Errorf("release all: %w", err)
-			}
-			return nil
-		}
-		for _, id := range ids {
-			if _, err := w.st.releaseOne.ExecContext(w.ctx, at, id); err != nil {
-				return fmt.Errorf("release %s: %w", id, err)
+		for _, h := range hs {
+			if _, err := w.st.releaseOne.ExecContext(w.ctx, at, h.id, h.token); err != nil {
+				return fmt.Errorf("release %s: %w", h.id, err)
 			}
 		}
 		return nil
 	})
+}
+
+// ReleaseAll makes every Running delivery Pending and due at now, whoever
+// holds it, and returns how many. It is for start-up only: one process owns
+// the file, so what is running then was left by a process that died.
+func (s *Store) ReleaseAll(ctx context.Context, now time.Time) (int, error) {
+	at := ms(now)
+	var n int64
+	err := s.doBackground(ctx, func(w *writer) error {
+		res, err := w.st.releaseAll.ExecContext(w.ctx, at)
+		if err != nil {
+			return fmt.Errorf("release all: %w", err)
+		}
+		n, err = res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("release all: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // Retry makes one delivery Pending and due at now, keeping its attempts.

@@ -233,8 +233,8 @@ const destinationsCTE = `WITH RECURSIVE dest(name) AS (
 	SELECT (SELECT MIN(destination) FROM deliveries WHERE destination > dest.name) FROM dest WHERE dest.name IS NOT NULL) `
 
 // releaseAllSQL reads deliveries_state per (destination, 'running').
-const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
-	WHERE state = 'running' AND destination IN (SELECT name FROM dest WHERE name IS NOT NULL)`
+const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
+	lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE state = 'running' AND destination IN (SELECT name FROM dest WHERE name IS NOT NULL)`
 
 // writer is the writing connection and its prepared statements; only the
 // writer goroutine uses it (and Open and Close, before and after it runs).
@@ -247,18 +247,18 @@ type writer struct {
 }
 
 type stmts struct {
-	begin, commit, rollback  *sql.Stmt
-	insEvent, insDelivery    *sql.Stmt
-	settle                   *sql.Stmt
-	claimSel, claimUpd       *sql.Stmt
-	getDelivery              *sql.Stmt
-	completeUpd, addAttempts *sql.Stmt
-	insDispatch              *sql.Stmt
-	setLastError             *sql.Stmt
-	releaseOne, releaseAll   *sql.Stmt
-	retryUpd                 *sql.Stmt
-	heartbeat                *sql.Stmt
-	all                      []*sql.Stmt
+	begin, commit, rollback *sql.Stmt
+	insEvent, insDelivery   *sql.Stmt
+	settle                  *sql.Stmt
+	claimSel, claimUpd      *sql.Stmt
+	getDelivery             *sql.Stmt
+	completeUpd             *sql.Stmt
+	insDispatch             *sql.Stmt
+	setLastError            *sql.Stmt
+	releaseOne, releaseAll  *sql.Stmt
+	retryUpd                *sql.Stmt
+	heartbeat               *sql.Stmt
+	all                     []*sql.Stmt
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
@@ -278,8 +278,9 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},
-		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ? WHERE id = ?`},
-		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state FROM deliveries WHERE id = ?`},
+		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ?, lease_owner = ?, lease_token = ?
+			WHERE id = ?`},
+		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_token FROM deliveries WHERE id = ?`},
 		{&w.st.completeUpd, `UPDATE deliveries SET
 			state = ?1,
 			attempts = attempts + ?2,
@@ -287,10 +288,11 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			next_attempt_at = COALESCE(?3, next_attempt_at),
 			last_error = ?4,
 			lease_until = NULL,
+			lease_owner = NULL,
+			lease_token = NULL,
 			updated_at = ?5,
 			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
 			WHERE id = ?6`},
-		{&w.st.addAttempts, `UPDATE deliveries SET attempts = attempts + ?, updated_at = ? WHERE id = ?`},
 		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route,
 			attempt, status, request, response, duration_ms, created_at, next_attempt_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -298,8 +300,8 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.setLastError, `INSERT INTO destination_state (name, last_error, last_error_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
 			WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`},
-		{&w.st.releaseOne, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL, updated_at = ?1
-			WHERE id = ?2 AND state = 'running'`},
+		{&w.st.releaseOne, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
+			lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE id = ?2 AND state = 'running' AND lease_token = ?3`},
 		{&w.st.releaseAll, releaseAllSQL},
 		{&w.st.retryUpd, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
 			delivered_at = NULL, updated_at = ?1 WHERE id = ?2`},

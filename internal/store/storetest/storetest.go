@@ -6,15 +6,23 @@
 //   - a lease has expired at leaseUntil (Claim at now == leaseUntil takes it);
 //   - Claim returns the oldest due first (next_attempt_at, or lease_until for
 //     an expired lease);
-//   - Complete never moves a Delivered delivery backwards, rejects an unknown
-//     delivery with ErrNotFound and records nothing then, and assigns
-//     Dispatch IDs in place;
+//   - Complete rejects an unknown delivery with ErrNotFound and records
+//     nothing then, and assigns Dispatch IDs in place;
+//   - a lease is fenced by the next claim of its delivery, by any owner: the
+//     old holder's Complete is refused with a *LeaseLostError, writes
+//     nothing, and the rest of its batch commits; its Release is a no-op;
+//     until taken over, an expired lease still completes;
+//   - concurrent claims of one destination are disjoint;
 //   - LastError is the error of the failed completion with the latest
 //     FinishedAt;
 //   - Purge counts dispatch records, events and deliveries deleted, and
 //     deletes oldest first, at most limit dispatch records and limit events
 //     per call;
+//   - Migrate reaches store.SchemaVersion and may be called again;
 //   - Close may be called more than once; afterwards calls fail with ErrClosed.
+//
+// Single-process rules (the SQLite store's start-up ReleaseAll) and the
+// upgrade of an existing database are tested by each store's own package.
 package storetest
 
 import (
@@ -46,9 +54,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Claim", testClaim},
 		{"Complete", testComplete},
 		{"CompleteAttemptsAndDispatchRoundtrip", testCompleteRoundtrip},
-		{"CompleteNeverUndoesDelivered", testCompleteNeverUndoesDelivered},
+		{"CompleteSpentLease", testCompleteSpentLease},
 		{"CompleteRejects", testCompleteRejects},
+		{"Leases", testLeases},
+		{"CompleteBatchLostLease", testCompleteBatchLostLease},
+		{"ClaimConcurrent", testClaimConcurrent},
 		{"Release", testRelease},
+		{"ReleaseFencing", testReleaseFencing},
+		{"Migrate", testMigrate},
 		{"Retry", testRetry},
 		{"Replay", testReplay},
 		{"DispatchesFilters", testDispatchesFilters},
@@ -105,11 +118,19 @@ func (h *h) ingestType(id, typ string, received time.Time, dests ...string) {
 	}
 }
 
+// owner is the claiming owner of the suite's helpers.
+const owner = "replica-1"
+
 func (h *h) claim(dest string, now time.Time, limit int) []store.Delivery {
 	h.t.Helper()
-	ds, err := h.s.Claim(h.t.Context(), dest, now, now.Add(lease), limit)
+	return h.claimBy(owner, dest, now, limit)
+}
+
+func (h *h) claimBy(who, dest string, now time.Time, limit int) []store.Delivery {
+	h.t.Helper()
+	ds, err := h.s.Claim(h.t.Context(), who, dest, now, now.Add(lease), limit)
 	if err != nil {
-		h.t.Fatalf("Claim(%s, %v): %v", dest, now, err)
+		h.t.Fatalf("Claim(%s, %s, %v): %v", who, dest, now, err)
 	}
 	return ds
 }
@@ -137,7 +158,7 @@ func (h *h) complete(cs ...store.Completion) {
 func (h *h) finish(dest, eventID string, now time.Time, state store.State, lastErr string) store.Delivery {
 	h.t.Helper()
 	d := h.claimOne(dest, now, eventID)
-	c := store.Completion{DeliveryID: d.ID, State: state, LastError: lastErr, FinishedAt: now,
+	c := store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: state, LastError: lastErr, FinishedAt: now,
 		Dispatches: []store.Dispatch{{Attempt: d.Attempts + 1, Status: string(state), CreatedAt: now}}}
 	if state == store.Retrying {
 		c.NextAttemptAt = now.Add(2 * time.Hour)
@@ -443,7 +464,7 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		}},
 		{"bad lease", func(t *testing.T, h *h) {
 			h.ingest("e1", at(0), "a")
-			if _, err := h.s.Claim(t.Context(), "a", at(0), at(0), 1); err == nil {
+			if _, err := h.s.Claim(t.Context(), owner, "a", at(0), at(0), 1); err == nil {
 				t.Fatal("Claim with leaseUntil == now succeeded")
 			}
 			h.claimOne("a", at(0), "e1")
@@ -474,7 +495,7 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 			h.ingest("e1", t0, "a")
 			d := h.claimOne("a", t0, "e1")
 			finished := at(time.Second)
-			c := store.Completion{DeliveryID: d.ID, State: tt.state, LastError: tt.lastErr, FinishedAt: finished,
+			c := store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: tt.state, LastError: tt.lastErr, FinishedAt: finished,
 				Dispatches: []store.Dispatch{{Attempt: 1, Status: string(tt.state), CreatedAt: t0}}}
 			if tt.state == store.Retrying {
 				c.NextAttemptAt = tt.wantNext
@@ -522,7 +543,7 @@ func testCompleteRoundtrip(t *testing.T, open func(t *testing.T) store.Store) {
 			Response: destinations.Response{Error: "timeout: context deadline exceeded"},
 		},
 	}
-	cs := []store.Completion{{DeliveryID: d.ID, State: store.Retrying, NextAttemptAt: retryAt, LastError: "timeout",
+	cs := []store.Completion{{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Retrying, NextAttemptAt: retryAt, LastError: "timeout",
 		FinishedAt: at(3 * time.Second), Dispatches: first}}
 	h.complete(cs...)
 	for i, dp := range cs[0].Dispatches {
@@ -552,7 +573,7 @@ func testCompleteRoundtrip(t *testing.T, open func(t *testing.T) store.Store) {
 	if d.Attempts != 2 {
 		t.Fatalf("Attempts after 2 records = %d", d.Attempts)
 	}
-	h.complete(store.Completion{DeliveryID: d.ID, State: store.Delivered, FinishedAt: at(11 * time.Minute),
+	h.complete(store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: at(11 * time.Minute),
 		Dispatches: []store.Dispatch{{Attempt: 3, Status: "delivered", CreatedAt: retryAt,
 			Response: destinations.Response{StatusCode: 200, Body: "ok"}}}})
 	got := h.delivery(d.ID)
@@ -561,23 +582,54 @@ func testCompleteRoundtrip(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
-func testCompleteNeverUndoesDelivered(t *testing.T, open func(t *testing.T) store.Store) {
+func testCompleteSpentLease(t *testing.T, open func(t *testing.T) store.Store) {
 	h := newH(t, open)
 	h.ingest("e1", t0, "a")
 	d := h.claimOne("a", t0, "e1")
-	h.complete(store.Completion{DeliveryID: d.ID, State: store.Delivered, FinishedAt: at(time.Second),
+	h.complete(store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: at(time.Second),
 		Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0}}})
-	// A late completion from a worker whose lease had expired.
+	// A second completion of the same lease: it was spent by the first.
 	late := []store.Dispatch{{Attempt: 2, Status: "retrying", CreatedAt: at(2 * time.Second)}}
-	h.complete(store.Completion{DeliveryID: d.ID, State: store.Retrying, NextAttemptAt: at(time.Hour), LastError: "boom",
-		FinishedAt: at(3 * time.Second), Dispatches: late})
+	err := h.s.Complete(t.Context(), []store.Completion{{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Retrying,
+		NextAttemptAt: at(time.Hour), LastError: "boom", FinishedAt: at(3 * time.Second), Dispatches: late}})
+	wantLost(t, err, d.ID)
 	got := h.delivery(d.ID)
 	if got.State != store.Delivered || !sameTime(got.DeliveredAt, timePtr(at(time.Second))) || got.LastError != "" ||
-		!got.NextAttemptAt.Equal(t0) || got.Attempts != 2 {
-		t.Fatalf("after a late completion: %+v; want delivered at %v, no error, 2 attempts", got, at(time.Second))
+		!got.NextAttemptAt.Equal(t0) || got.Attempts != 1 || got.Tries != 1 {
+		t.Fatalf("after a spent lease's completion: %+v; want delivered at %v, no error, 1 attempt", got, at(time.Second))
 	}
-	if _, err := h.s.Dispatch(t.Context(), late[0].ID); err != nil {
-		t.Fatalf("the late attempt was not recorded: %v", err)
+	h.wantNoDispatch(late[0].ID)
+	if items, _ := h.dispatches(store.DispatchFilter{}); len(items) != 1 {
+		t.Fatalf("dispatch log holds %d records, want only the delivered one", len(items))
+	}
+}
+
+// wantLost fails unless err is a *store.LeaseLostError naming exactly ids.
+func wantLost(t *testing.T, err error, ids ...string) {
+	t.Helper()
+	var lost *store.LeaseLostError
+	if !errors.Is(err, store.ErrLeaseLost) || !errors.As(err, &lost) {
+		t.Fatalf("Complete err = %v, want a *LeaseLostError", err)
+	}
+	if !reflect.DeepEqual(lost.DeliveryIDs, ids) {
+		t.Fatalf("LeaseLostError names %v, want %v", lost.DeliveryIDs, ids)
+	}
+	for _, id := range ids {
+		if !lost.Lost(id) {
+			t.Fatalf("LeaseLostError.Lost(%s) = false", id)
+		}
+	}
+}
+
+// wantNoDispatch fails if a refused completion's record was stored. A store
+// may or may not have assigned it an id.
+func (h *h) wantNoDispatch(id string) {
+	h.t.Helper()
+	if id == "" {
+		return
+	}
+	if _, err := h.s.Dispatch(h.t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		h.t.Fatalf("Dispatch(%s) of a refused completion: err = %v, want ErrNotFound", id, err)
 	}
 }
 
@@ -587,8 +639,9 @@ func testCompleteRejects(t *testing.T, open func(t *testing.T) store.Store) {
 		second   store.Completion // after a valid completion of e1
 		notFound bool
 	}{
-		{name: "unknown delivery", second: store.Completion{DeliveryID: "no-such-delivery", State: store.Delivered}, notFound: true},
+		{name: "unknown delivery", second: store.Completion{DeliveryID: "no-such-delivery", LeaseToken: "t", State: store.Delivered}, notFound: true},
 		{name: "not a completion state", second: store.Completion{State: store.Pending}},
+		{name: "no lease token", second: store.Completion{State: store.Delivered}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -598,13 +651,16 @@ func testCompleteRejects(t *testing.T, open func(t *testing.T) store.Store) {
 			if tt.second.DeliveryID == "" {
 				tt.second.DeliveryID = d.ID
 			}
+			if tt.second.LeaseToken == "" && tt.second.State == store.Pending {
+				tt.second.LeaseToken = d.Lease.Token
+			}
 			err := h.s.Complete(t.Context(), []store.Completion{
-				{DeliveryID: d.ID, State: store.Delivered, FinishedAt: at(time.Second),
+				{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: at(time.Second),
 					Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0}}},
 				tt.second,
 			})
-			if err == nil || errors.Is(err, store.ErrNotFound) != tt.notFound {
-				t.Fatalf("Complete err = %v; want an error (ErrNotFound: %v)", err, tt.notFound)
+			if err == nil || errors.Is(err, store.ErrNotFound) != tt.notFound || errors.Is(err, store.ErrLeaseLost) {
+				t.Fatalf("Complete err = %v; want an error (ErrNotFound: %v), not ErrLeaseLost", err, tt.notFound)
 			}
 			if got := h.delivery(d.ID); got.State != store.Running || got.Attempts != 0 {
 				t.Fatalf("a refused Complete changed the delivery: %+v", got)
@@ -616,45 +672,264 @@ func testCompleteRejects(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// testLeases pins fencing: a claim that takes over an expired lease fences
+// the older holder, whoever it is, and a holder not taken over keeps its
+// lease past expiry.
+func testLeases(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name      string
+		takeover  string // owner of the second claim; "" for none
+		wantTaken bool
+	}{
+		{name: "another owner takes an expired lease over", takeover: "replica-2", wantTaken: true},
+		{name: "the same owner claiming again fences its older attempt", takeover: owner, wantTaken: true},
+		{name: "an expired lease nobody took is still held", takeover: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newH(t, open)
+			h.ingest("e1", t0, "a")
+			first := h.claimOne("a", t0, "e1")
+			if l := first.Lease; l.DeliveryID != first.ID || l.Owner != owner || l.Token == "" || !l.Until.Equal(at(lease)) {
+				t.Fatalf("Lease = %+v; want delivery %s, owner %s, a token, until %v", l, first.ID, owner, at(lease))
+			}
+			var second store.Delivery
+			if tt.takeover != "" {
+				ds := h.claimBy(tt.takeover, "a", at(lease), 10)
+				if len(ds) != 1 || ds[0].ID != first.ID {
+					t.Fatalf("claim at lease end took %v, want %s", eventIDs(ds), first.ID)
+				}
+				second = ds[0]
+				if second.Lease.Token == first.Lease.Token || second.Lease.Owner != tt.takeover {
+					t.Fatalf("takeover lease %+v; want owner %s and a new token (old %q)", second.Lease, tt.takeover, first.Lease.Token)
+				}
+			}
+			old := []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: at(time.Second)}}
+			err := h.s.Complete(t.Context(), []store.Completion{{DeliveryID: first.ID, LeaseToken: first.Lease.Token,
+				State: store.Delivered, FinishedAt: at(lease + time.Second), Dispatches: old}})
+			if !tt.wantTaken {
+				if err != nil {
+					t.Fatalf("Complete of an expired lease nobody took: %v", err)
+				}
+				if got := h.delivery(first.ID); got.State != store.Delivered || got.Attempts != 1 {
+					t.Fatalf("after Complete: %+v; want delivered, 1 attempt", got)
+				}
+				return
+			}
+			wantLost(t, err, first.ID)
+			if got := h.delivery(first.ID); got.State != store.Running || got.Attempts != 0 || got.Tries != 0 || got.DeliveredAt != nil {
+				t.Fatalf("a fenced Complete changed the delivery: %+v", got)
+			}
+			h.wantNoDispatch(old[0].ID)
+			if items, _ := h.dispatches(store.DispatchFilter{}); len(items) != 0 {
+				t.Fatalf("a fenced Complete recorded %d dispatches", len(items))
+			}
+			// The new holder's completion is unaffected.
+			h.complete(store.Completion{DeliveryID: second.ID, LeaseToken: second.Lease.Token, State: store.Retrying,
+				NextAttemptAt: at(time.Hour), LastError: "boom", FinishedAt: at(lease + 2*time.Second),
+				Dispatches: []store.Dispatch{{Attempt: 1, Status: "retrying", CreatedAt: at(lease)}}})
+			if got := h.delivery(first.ID); got.State != store.Retrying || got.Attempts != 1 || got.Tries != 1 || got.LastError != "boom" {
+				t.Fatalf("after the new holder's Complete: %+v; want retrying, 1 attempt", got)
+			}
+		})
+	}
+}
+
+// testCompleteBatchLostLease: the completions of a batch whose lease holds
+// commit; the lost ones are named and write nothing.
+func testCompleteBatchLostLease(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	h.ingest("e1", at(0), "a")
+	h.ingest("e2", at(time.Second), "a")
+	h.ingest("e3", at(2*time.Second), "a")
+	// e1's lease ends at t0+30s, e2's and e3's at t0+40s.
+	ds := []store.Delivery{h.claimOne("a", at(0), "e1")}
+	ds = append(ds, h.claim("a", at(10*time.Second), 10)...)
+	if got := eventIDs(ds); !reflect.DeepEqual(got, []string{"e1", "e2", "e3"}) {
+		t.Fatalf("claimed %v", got)
+	}
+	// replica-2 takes e1 over when its lease ends; e3's holder releases it
+	// and replica-2 claims it; e2 stays with its holder.
+	if taken := h.claimBy("replica-2", "a", at(lease), 10); len(taken) != 1 || taken[0].EventID != "e1" {
+		t.Fatalf("takeover claimed %v, want e1", eventIDs(taken))
+	}
+	if err := h.s.Release(t.Context(), []store.Lease{ds[2].Lease}, at(lease+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if taken := h.claimBy("replica-2", "a", at(lease+time.Second), 10); len(taken) != 1 || taken[0].EventID != "e3" {
+		t.Fatalf("claim after the release took %v, want e3", eventIDs(taken))
+	}
+	cs := make([]store.Completion, len(ds))
+	for i, d := range ds {
+		cs[i] = store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: at(time.Hour),
+			Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: at(time.Minute)}}}
+	}
+	err := h.s.Complete(t.Context(), cs)
+	wantLost(t, err, ds[0].ID, ds[2].ID)
+	var lost *store.LeaseLostError
+	if errors.As(err, &lost) && lost.Lost(ds[1].ID) {
+		t.Fatalf("LeaseLostError names %s, whose lease held", ds[1].ID)
+	}
+	if got := h.delivery(ds[1].ID); got.State != store.Delivered || got.Attempts != 1 {
+		t.Fatalf("the held completion of the batch: %+v; want delivered, 1 attempt", got)
+	}
+	if _, err := h.s.Dispatch(t.Context(), cs[1].Dispatches[0].ID); err != nil {
+		t.Fatalf("the held completion's record: %v", err)
+	}
+	for _, i := range []int{0, 2} {
+		if got := h.delivery(ds[i].ID); got.State != store.Running || got.Attempts != 0 {
+			t.Fatalf("a lost completion of the batch changed %s: %+v", ds[i].EventID, got)
+		}
+		h.wantNoDispatch(cs[i].Dispatches[0].ID)
+	}
+}
+
+// testClaimConcurrent: owners claiming one destination at once never get
+// the same delivery, and together get every one.
+func testClaimConcurrent(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	const events, owners, limit = 120, 6, 7
+	for i := 0; i < events; i++ {
+		h.ingest(fmt.Sprintf("e%03d", i), at(time.Duration(i)*time.Millisecond), "a", "b")
+	}
+	now := at(time.Second)
+	start := make(chan struct{})
+	claimed := make([][]store.Delivery, owners)
+	errs := make([]error, owners)
+	var wg sync.WaitGroup
+	for o := 0; o < owners; o++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			who := fmt.Sprintf("replica-%d", o)
+			for {
+				ds, err := h.s.Claim(t.Context(), who, "a", now, now.Add(lease), limit)
+				if err != nil {
+					errs[o] = err
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				claimed[o] = append(claimed[o], ds...)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	seen := map[string]string{}
+	for o, ds := range claimed {
+		if errs[o] != nil {
+			t.Fatalf("owner %d: Claim: %v", o, errs[o])
+		}
+		for _, d := range ds {
+			who := fmt.Sprintf("replica-%d", o)
+			if prev, ok := seen[d.ID]; ok {
+				t.Fatalf("delivery %s (%s) claimed by %s and %s", d.ID, d.EventID, prev, who)
+			}
+			if d.Destination != "a" || d.Lease.Owner != who || d.Lease.DeliveryID != d.ID {
+				t.Fatalf("owner %s got %+v", who, d)
+			}
+			seen[d.ID] = who
+		}
+	}
+	if len(seen) != events {
+		t.Fatalf("%d deliveries claimed in all, want %d", len(seen), events)
+	}
+	if ds := h.claim("b", now, events+1); len(ds) != events {
+		t.Fatalf("claims of a took deliveries of b: %d left, want %d", len(ds), events)
+	}
+}
+
 func testRelease(t *testing.T, open func(t *testing.T) store.Store) {
 	h := newH(t, open)
 	h.ingest("e1", at(0), "a")
 	h.ingest("e2", at(time.Second), "a", "b")
 	h.ingest("e3", at(2*time.Second), "a")
 	h.finish("a", "e1", at(time.Second), store.Retrying, "boom") // retrying until t0+1s+2h
-	if got := eventIDs(h.claim("a", at(time.Minute), 10)); !reflect.DeepEqual(got, []string{"e2", "e3"}) {
+	ds := h.claim("a", at(time.Minute), 10)
+	if got := eventIDs(ds); !reflect.DeepEqual(got, []string{"e2", "e3"}) {
 		t.Fatalf("claimed %v", got)
 	}
-	h.claimOne("b", at(time.Minute), "e2")
-	e2a, e3a := h.deliveryOf("e2", "a"), h.deliveryOf("e3", "a")
+	e2b := h.claimOne("b", at(time.Minute), "e2")
+	e2a, e3a := ds[0], ds[1]
 
 	// Inside the leases taken at t0+1m, which end at t0+1m30s.
 	now := at(time.Minute + 10*time.Second)
-	if err := h.s.Release(t.Context(), []string{e2a.ID}, now); err != nil {
+	if err := h.s.Release(t.Context(), []store.Lease{e2a.Lease}, now); err != nil {
 		t.Fatal(err)
 	}
 	got := h.delivery(e2a.ID)
 	if got.State != store.Pending || !got.NextAttemptAt.Equal(now) {
 		t.Fatalf("released delivery = %+v; want pending, due %v", got, now)
 	}
-	if got := h.delivery(e3a.ID); got.State != store.Running {
-		t.Fatalf("a delivery not named was released: %+v", got)
-	}
-	// Due now although its old lease has not ended.
-	h.claimOne("a", now, "e2")
-
-	later := at(time.Minute + 20*time.Second)
-	if err := h.s.Release(t.Context(), nil, later); err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range []struct{ event, dest string }{{"e2", "a"}, {"e3", "a"}, {"e2", "b"}} {
-		if got := h.deliveryOf(x.event, x.dest); got.State != store.Pending || !got.NextAttemptAt.Equal(later) {
-			t.Fatalf("after Release(nil): %s to %s = %+v; want pending, due %v", x.event, x.dest, got, later)
+	for _, d := range []store.Delivery{e3a, e2b} {
+		if got := h.delivery(d.ID); got.State != store.Running {
+			t.Fatalf("a delivery not named was released: %+v", got)
 		}
 	}
-	if got := h.deliveryOf("e1", "a"); got.State != store.Retrying || !got.NextAttemptAt.Equal(at(time.Second+2*time.Hour)) {
-		t.Fatalf("Release(nil) changed a retrying delivery: %+v", got)
+	// Due now although its old lease has not ended.
+	again := h.claimOne("a", now, "e2")
+	if again.Lease.Token == e2a.Lease.Token {
+		t.Fatal("a claim after a release reused the released lease's token")
 	}
+	if err := h.s.Release(t.Context(), nil, now); err != nil {
+		t.Fatalf("Release(nil): %v", err)
+	}
+	if got := h.delivery(e3a.ID); got.State != store.Running {
+		t.Fatalf("Release(nil) released %+v", got)
+	}
+}
+
+// testReleaseFencing: Release leaves alone a delivery its lease no longer
+// holds: taken over, completed, or released already.
+func testReleaseFencing(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name  string
+		after func(h *h, d store.Delivery) // what happens to d's lease before the stale Release
+		want  store.State
+	}{
+		{"taken over after expiry", func(h *h, d store.Delivery) { h.claimBy("replica-2", "a", at(lease), 1) }, store.Running},
+		{"taken over by the same owner", func(h *h, d store.Delivery) { h.claimBy(owner, "a", at(lease), 1) }, store.Running},
+		{"completed", func(h *h, d store.Delivery) {
+			h.complete(store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Dead, LastError: "gone",
+				FinishedAt: at(time.Second)})
+		}, store.Dead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newH(t, open)
+			h.ingest("e1", t0, "a")
+			d := h.claimOne("a", t0, "e1")
+			tt.after(h, d)
+			before := h.delivery(d.ID)
+			if err := h.s.Release(t.Context(), []store.Lease{d.Lease}, at(lease+time.Second)); err != nil {
+				t.Fatalf("stale Release: %v", err)
+			}
+			got := h.delivery(d.ID)
+			if got.State != tt.want || !reflect.DeepEqual(got, before) {
+				t.Fatalf("a stale Release changed the delivery: %+v\nbefore %+v", got, before)
+			}
+			if tt.want == store.Running {
+				if ds := h.claim("a", at(lease+time.Second), 10); len(ds) != 0 {
+					t.Fatalf("the stale Release made %v claimable", eventIDs(ds))
+				}
+			}
+		})
+	}
+}
+
+func testMigrate(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	h.ingest("e1", t0, "a")
+	for i := 0; i < 2; i++ {
+		v, err := h.s.Migrate(t.Context())
+		if err != nil || v != store.SchemaVersion {
+			t.Fatalf("Migrate #%d = %d, %v; want %d", i+1, v, err, store.SchemaVersion)
+		}
+	}
+	h.claimOne("a", t0, "e1")
 }
 
 func testRetry(t *testing.T, open func(t *testing.T) store.Store) {
@@ -780,9 +1055,9 @@ func dispatchSet(h *h) map[string]string {
 		return store.Dispatch{Attempt: attempt, Status: status, CreatedAt: at(time.Duration(sec) * time.Second)}
 	}
 	cs := []store.Completion{
-		{DeliveryID: byEvent["e1"].ID, State: store.Delivered, Dispatches: []store.Dispatch{mk(1, "retrying", 1), mk(2, "delivered", 3)}},
-		{DeliveryID: db.ID, State: store.Dead, LastError: "400", Dispatches: []store.Dispatch{mk(1, "dead", 2)}},
-		{DeliveryID: byEvent["e2"].ID, State: store.Skipped, Dispatches: []store.Dispatch{mk(1, "skipped", 4)}},
+		{DeliveryID: byEvent["e1"].ID, LeaseToken: byEvent["e1"].Lease.Token, State: store.Delivered, Dispatches: []store.Dispatch{mk(1, "retrying", 1), mk(2, "delivered", 3)}},
+		{DeliveryID: db.ID, LeaseToken: db.Lease.Token, State: store.Dead, LastError: "400", Dispatches: []store.Dispatch{mk(1, "dead", 2)}},
+		{DeliveryID: byEvent["e2"].ID, LeaseToken: byEvent["e2"].Lease.Token, State: store.Skipped, Dispatches: []store.Dispatch{mk(1, "skipped", 4)}},
 	}
 	h.complete(cs...)
 	return map[string]string{
@@ -832,7 +1107,7 @@ func testDispatchesPagination(t *testing.T, open func(t *testing.T) store.Store)
 	for i, s := range secs {
 		in = append(in, store.Dispatch{Attempt: i + 1, Status: "retrying", CreatedAt: at(time.Duration(s) * time.Second)})
 	}
-	h.complete(store.Completion{DeliveryID: d.ID, State: store.Retrying, NextAttemptAt: at(time.Hour), Dispatches: in})
+	h.complete(store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Retrying, NextAttemptAt: at(time.Hour), Dispatches: in})
 
 	all, next := h.dispatches(store.DispatchFilter{Limit: 500})
 	if len(all) != len(secs) || next != "" {
@@ -889,7 +1164,7 @@ func testDispatchesLimits(t *testing.T, open func(t *testing.T) store.Store) {
 	for i := 0; i < 501; i++ {
 		in = append(in, store.Dispatch{Attempt: i + 1, Status: "retrying", CreatedAt: at(time.Duration(i) * time.Millisecond)})
 	}
-	h.complete(store.Completion{DeliveryID: d.ID, State: store.Retrying, NextAttemptAt: at(time.Hour), Dispatches: in})
+	h.complete(store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Retrying, NextAttemptAt: at(time.Hour), Dispatches: in})
 	tests := []struct {
 		name     string
 		limit    int
@@ -1073,9 +1348,12 @@ func testPingAndClose(t *testing.T, open func(t *testing.T) store.Store) {
 			_, err := h.s.Ingest(ctx, store.NewEvent{ID: "e1", Type: "TEST", ReceivedAt: t0})
 			return err
 		}},
-		{"Claim", func() error { _, err := h.s.Claim(ctx, "a", t0, at(lease), 1); return err }},
+		{"Claim", func() error { _, err := h.s.Claim(ctx, owner, "a", t0, at(lease), 1); return err }},
 		{"Complete", func() error {
-			return h.s.Complete(ctx, []store.Completion{{DeliveryID: "d", State: store.Delivered}})
+			return h.s.Complete(ctx, []store.Completion{{DeliveryID: "d", LeaseToken: "t", State: store.Delivered}})
+		}},
+		{"Release", func() error {
+			return h.s.Release(ctx, []store.Lease{{DeliveryID: "d", Owner: owner, Token: "t"}}, t0)
 		}},
 		{"Ping", func() error { return h.s.Ping(ctx) }},
 		{"Event", func() error { _, err := h.s.Event(ctx, "e1"); return err }},

@@ -1,4 +1,4 @@
-package router
+package delivery
 
 import (
 	"math/rand/v2"
