@@ -30,9 +30,9 @@ type Replica struct {
 	Alive        bool      `json:"alive"`
 }
 
-// Lease is a claim that expired without a completion (its replica died or
-// hung), as the reaper returned it to the queue.
-type Lease struct {
+// ExpiredLease is a claim that expired without a completion (its replica
+// died or hung), as the reaper returned it to the queue.
+type ExpiredLease struct {
 	DeliveryID  string
 	EventID     string
 	Destination string

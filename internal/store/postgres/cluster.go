@@ -133,7 +133,7 @@ func (s *Store) Resign(ctx context.Context, role string) error {
 // the reaper makes such rows pending again in Stats and the UI, drops the
 // dead owner, and announces them. Run it on the housekeeping leader only.
 // Live leases are never touched, whoever holds them.
-func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]store.Lease, error) {
+func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]store.ExpiredLease, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
@@ -157,8 +157,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]st
 	if err != nil {
 		return nil, s.fail("reap", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Lease, error) {
-		var l store.Lease
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ExpiredLease, error) {
+		var l store.ExpiredLease
 		var n int64
 		err := r.Scan(&l.DeliveryID, &l.EventID, &l.Destination, &l.Owner, &l.Until, &n)
 		l.Until = utc(l.Until)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rcrouter/rcrouter/internal/store"
 )
 
 // migrations[i] moves the schema from version i to i+1. Entries are never
@@ -25,7 +27,7 @@ import (
 //   - deliveries_event (event_id, destination) UNIQUE: an event's deliveries.
 //   - deliveries_delivered (destination, delivered_at): Stats.
 //   - dispatches: one index per list filter, each ending in (created_at, id).
-var migrations = []string{
+var migrations = [...]string{
 	`
 CREATE TABLE events (
 	id          text PRIMARY KEY,
@@ -93,10 +95,12 @@ CREATE TABLE destination_state (
 	last_error_at timestamptz
 );
 `,
-	// 2: what several replicas share. A claim's owner and lease token
-	// (fencing: a completion must still hold the token its claim got), the
-	// replica that made each attempt, the replicas' heartbeats, the
-	// housekeeping leader, and per-destination rate and breaker state.
+	// 2: a lease names its owner and the claim that holds it (a token from
+	// a sequence, unique per claim), as SQLite's version 2; and what only
+	// several replicas need, added in the same version since no PostgreSQL
+	// database predates it: the replica that made each attempt, the
+	// replicas' heartbeats, the housekeeping leader, and the rate limit and
+	// breaker state of each destination.
 	`
 CREATE SEQUENCE lease_tokens;
 ALTER TABLE deliveries ADD COLUMN lease_owner text, ADD COLUMN lease_token bigint;
@@ -131,8 +135,8 @@ ALTER TABLE destination_state
 `,
 }
 
-// SchemaVersion is the version Migrate brings a database to.
-const SchemaVersion = 2
+// Every store numbers its versions alike (store.SchemaVersion).
+var _ [0]struct{} = [len(migrations) - store.SchemaVersion]struct{}{}
 
 // migrateLock is the advisory lock key replicas that start together
 // serialise their migrations on ("rcrmigr" in ASCII).

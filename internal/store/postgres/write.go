@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,10 +118,10 @@ FROM c, events e
 WHERE d.id = c.id AND e.id = d.event_id
 RETURNING ` + deliveryCols + `, e.body, c.due_at, d.lease_token`
 
-// Claim leases up to limit due deliveries of destination until leaseUntil.
-// A lease has expired at leaseUntil: from that instant another claim may
-// take the row.
-func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+// Claim leases up to limit due deliveries of destination to owner until
+// leaseUntil. A lease has expired at leaseUntil: from that instant another
+// claim may take the row, and that claim's new token fences the old holder.
+func (s *Store) Claim(ctx context.Context, owner, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
@@ -130,24 +131,29 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 	if !leaseUntil.After(now) {
 		return nil, fmt.Errorf("claim %s: lease end %v is not after now %v", destination, leaseUntil, now)
 	}
-	rows, err := s.pool.Query(ctx, claimSQL, destination, ms(now), limit, ms(leaseUntil), s.replica)
+	if owner == "" {
+		return nil, fmt.Errorf("claim %s: empty owner", destination)
+	}
+	until := ms(leaseUntil)
+	rows, err := s.pool.Query(ctx, claimSQL, destination, ms(now), limit, until, owner)
 	if err != nil {
 		return nil, s.fail("claim "+destination, err)
 	}
 	type claimed struct {
-		d     store.Delivery
-		due   time.Time
-		token int64
+		d   store.Delivery
+		due time.Time
 	}
 	var cs []claimed
 	for rows.Next() {
 		var c claimed
-		dst := append(deliveryDest(&c.d), &c.d.Body, &c.due, &c.token)
+		var token int64
+		dst := append(deliveryDest(&c.d), &c.d.Body, &c.due, &token)
 		if err := rows.Scan(dst...); err != nil {
 			rows.Close()
 			return nil, s.fail("claim "+destination, err)
 		}
 		fixDelivery(&c.d)
+		c.d.Lease = store.Lease{DeliveryID: c.d.ID, Owner: owner, Token: strconv.FormatInt(token, 10), Until: until}
 		cs = append(cs, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -167,6 +173,13 @@ func (s *Store) Claim(ctx context.Context, destination string, now, leaseUntil t
 	return out, nil
 }
 
+// token parses a lease token; ok is false for one this store never issued
+// (which then holds nothing).
+func token(t string) (int64, bool) {
+	n, err := strconv.ParseInt(t, 10, 64)
+	return n, err == nil
+}
+
 // deliveryDest lists the scan targets of deliveryCols.
 func deliveryDest(d *store.Delivery) []any {
 	return []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts, &d.Tries,
@@ -183,9 +196,10 @@ func fixDelivery(d *store.Delivery) {
 type head struct {
 	eventID, eventType, destination, route string
 	state                                  store.State
+	token                                  *int64 // the lease's, while one holds the row
 }
 
-// lockEvents takes the events of the given deliveries FOR NO KEY UPDATE, in
+// lockHeads takes the events of the given deliveries FOR NO KEY UPDATE, in
 // id order, before their deliveries are read and written. Two replicas
 // completing the two deliveries of one event therefore run one after the
 // other, and the second's settled flag sees the first's result (READ
@@ -196,8 +210,8 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 		SELECT event_id FROM deliveries WHERE id = ANY($1)) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state FROM deliveries
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token
+		FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +219,7 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	for rows.Next() {
 		var id string
 		var h head
-		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state); err != nil {
+		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -219,8 +233,12 @@ const settleSQL = `UPDATE events e SET settled = NOT EXISTS (
 	WHERE e.id = ANY($1)`
 
 // Complete records attempts and new states in one transaction for the
-// whole slice. A Delivered delivery keeps its state and only gains the
-// records, so a success is never undone.
+// whole slice. A completion applies only while its token still holds the
+// delivery (fencing): the row's lease_token is set by each claim and cleared
+// by completion and release, and the row is locked while it is compared, so
+// a completion racing a takeover either lands before the new claim or is
+// refused. The refused ones write nothing; the others commit, and the error
+// is a *store.LeaseLostError naming the refused ones.
 func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -237,18 +255,12 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		default:
 			return fmt.Errorf("complete delivery %q: state %q is not a completion state", c.DeliveryID, c.State)
 		}
-		ids = append(ids, c.DeliveryID)
-		for j := range c.Dispatches {
-			// In place: the caller publishes the record with them.
-			if c.Dispatches[j].ID == "" {
-				c.Dispatches[j].ID = s.ids.New()
-			}
-			if c.Dispatches[j].Replica == "" {
-				c.Dispatches[j].Replica = s.replica
-			}
+		if c.LeaseToken == "" {
+			return fmt.Errorf("complete delivery %q: no lease token", c.DeliveryID)
 		}
+		ids = append(ids, c.DeliveryID)
 	}
-	var published []string
+	var lost []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		heads, err := lockHeads(ctx, tx, ids)
 		if err != nil {
@@ -261,41 +273,48 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		b := &pgx.Batch{}
 		events := map[string]bool{}
-		published = published[:0]
+		var published []string
+		lost = lost[:0]
 		for i := range cs {
 			c := &cs[i]
 			cur := heads[c.DeliveryID]
+			if tok, ok := token(c.LeaseToken); !ok || cur.token == nil || *cur.token != tok {
+				lost = append(lost, c.DeliveryID)
+				continue
+			}
+			cur.token = nil // spent: a second completion in this slice is lost too
+			heads[c.DeliveryID] = cur
 			finished := c.FinishedAt
 			if finished.IsZero() {
 				finished = now
 			}
-			if cur.state == store.Delivered {
-				b.Queue(`UPDATE deliveries SET attempts = attempts + $1, updated_at = $2 WHERE id = $3`,
-					len(c.Dispatches), ms(finished), c.DeliveryID)
-			} else {
-				var next *time.Time
-				if c.State == store.Retrying {
-					n := ms(c.NextAttemptAt)
-					next = &n
-				}
-				b.Queue(`UPDATE deliveries SET state = $1, attempts = attempts + $2, tries = tries + 1,
-					next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, lease_until = NULL,
-					lease_owner = NULL, lease_token = NULL, updated_at = $5,
-					delivered_at = CASE WHEN $1 = 'delivered' THEN $5::timestamptz END
-					WHERE id = $6`, string(c.State), len(c.Dispatches), next, c.LastError, ms(finished), c.DeliveryID)
-				events[cur.eventID] = true
-				if c.State == store.Retrying || c.State == store.Dead {
-					// A late completion must not replace a newer error.
-					b.Queue(`INSERT INTO destination_state (name, last_error, last_error_at) VALUES ($1, $2, $3)
-						ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
-						WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`,
-						cur.destination, c.LastError, ms(finished))
-				}
-				cur.state = c.State
-				heads[c.DeliveryID] = cur
+			var next *time.Time
+			if c.State == store.Retrying {
+				n := ms(c.NextAttemptAt)
+				next = &n
+			}
+			b.Queue(`UPDATE deliveries SET state = $1, attempts = attempts + $2, tries = tries + 1,
+				next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, lease_until = NULL,
+				lease_owner = NULL, lease_token = NULL, updated_at = $5,
+				delivered_at = CASE WHEN $1 = 'delivered' THEN $5::timestamptz END
+				WHERE id = $6`, string(c.State), len(c.Dispatches), next, c.LastError, ms(finished), c.DeliveryID)
+			events[cur.eventID] = true
+			if c.State == store.Retrying || c.State == store.Dead {
+				// A late completion must not replace a newer error.
+				b.Queue(`INSERT INTO destination_state (name, last_error, last_error_at) VALUES ($1, $2, $3)
+					ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
+					WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`,
+					cur.destination, c.LastError, ms(finished))
 			}
 			for j := range c.Dispatches {
 				d := &c.Dispatches[j]
+				// In place: the caller publishes the record with them.
+				if d.ID == "" {
+					d.ID = s.ids.New()
+				}
+				if d.Replica == "" {
+					d.Replica = s.replica
+				}
 				req, err := json.Marshal(d.Request)
 				if err != nil {
 					return fmt.Errorf("delivery %q: encode request: %w", c.DeliveryID, err)
@@ -322,10 +341,16 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			b.Queue(settleSQL, keys(events))
 		}
 		queueDispatchNotices(b, s.replica, published)
+		if b.Len() == 0 {
+			return nil
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return s.fail("complete", err)
+	}
+	if len(lost) > 0 {
+		return &store.LeaseLostError{DeliveryIDs: lost}
 	}
 	return nil
 }
@@ -369,29 +394,32 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// Release makes the given Running deliveries Pending and due at now (on
-// shutdown). With ids nil it releases every Running delivery: only for a
-// single process; several replicas leave expired leases to the reaper.
-func (s *Store) Release(ctx context.Context, ids []string, now time.Time) error {
+// Release makes the given leased deliveries Pending and due at now
+// (shutdown, or claims the engine will not start), each only while its
+// token still holds it: another claim's work is left alone. There is no
+// "release everything": several replicas never release each other's work;
+// expired leases are the reaper's (ReapExpired).
+func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	if ids != nil && len(ids) == 0 {
+	ids := make([]string, 0, len(leases))
+	toks := make([]int64, 0, len(leases))
+	for _, l := range leases {
+		if t, ok := token(l.Token); ok {
+			ids, toks = append(ids, l.DeliveryID), append(toks, t)
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	at := ms(now)
-	var err error
-	if ids == nil {
-		_, err = s.pool.Exec(ctx, `WITH r AS (UPDATE deliveries SET state = 'pending', next_attempt_at = $1,
-			lease_until = NULL, lease_owner = NULL, lease_token = NULL, updated_at = $1
-			WHERE state = 'running' RETURNING destination)
-			SELECT pg_notify('`+chanDue+`', destination) FROM (SELECT DISTINCT destination FROM r) x`, at)
-	} else {
-		_, err = s.pool.Exec(ctx, `WITH r AS (UPDATE deliveries SET state = 'pending', next_attempt_at = $1,
-			lease_until = NULL, lease_owner = NULL, lease_token = NULL, updated_at = $1
-			WHERE id = ANY($2) AND state = 'running' RETURNING destination)
-			SELECT pg_notify('`+chanDue+`', destination) FROM (SELECT DISTINCT destination FROM r) x`, at, ids)
-	}
+	_, err := s.pool.Exec(ctx, `WITH r AS (
+			UPDATE deliveries d SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
+				lease_owner = NULL, lease_token = NULL, updated_at = $1
+			FROM unnest($2::text[], $3::bigint[]) AS l(id, token)
+			WHERE d.id = l.id AND d.lease_token = l.token
+			RETURNING d.destination)
+		SELECT pg_notify('`+chanDue+`', destination) FROM (SELECT DISTINCT destination FROM r) x`, ms(now), ids, toks)
 	if err != nil {
 		return s.fail("release", err)
 	}
