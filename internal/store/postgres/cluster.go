@@ -211,8 +211,9 @@ func (s *Store) TakeTokens(ctx context.Context, destination string, rate float64
 			tokens = math.Min(float64(burst), tokens+rate*at.Sub(updated).Seconds())
 			updated = at
 		}
-		granted = min(want, int(math.Floor(tokens)))
-		tokens -= float64(granted)
+		// The epsilon absorbs float rounding of the refill (4.999… is 5).
+		granted = min(want, int(math.Floor(tokens+1e-9)))
+		tokens = math.Max(tokens-float64(granted), 0)
 		if granted == 0 {
 			wait := time.Duration((1 - tokens) / rate * float64(time.Second))
 			retry = updated.Add(max(wait, time.Millisecond))

@@ -51,10 +51,12 @@ func newFeed(s *Store) *feed {
 // resume, reaped leases. Future due times (backoff) are not announced; the
 // scheduler's own timers and poll find them.
 //
-// It receives "" each time the notifier (re)connects: notices sent while it
-// was away are lost, so "" means "check every destination".
+// It receives "" at once, and each time the notifier (re)connects: notices
+// sent before the subscription or while the notifier was away are lost, so
+// "" means "check every destination".
 func (s *Store) SubscribeWakeups(ctx context.Context) <-chan string {
 	ch := make(chan string, wakeBuffer)
+	ch <- ""
 	f := s.feed
 	f.mu.Lock()
 	f.wake[ch] = struct{}{}

@@ -85,15 +85,22 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
 	}
+	if opts.Replica == "" {
+		opts.Replica = DefaultReplica()
+	}
 	cfg.MaxConns = opts.MaxConns
+	// Named sessions: operators (and tests) tell the notifier's connection
+	// and each replica's pool apart in pg_stat_activity.
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "rcrouter " + opts.Replica
+	}
+	notifyCfg := cfg.ConnConfig.Copy()
+	notifyCfg.RuntimeParams["application_name"] = "rcrouter-notifier " + opts.Replica
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.Replica == "" {
-		opts.Replica = DefaultReplica()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -110,7 +117,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ids:     id.NewGenerator(opts.Now, nil),
 		replica: opts.Replica,
 		pool:    pool,
-		connCfg: cfg.ConnConfig.Copy(),
+		connCfg: notifyCfg,
 		stop:    stop,
 		done:    make(chan struct{}),
 	}

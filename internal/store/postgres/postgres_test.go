@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"testing"
 
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -32,5 +31,3 @@ func TestConformance(t *testing.T) {
 	pgtest.Require(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openNew(t) })
 }
-
-var _ = context.Background
