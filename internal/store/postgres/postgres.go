@@ -2,12 +2,11 @@
 // database (DESIGN §8), on pgx/v5 and its pool.
 //
 // Every write is one short transaction, most of them one statement (one
-// round trip, one commit): ingest inserts the event and its deliveries in a
-// single statement whose ON CONFLICT on the event id resolves duplicates
-// between replicas; a claim takes due rows with FOR UPDATE SKIP LOCKED, so
-// claimers never wait for each other and never take the same row. There is
-// no writer goroutine as in SQLite: PostgreSQL's WAL flush already serves
-// every commit waiting at that moment (see BENCHMARKS.md for the figure).
+// round trip, one commit). Ingest groups concurrent webhooks into one
+// statement and commit (ingest.go) whose ON CONFLICT on the event id also
+// resolves duplicates between replicas; a claim takes due rows with FOR
+// UPDATE SKIP LOCKED, so claimers never wait for each other and never take
+// the same row.
 //
 // What replicas share besides the queue — wake-ups and the live dispatch
 // feed (LISTEN/NOTIFY), replica heartbeats, the housekeeping leader, the
@@ -48,6 +47,10 @@ type Options struct {
 	// replicas table (server.replica). Default "<hostname>-<pid>".
 	Replica string
 	Logger  *slog.Logger // nil: discard
+	// MaxBatch is the most webhooks one ingest commit serves. Default 128.
+	MaxBatch int
+	// Committers is how many ingest commits may run at once. Default 2.
+	Committers int
 	// Now is the clock for timestamps the caller does not give.
 	// Default time.Now.
 	Now func() time.Time
@@ -67,6 +70,7 @@ type Store struct {
 	stop      context.CancelFunc // ends the notifier
 	done      chan struct{}      // closed when the notifier has stopped
 	feed      *feed
+	ingest    *batcher
 }
 
 var _ store.Store = (*Store)(nil)
@@ -87,6 +91,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.Replica == "" {
 		opts.Replica = DefaultReplica()
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 128
+	}
+	if opts.Committers <= 0 {
+		opts.Committers = 2
 	}
 	cfg.MaxConns = opts.MaxConns
 	// Named sessions: operators (and tests) tell the notifier's connection
@@ -122,6 +132,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		done:    make(chan struct{}),
 	}
 	s.feed = newFeed(s)
+	s.ingest = newBatcher(s, opts.Committers, opts.MaxBatch)
 	go func() {
 		defer close(s.done)
 		s.feed.run(lctx)
@@ -158,6 +169,7 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.ingest.close() // answers every queued webhook first
 		s.stop()
 		<-s.done
 		s.pool.Close()

@@ -9,7 +9,7 @@ import (
 )
 
 // openDB opens a migrated store on a new database, closed when t ends.
-func openDB(t *testing.T, dsn string, replica string) *Store {
+func openDB(t testing.TB, dsn string, replica string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), Options{DSN: dsn, Replica: replica, MaxConns: 8})
 	if err != nil {

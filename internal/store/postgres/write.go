@@ -23,25 +23,10 @@ const (
 	chanDispatch = "rcrouter_dispatch"
 )
 
-// ingestSQL stores an event and its deliveries in one statement, so one
-// round trip and one commit. ON CONFLICT resolves the same event id posted
-// to several replicas at once: the later inserts wait for the first to
-// commit and then insert nothing. The wake-up is sent only on commit.
-const ingestSQL = `WITH e AS (
-	INSERT INTO events (id, type, received_at, body, routes, settled)
-	VALUES ($1, $2, $3, $4, $5, cardinality($6::text[]) = 0)
-	ON CONFLICT (id) DO NOTHING
-	RETURNING id
-), d AS (
-	INSERT INTO deliveries (id, event_id, event_type, destination, route, state, next_attempt_at, created_at, updated_at)
-	SELECT x.id, e.id, $2, x.destination, x.route, 'pending', $3, $3, $3
-	FROM e, unnest($6::text[], $7::text[], $8::text[]) AS x(id, destination, route)
-	RETURNING destination
-)
-SELECT (SELECT count(*) FROM e), (SELECT count(pg_notify('` + chanDue + `', destination)) FROM d)`
-
-// Ingest stores e and its deliveries in one transaction, committed (and
-// flushed, with the server's synchronous_commit) before it returns.
+// Ingest stores e and its deliveries in the next group commit (ingest.go):
+// committed, and flushed with the server's synchronous_commit, before it
+// returns. The same id stored by another replica at the same moment is
+// resolved by the primary key: exactly one of them creates it.
 func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	if err := s.usable(); err != nil {
 		return false, err
@@ -53,27 +38,20 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	if received.IsZero() {
 		received = s.now()
 	}
-	body := e.Body
-	if body == nil {
-		body = []byte{} // the column is NOT NULL
+	r := &ingestReq{
+		e: store.NewEvent{ID: e.ID, Type: e.Type, Body: append([]byte{}, e.Body...), // never nil: NOT NULL
+			Deliveries: append([]store.NewDelivery(nil), e.Deliveries...)},
+		received: ms(received),
+		ids:      make([]string, len(e.Deliveries)),
+		done:     make(chan ingestResult, 1),
 	}
-	var routes *string
 	if e.Routes != nil {
-		r := string(e.Routes)
-		routes = &r
+		r.e.Routes = append([]byte{}, e.Routes...)
 	}
-	ids := make([]string, len(e.Deliveries))
-	dests := make([]string, len(e.Deliveries))
-	rts := make([]string, len(e.Deliveries))
-	for i, d := range e.Deliveries {
-		ids[i], dests[i], rts[i] = s.ids.New(), d.Destination, d.Route
+	for i := range r.ids {
+		r.ids[i] = s.ids.New()
 	}
-	var created, notified int64
-	err := s.pool.QueryRow(ctx, ingestSQL, e.ID, e.Type, ms(received), body, routes, ids, dests, rts).Scan(&created, &notified)
-	if err != nil {
-		return false, s.fail(fmt.Sprintf("ingest event %q", e.ID), err)
-	}
-	return created == 1, nil
+	return s.ingest.submit(ctx, r)
 }
 
 // validateEvent refuses what would break the one-delivery-per-destination rule.
