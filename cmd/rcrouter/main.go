@@ -39,6 +39,7 @@ commands:
   validate --config PATH                     check a config; print every error
   routes   --config PATH EVENT.json          explain how one event is routed
   send     --url URL [--auth VALUE] EVENT.json   post an event to a webhook endpoint
+  migrate  --config PATH                     apply pending schema migrations, print the version
   version                                    print the version
 `
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return routes(args, stdout, stderr)
 	case "send":
 		return send(args, stdout, stderr)
+	case "migrate":
+		return migrate(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rcrouter", version)
 		return exitOK
@@ -89,6 +92,7 @@ func serve(args []string, stderr io.Writer) int {
 	format := fs.String("log-format", "json", "json or text")
 	drain := fs.Duration("drain-delay", 0, "on SIGTERM, fail /readyz this long before closing the listener")
 	shutdown := fs.Duration("shutdown-timeout", 25*time.Second, "how long in-flight requests and deliveries may take to finish on SIGTERM")
+	noMigrate := fs.Bool("no-migrate", false, "refuse to start on a store whose schema is not current instead of migrating it")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -98,7 +102,7 @@ func serve(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	a, err := app.New(app.Options{ConfigPath: *path, Logger: log, Version: version, UI: ui.Handler,
-		DrainDelay: *drain, ShutdownTimeout: *shutdown + *drain})
+		DrainDelay: *drain, ShutdownTimeout: *shutdown + *drain, NoMigrate: *noMigrate})
 	if err != nil {
 		var cfgErr *config.Errors
 		if errors.As(err, &cfgErr) {
@@ -128,6 +132,31 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("stopped with error", "err", err)
 		return exitFailure
 	}
+	return exitOK
+}
+
+// migrate applies pending schema migrations and prints the version reached:
+// exit 0, 1 when the store cannot be opened or migrated, 2 on a bad config.
+func migrate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("migrate", stderr)
+	path := fs.String("config", defaultConfig(), "config file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "rcrouter migrate: unexpected arguments", fs.Args())
+		return exitUsage
+	}
+	v, err := app.Migrate(context.Background(), *path, nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var cfgErr *config.Errors
+		if errors.As(err, &cfgErr) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, "schema version", v)
 	return exitOK
 }
 

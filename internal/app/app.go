@@ -49,6 +49,9 @@ type Options struct {
 	// load balancer stops sending traffic first (default 0: close at once;
 	// RevenueCat retries a refused connection, so nothing is lost either way).
 	DrainDelay time.Duration
+	// NoMigrate makes start-up refuse a store whose schema is not current
+	// instead of migrating it (serve --no-migrate; rcrouter migrate does it).
+	NoMigrate bool
 	// Clock drives the scheduler (default real time).
 	Clock clock.Clock
 }
@@ -108,7 +111,7 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.reg)
 
-	st, err := openStore(cfg, opts.Logger)
+	st, err := openStore(cfg, opts.Logger, storeMode{noMigrate: opts.NoMigrate, startUp: true})
 	if err != nil {
 		return nil, err
 	}
@@ -146,18 +149,33 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
-func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+// storeMode says what opening the store is for.
+type storeMode struct {
+	noMigrate bool // refuse an outdated schema instead of migrating
+	// startUp: the store serves this process, which takes over what a
+	// single-process store's previous process left in flight.
+	startUp bool
+}
+
+func openStore(cfg *config.Config, log *slog.Logger, mode storeMode) (store.Store, error) {
 	switch cfg.Storage.Driver {
 	case "sqlite":
-		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log})
+		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log, NoMigrate: mode.noMigrate})
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", cfg.Storage.Path, err)
 		}
+		if !mode.startUp {
+			return st, nil
+		}
 		// A single process owns the SQLite file: whatever was in flight when
 		// the previous process died is due again now.
-		if err := st.Release(context.Background(), nil, time.Now()); err != nil {
+		n, err := st.ReleaseAll(context.Background(), time.Now())
+		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("release in-flight deliveries: %w", err)
+		}
+		if n > 0 {
+			log.Info("deliveries in flight at the last stop are due again", "count", n)
 		}
 		return st, nil
 	default:

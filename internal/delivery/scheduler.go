@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -59,6 +60,9 @@ type SchedulerOptions struct {
 	// Rand returns a uniform value in [0, n) for the backoff jitter (default
 	// math/rand/v2; must be safe for concurrent use).
 	Rand func(n int64) int64
+	// Owner names this process in the leases it claims (its replica name;
+	// default <hostname>-<pid>).
+	Owner string
 }
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
@@ -74,7 +78,8 @@ type SchedulerOptions struct {
 // attempts are cancelled and their deliveries released, as by a Shutdown
 // whose deadline has passed.
 type Scheduler struct {
-	st         store.Store
+	st         store.Queue
+	owner      string
 	log        *slog.Logger
 	clock      clock.Clock
 	metrics    *Metrics
@@ -104,7 +109,7 @@ type Scheduler struct {
 }
 
 // NewScheduler returns a scheduler over st. It panics when opts.Decode is nil.
-func NewScheduler(st store.Store, opts SchedulerOptions) *Scheduler {
+func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 	if opts.Decode == nil {
 		panic("router: SchedulerOptions.Decode is required")
 	}
@@ -123,8 +128,12 @@ func NewScheduler(st store.Store, opts SchedulerOptions) *Scheduler {
 	if opts.Rand == nil {
 		opts.Rand = defaultRand
 	}
+	if opts.Owner == "" {
+		opts.Owner = DefaultOwner()
+	}
 	return &Scheduler{
 		st:          st,
+		owner:       opts.Owner,
 		log:         opts.Logger,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
@@ -326,14 +335,14 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 		err = context.Canceled
 	}
 	if err != nil {
-		ids := s.abandon()
+		leases := s.abandon()
 		cancelWork()
-		if len(ids) > 0 {
+		if len(leases) > 0 {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-			if rerr := s.st.Release(rctx, ids, s.clock.Now()); rerr != nil {
-				s.log.Error("release unfinished deliveries at shutdown", "count", len(ids), "err", rerr)
+			if rerr := s.st.Release(rctx, leases, s.clock.Now()); rerr != nil {
+				s.log.Error("release unfinished deliveries at shutdown", "count", len(leases), "err", rerr)
 			} else {
-				s.log.Warn("shutdown deadline passed: unfinished deliveries released", "count", len(ids))
+				s.log.Warn("shutdown deadline passed: unfinished deliveries released", "count", len(leases))
 			}
 			cancel()
 		}
@@ -350,18 +359,28 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 }
 
 // abandon gives up on every attempt whose Send has not returned: their
-// results will be discarded, and the caller releases the returned ids.
-func (s *Scheduler) abandon() []string {
+// results will be discarded, and the caller releases the returned leases.
+func (s *Scheduler) abandon() []store.Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.inflight))
-	for id, a := range s.inflight {
+	leases := make([]store.Lease, 0, len(s.inflight))
+	for _, a := range s.inflight {
 		a.abandoned = true
-		ids = append(ids, id)
+		leases = append(leases, a.d.Lease)
 		s.work.Done()
 	}
 	clear(s.inflight)
-	return ids
+	return leases
+}
+
+// DefaultOwner is the lease owner of a process that has no replica name:
+// <hostname>-<pid>.
+func DefaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "rcrouter"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // Wake tells the workers of the named destinations (all, when none is named)

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -58,14 +59,23 @@ func (s *Scheduler) attempt(ctx context.Context, w *worker, a *attempt) {
 func (s *Scheduler) committed(w *worker, a *attempt, c store.Completion, f finished) func(error) {
 	return func(err error) {
 		defer s.work.Done()
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			// Another claim took the delivery over after our lease ended:
+			// its holder attempts it again and records that, so this
+			// attempt's result is dropped (the vendor may have seen it
+			// twice; DESIGN §8).
+			s.log.Warn("attempt outlived its lease; result not recorded", "destination", a.target.Name,
+				"event_id", a.d.EventID, "delivery_id", a.d.ID, "attempt", a.d.Attempts+1)
+			f.retryAt, f.records = time.Time{}, nil
+		case err != nil:
 			// The delivery stays leased; it is claimed again when the lease
 			// ends (or released at the next start), so the attempt repeats:
 			// at least once.
 			s.log.Error("record attempt", "destination", a.target.Name, "event_id", a.d.EventID,
 				"err", fmt.Errorf("complete delivery %s of %s, attempt %d: %w", a.d.ID, a.target.Name, a.d.Attempts+1, err))
 			f.retryAt, f.records = time.Time{}, nil
-		} else {
+		default:
 			f.records = c.Dispatches // the store set their ids in place
 		}
 		s.finish(w, f)
@@ -90,7 +100,7 @@ func (s *Scheduler) execute(ctx context.Context, a *attempt) (store.Completion, 
 		msg := destinations.Truncate(err.Error(), pol.MaxBody)
 		rec := s.record(a, first, store.Dead, start, 0)
 		rec.Response.Error = msg
-		return store.Completion{DeliveryID: d.ID, State: store.Dead, LastError: msg, FinishedAt: start,
+		return store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Dead, LastError: msg, FinishedAt: start,
 				Dispatches: []store.Dispatch{rec}},
 			finished{gen: a.gen, health: healthNeutral, at: start}
 	}
@@ -114,7 +124,7 @@ func (s *Scheduler) execute(ctx context.Context, a *attempt) (store.Completion, 
 	last := first + n - 1
 	outcome := normalOutcome(res.Outcome)
 	f := finished{gen: a.gen, at: end}
-	c := store.Completion{DeliveryID: d.ID, FinishedAt: end}
+	c := store.Completion{DeliveryID: d.ID, LeaseToken: d.Lease.Token, FinishedAt: end}
 	switch outcome {
 	case destinations.Delivered:
 		c.State, f.health = store.Delivered, healthOK
@@ -201,6 +211,7 @@ func (s *Scheduler) record(a *attempt, n int, status store.State, created time.T
 		EventType:   a.d.EventType,
 		Destination: a.target.Name,
 		Route:       a.d.Route,
+		Replica:     a.d.Lease.Owner,
 		Attempt:     n,
 		Status:      string(status),
 		DurationMs:  dur.Milliseconds(),

@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -23,7 +25,7 @@ const (
 // attempts), and at low load a lone completion is written at once without a
 // timer adding latency.
 type committer struct {
-	st   store.Store
+	st   store.Queue
 	log  *slog.Logger
 	in   chan commitReq
 	done chan struct{}
@@ -45,7 +47,7 @@ func (r commitReq) answer(err error) {
 	r.reply <- err
 }
 
-func newCommitter(st store.Store, log *slog.Logger) *committer {
+func newCommitter(st store.Queue, log *slog.Logger) *committer {
 	return &committer{st: st, log: log, in: make(chan commitReq, commitQueue), done: make(chan struct{})}
 }
 
@@ -82,15 +84,27 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// flush writes one batch. If the transaction fails, each completion is tried
-// alone, so one bad completion (a delivery deleted meanwhile) does not sink
-// the others.
+// flush writes one batch. Completions whose lease was lost are refused while
+// the rest commit: each learns its own answer. If the transaction fails,
+// each completion is tried alone, so one bad completion (a delivery deleted
+// meanwhile) does not sink the others.
 func (c *committer) flush(ctx context.Context, batch []commitReq) {
 	cs := make([]store.Completion, len(batch))
 	for i, r := range batch {
 		cs[i] = r.c
 	}
 	err := c.st.Complete(ctx, cs)
+	var lost *store.LeaseLostError
+	if errors.As(err, &lost) {
+		for _, r := range batch {
+			if lost.Lost(r.c.DeliveryID) {
+				r.answer(fmt.Errorf("complete delivery %s: %w", r.c.DeliveryID, store.ErrLeaseLost))
+			} else {
+				r.answer(nil)
+			}
+		}
+		return
+	}
 	if err == nil || len(batch) == 1 {
 		for _, r := range batch {
 			r.answer(err)

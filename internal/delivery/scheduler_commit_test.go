@@ -75,3 +75,44 @@ func TestSchedCommitterIsolatesABadCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedCommitterLostLease: a completion refused for its lease gets
+// ErrLeaseLost; the rest of its batch is written in the same call.
+func TestSchedCommitterLostLease(t *testing.T) {
+	st := newSchedStore()
+	ids := []string{"d1", "d2", "d3"}
+	for _, id := range ids {
+		st.addWith(store.Delivery{ID: id, Destination: "hook", State: store.Running, NextAttemptAt: schedT0,
+			Lease: store.Lease{DeliveryID: id, Owner: "r1", Token: "tok-" + id}})
+	}
+	c := newCommitter(st, slog.New(slog.DiscardHandler))
+	reqs := make([]commitReq, len(ids))
+	for i, id := range ids {
+		token := "tok-" + id
+		if id == "d2" {
+			token = "stale"
+		}
+		reqs[i] = commitReq{c: store.Completion{DeliveryID: id, LeaseToken: token, State: store.Delivered}, reply: make(chan error, 1)}
+		c.in <- reqs[i]
+	}
+	go c.run(context.Background())
+	for i, r := range reqs {
+		err := <-r.reply
+		if wantLost := ids[i] == "d2"; wantLost != errors.Is(err, store.ErrLeaseLost) || (!wantLost && err != nil) {
+			t.Errorf("%s: err %v", ids[i], err)
+		}
+	}
+	c.close()
+	if !slices.Equal(st.completes, []int{3}) {
+		t.Errorf("Complete calls of sizes %v, want one of 3 (no one-by-one retry)", st.completes)
+	}
+	for i, id := range ids {
+		want := store.Delivered
+		if i == 1 {
+			want = store.Running
+		}
+		if got := st.get(id).State; got != want {
+			t.Errorf("%s is %s, want %s", id, got, want)
+		}
+	}
+}

@@ -70,8 +70,10 @@ func schedWaitFor(t *testing.T, sig *schedSignal, what string, cond func() bool)
 	}
 }
 
-// schedStore is an in-memory store.Store with the queue semantics the
-// scheduler relies on; the methods it does not use fail.
+// schedStore is an in-memory store.Queue with the queue semantics the
+// scheduler relies on, leases included: a completion or release whose token
+// is not the delivery's current one is refused (a delivery added without a
+// lease takes the empty token).
 type schedStore struct {
 	sig schedSignal
 
@@ -83,7 +85,9 @@ type schedStore struct {
 	claimLimits []int
 	completes   []int // size of every Complete call
 	released    []string
+	lost        []string // completions refused for their lease
 	nextID      int
+	nextLease   int
 	failNext    int // Complete calls still to fail
 }
 
@@ -183,7 +187,26 @@ func (s *schedStore) waitState(t *testing.T, id string, want store.State) {
 	schedWaitFor(t, &s.sig, fmt.Sprintf("delivery %s %s", id, want), func() bool { return s.get(id).State == want })
 }
 
-func (s *schedStore) Claim(_ context.Context, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+var _ store.Queue = (*schedStore)(nil)
+
+// takeOver gives delivery id a new lease, as another replica's claim after
+// expiry would: the holder's completion is then refused.
+func (s *schedStore) takeOver(id, owner string) {
+	s.mu.Lock()
+	s.nextLease++
+	d := s.deliveries[id]
+	d.Lease = store.Lease{DeliveryID: id, Owner: owner, Token: fmt.Sprintf("lease-%d", s.nextLease), Until: d.NextAttemptAt}
+	s.mu.Unlock()
+	s.sig.fire()
+}
+
+func (s *schedStore) lostLeases() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lost)
+}
+
+func (s *schedStore) Claim(_ context.Context, owner, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
 	defer s.sig.fire()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,8 +239,10 @@ func (s *schedStore) Claim(_ context.Context, destination string, now, leaseUnti
 	}
 	out := make([]store.Delivery, len(due))
 	for i, d := range due {
+		s.nextLease++
 		d.State = store.Running
 		d.NextAttemptAt = leaseUntil
+		d.Lease = store.Lease{DeliveryID: d.ID, Owner: owner, Token: fmt.Sprintf("lease-%d", s.nextLease), Until: leaseUntil}
 		out[i] = *d
 	}
 	return out, nil
@@ -237,8 +262,14 @@ func (s *schedStore) Complete(_ context.Context, cs []store.Completion) error {
 		}
 	}
 	s.completes = append(s.completes, len(cs))
+	var lost []string
 	for _, c := range cs {
 		d := s.deliveries[c.DeliveryID]
+		if d.Lease.Token != c.LeaseToken {
+			lost = append(lost, c.DeliveryID)
+			continue
+		}
+		d.Lease = store.Lease{}
 		d.State, d.NextAttemptAt, d.LastError = c.State, c.NextAttemptAt, c.LastError
 		d.Attempts += len(c.Dispatches)
 		d.Tries++
@@ -250,17 +281,21 @@ func (s *schedStore) Complete(_ context.Context, cs []store.Completion) error {
 			s.dispatches = append(s.dispatches, c.Dispatches[i])
 		}
 	}
+	if len(lost) > 0 {
+		s.lost = append(s.lost, lost...)
+		return &store.LeaseLostError{DeliveryIDs: lost}
+	}
 	return nil
 }
 
-func (s *schedStore) Release(_ context.Context, ids []string, now time.Time) error {
+func (s *schedStore) Release(_ context.Context, leases []store.Lease, now time.Time) error {
 	defer s.sig.fire()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range ids {
-		if d := s.deliveries[id]; d != nil && d.State == store.Running {
-			d.State, d.NextAttemptAt = store.Pending, now
-			s.released = append(s.released, id)
+	for _, l := range leases {
+		if d := s.deliveries[l.DeliveryID]; d != nil && d.State == store.Running && d.Lease.Token == l.Token {
+			d.State, d.NextAttemptAt, d.Lease = store.Pending, now, store.Lease{}
+			s.released = append(s.released, l.DeliveryID)
 		}
 	}
 	return nil
@@ -284,37 +319,6 @@ func (s *schedStore) Paused(context.Context) (map[string]bool, error) {
 	}
 	return out, nil
 }
-
-var errSchedUnused = errors.New("not used by the scheduler")
-
-func (s *schedStore) Ingest(context.Context, store.NewEvent) (bool, error) {
-	return false, errSchedUnused
-}
-func (s *schedStore) Event(context.Context, string) (store.Event, error) {
-	return store.Event{}, errSchedUnused
-}
-func (s *schedStore) Delivery(context.Context, string) (store.Delivery, error) {
-	return store.Delivery{}, errSchedUnused
-}
-func (s *schedStore) EventDeliveries(context.Context, string) ([]store.Delivery, error) {
-	return nil, errSchedUnused
-}
-func (s *schedStore) Dispatch(context.Context, string) (store.Dispatch, error) {
-	return store.Dispatch{}, errSchedUnused
-}
-func (s *schedStore) Dispatches(context.Context, store.DispatchFilter) ([]store.Dispatch, string, error) {
-	return nil, "", errSchedUnused
-}
-func (s *schedStore) Retry(context.Context, string, time.Time) error { return errSchedUnused }
-func (s *schedStore) Replay(context.Context, store.ReplayFilter, time.Time, bool) (int, error) {
-	return 0, errSchedUnused
-}
-func (s *schedStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
-	return nil, errSchedUnused
-}
-func (s *schedStore) Purge(context.Context, time.Time, int) (int, error) { return 0, errSchedUnused }
-func (s *schedStore) Ping(context.Context) error                         { return nil }
-func (s *schedStore) Close() error                                       { return nil }
 
 // scriptDest answers call i with script[i] (the last entry repeats) and
 // records every Delivery it got.

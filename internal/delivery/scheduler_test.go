@@ -507,7 +507,7 @@ func TestSchedApplyRemovesDestination(t *testing.T) {
 func TestSchedApplyChangesAdapterWhileInFlight(t *testing.T) {
 	h := newSchedHarness(t)
 	h.st.add("d1", "hook", schedT0)
-	h.st.add("d2", "hook", schedT0.Add(time.Millisecond))
+	h.st.add("d2", "hook", schedT0)
 	h.clk.Advance(time.Millisecond)
 	old, next := newGatedDest(), newScriptDest(okResult())
 	h.start(schedTarget("hook", old, Policy{Concurrency: 1}))
@@ -639,6 +639,42 @@ func TestSchedCommitFailure(t *testing.T) {
 	h.st.waitState(t, "d1", store.Delivered)
 	if len(dest.called()) != 2 || recs[0].Attempt != 1 {
 		t.Fatalf("%d calls, record attempt %d; want 2 calls and attempt 1", len(dest.called()), recs[0].Attempt)
+	}
+}
+
+// TestSchedLeaseLost: an attempt that outlived its lease, taken over by
+// another claim meanwhile, is not recorded or published; the delivery is the
+// new holder's, and the worker goes on.
+func TestSchedLeaseLost(t *testing.T) {
+	h := newSchedHarness(t, func(o *SchedulerOptions) { o.Owner = "replica-1" })
+	h.st.add("d1", "hook", schedT0)
+	h.st.add("d2", "hook", schedT0)
+	g := newGatedDest()
+	h.start(schedTarget("hook", g, Policy{Concurrency: 1}))
+
+	call := g.next(t)
+	if got := h.st.get(call.d.ID).Lease; got.Owner != "replica-1" || got.Token == "" {
+		t.Fatalf("lease of the claimed delivery = %+v; want owner replica-1 and a token", got)
+	}
+	h.st.takeOver(call.d.ID, "replica-2")
+	call.reply <- okResult()
+	schedWaitFor(t, &h.st.sig, "the refused completion", func() bool { return len(h.st.lostLeases()) == 1 })
+	if got := h.st.lostLeases(); got[0] != call.d.ID {
+		t.Fatalf("refused completions %v, want %s", got, call.d.ID)
+	}
+	if d := h.st.get(call.d.ID); d.State != store.Running || d.Attempts != 0 || d.Lease.Owner != "replica-2" {
+		t.Fatalf("taken-over delivery = %+v; want running under replica-2, no attempts", d)
+	}
+	// The slot is free: the other delivery is attempted and recorded.
+	next := g.next(t)
+	if next.d.ID == call.d.ID {
+		t.Fatalf("the taken-over delivery %s was attempted again by its old holder", call.d.ID)
+	}
+	next.reply <- okResult()
+	h.st.waitState(t, next.d.ID, store.Delivered)
+	recs := h.feed.wait(t, 1)
+	if len(recs) != 1 || recs[0].DeliveryID != next.d.ID {
+		t.Fatalf("published %+v; want only %s's record", recs, next.d.ID)
 	}
 }
 

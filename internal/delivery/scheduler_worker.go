@@ -358,7 +358,7 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 	}
 	w.mu.Unlock()
 
-	ds, err := s.st.Claim(ctx, w.name, now, leaseUntil, limit)
+	ds, err := s.st.Claim(ctx, s.owner, w.name, now, leaseUntil, limit)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("claim deliveries", "destination", w.name, "err", err)
@@ -397,14 +397,14 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 }
 
 func (s *Scheduler) release(ctx context.Context, destination string, ds []store.Delivery) {
-	ids := make([]string, len(ds))
+	leases := make([]store.Lease, len(ds))
 	for i, d := range ds {
-		ids[i] = d.ID
+		leases[i] = d.Lease
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if err := s.st.Release(rctx, ids, s.clock.Now()); err != nil {
-		s.log.Error("release claimed deliveries", "destination", destination, "count", len(ids), "err", err)
+	if err := s.st.Release(rctx, leases, s.clock.Now()); err != nil {
+		s.log.Error("release claimed deliveries", "destination", destination, "count", len(leases), "err", err)
 	}
 }
 

@@ -75,7 +75,7 @@ type Options struct {
 	WebhookPath string
 	Settings    Settings
 	Backend     Backend
-	Store       store.Store
+	Store       store.Reader
 	Hub         *Hub
 	Logger      *slog.Logger
 	Registry    *prometheus.Registry // private registry served on /metrics
@@ -144,7 +144,7 @@ func New(opts Options) *Server {
 func (s *Server) Backend() Backend { return s.opts.Backend }
 
 // Store returns the store the server reads from.
-func (s *Server) Store() store.Store { return s.opts.Store }
+func (s *Server) Store() store.Reader { return s.opts.Store }
 
 // Hub returns the live dispatch hub.
 func (s *Server) Hub() *Hub { return s.opts.Hub }

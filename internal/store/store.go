@@ -62,7 +62,7 @@ var (
 
 // SchemaVersion is the schema version of this build: Migrate brings a
 // database to it. Version 1 is the schema of the first release; 2 adds the
-// owner and token of a delivery's lease.
+// owner and token of a delivery's lease, and the replica of a dispatch record.
 const SchemaVersion = 2
 
 // State is the state of a delivery in the queue.
@@ -104,7 +104,7 @@ type Queue interface {
 	// and dispatch records. It sets, in place, the ID of every Dispatch that
 	// has none (so the caller can publish them), and fills empty
 	// EventID/EventType/Destination/Route of the stored records from the
-	// delivery.
+	// delivery, and an empty Replica from the lease's owner.
 	//
 	// A completion applies only while its LeaseToken still holds the
 	// delivery; one that does not is refused and writes nothing, not even
@@ -292,8 +292,8 @@ type Dispatch struct {
 	DurationMs    int64                 `json:"duration_ms"`
 	CreatedAt     time.Time             `json:"created_at"`
 	NextAttemptAt *time.Time            `json:"next_attempt_at"`
-	// Replica is the process that made the attempt (server.replica); empty
-	// in a single-process store.
+	// Replica is the process that made the attempt (server.replica): the
+	// owner of the lease it ran under.
 	Replica string `json:"replica"`
 }
 

@@ -61,25 +61,13 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{events: map[string]store.Event{}, deliveries: map[string][]store.Delivery{}}
 }
 
+var _ store.Reader = (*fakeStore)(nil)
+
+// errUnused answers the two reads the UI never makes.
 var errUnused = errors.New("not used by the UI")
 
-func (s *fakeStore) Ingest(context.Context, store.NewEvent) (bool, error) { return false, errUnused }
-func (s *fakeStore) Claim(context.Context, string, time.Time, time.Time, int) ([]store.Delivery, error) {
-	return nil, errUnused
-}
-func (s *fakeStore) Complete(context.Context, []store.Completion) error { return errUnused }
-func (s *fakeStore) Release(context.Context, []string, time.Time) error { return errUnused }
-func (s *fakeStore) Retry(context.Context, string, time.Time) error     { return errUnused }
-func (s *fakeStore) SetPaused(context.Context, string, bool) error      { return errUnused }
-func (s *fakeStore) Paused(context.Context) (map[string]bool, error)    { return nil, errUnused }
-func (s *fakeStore) Purge(context.Context, time.Time, int) (int, error) { return 0, errUnused }
-func (s *fakeStore) Ping(context.Context) error                         { return nil }
-func (s *fakeStore) Close() error                                       { return nil }
 func (s *fakeStore) Delivery(context.Context, string) (store.Delivery, error) {
 	return store.Delivery{}, errUnused
-}
-func (s *fakeStore) Replay(context.Context, store.ReplayFilter, time.Time, bool) (int, error) {
-	return 0, errUnused
 }
 func (s *fakeStore) Stats(context.Context, time.Time) (map[string]store.DestinationStats, error) {
 	return nil, errUnused

@@ -34,13 +34,13 @@ func TestRealStoreEscapesStoredPayloads(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("ingest: created=%v err=%v", created, err)
 	}
-	claimed, err := st.Claim(ctx, "sink", now.Add(time.Second), now.Add(time.Minute), 10)
+	claimed, err := st.Claim(ctx, "ui-test", "sink", now.Add(time.Second), now.Add(time.Minute), 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %d deliveries, err %v", len(claimed), err)
 	}
 	d := claimed[0]
 	err = st.Complete(ctx, []store.Completion{{
-		DeliveryID: d.ID, State: store.Dead, LastError: "client_error: " + xss,
+		DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Dead, LastError: "client_error: " + xss,
 		Dispatches: []store.Dispatch{{
 			DeliveryID: d.ID, EventID: d.EventID, EventType: d.EventType, Destination: "sink", Route: "everything",
 			Attempt: 1, Status: string(store.Dead),

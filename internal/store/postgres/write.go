@@ -175,6 +175,7 @@ type head struct {
 	eventID, eventType, destination, route string
 	state                                  store.State
 	token                                  *int64 // the lease's, while one holds the row
+	owner                                  string // the lease's owner, while one holds the row
 }
 
 // lockHeads takes the events of the given deliveries FOR NO KEY UPDATE, in
@@ -188,8 +189,8 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 		SELECT event_id FROM deliveries WHERE id = ANY($1)) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token
-		FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token,
+		COALESCE(lease_owner, '') FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	for rows.Next() {
 		var id string
 		var h head
-		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token); err != nil {
+		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -291,7 +292,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 					d.ID = s.ids.New()
 				}
 				if d.Replica == "" {
-					d.Replica = s.replica
+					d.Replica = cur.owner
 				}
 				req, err := json.Marshal(d.Request)
 				if err != nil {

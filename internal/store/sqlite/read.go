@@ -108,7 +108,7 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.De
 	return ds, nil
 }
 
-const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, attempt, status,
+const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, replica, attempt, status,
 	request, response, duration_ms, created_at, next_attempt_at`
 
 func scanDispatch(sc interface{ Scan(...any) error }) (store.Dispatch, error) {
@@ -116,7 +116,7 @@ func scanDispatch(sc interface{ Scan(...any) error }) (store.Dispatch, error) {
 	var req, resp string
 	var created int64
 	var next sql.NullInt64
-	if err := sc.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Attempt,
+	if err := sc.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Replica, &d.Attempt,
 		&d.Status, &req, &resp, &d.DurationMs, &created, &next); err != nil {
 		return d, err
 	}

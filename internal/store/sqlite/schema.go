@@ -106,12 +106,14 @@ CREATE TABLE heartbeat (
 );
 `,
 	// 2: a lease names its owner and the claim that holds it (a token unique
-	// per claim), so Complete and Release can fence off a superseded holder.
+	// per claim), so Complete and Release can fence off a superseded holder;
+	// a dispatch record names the replica that made it.
 	// Rows of version 1 that are running keep no token: only ReleaseAll or
 	// a claim after their lease ends takes them again.
 	`
 ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_token TEXT;
+ALTER TABLE dispatches ADD COLUMN replica TEXT NOT NULL DEFAULT '';
 `,
 }
 

@@ -129,12 +129,12 @@ type completion struct {
 }
 
 type dispatchRow struct {
-	id, eventID, eventType, destination, route string
-	attempt                                    int
-	status                                     string
-	request, response                          string
-	durationMs, createdAt                      int64
-	next                                       sql.NullInt64
+	id, eventID, eventType, destination, route, replica string
+	attempt                                             int
+	status                                              string
+	request, response                                   string
+	durationMs, createdAt                               int64
+	next                                                sql.NullInt64
 }
 
 // Complete records attempts and new states in one transaction, shared with
@@ -178,7 +178,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 				return fmt.Errorf("complete delivery %q: encode response: %w", c.DeliveryID, err)
 			}
 			dr := dispatchRow{
-				id: d.ID, eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route,
+				id: d.ID, eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route, replica: d.Replica,
 				attempt: d.Attempt, status: d.Status, request: string(req), response: string(resp),
 				durationMs: d.DurationMs, createdAt: ms(d.CreatedAt),
 			}
@@ -241,12 +241,13 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 		for _, d := range r.dispatches {
 			_, err := w.st.insDispatch.ExecContext(w.ctx, d.id, r.deliveryID,
 				or(d.eventID, cur.eventID), or(d.eventType, cur.eventType), or(d.destination, cur.destination), or(d.route, cur.route),
+				or(d.replica, cur.owner.String),
 				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next)
 			if err != nil {
 				return nil, fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
 			}
 		}
-		cur.state, cur.token = r.state, sql.NullString{} // what the row holds now
+		cur.state, cur.owner, cur.token = r.state, sql.NullString{}, sql.NullString{} // what the row holds now
 	}
 	return lost, nil
 }
@@ -254,13 +255,13 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 type deliveryHead struct {
 	eventID, eventType, destination, route string
 	state                                  store.State
-	token                                  sql.NullString // lease_token
+	owner, token                           sql.NullString // lease_owner, lease_token
 }
 
 // delivery reads the fields writes need; an absent row is a rejection.
 func (w *writer) delivery(id string) (deliveryHead, error) {
 	var h deliveryHead
-	err := w.st.getDelivery.QueryRowContext(w.ctx, id).Scan(&h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token)
+	err := w.st.getDelivery.QueryRowContext(w.ctx, id).Scan(&h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.owner, &h.token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, reject(fmt.Errorf("delivery %q: %w", id, store.ErrNotFound))
 	}

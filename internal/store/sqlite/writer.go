@@ -280,7 +280,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.claimSel, claimSQL},
 		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ?, lease_owner = ?, lease_token = ?
 			WHERE id = ?`},
-		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_token FROM deliveries WHERE id = ?`},
+		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_owner, lease_token FROM deliveries WHERE id = ?`},
 		{&w.st.completeUpd, `UPDATE deliveries SET
 			state = ?1,
 			attempts = attempts + ?2,
@@ -293,9 +293,9 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			updated_at = ?5,
 			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
 			WHERE id = ?6`},
-		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route,
+		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route, replica,
 			attempt, status, request, response, duration_ms, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		// A late completion must not replace a newer error.
 		{&w.st.setLastError, `INSERT INTO destination_state (name, last_error, last_error_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at

@@ -538,7 +538,8 @@ func testCompleteRoundtrip(t *testing.T, open func(t *testing.T) store.Store) {
 		},
 		{
 			Attempt: 2, Status: "retrying", DurationMs: 10000, CreatedAt: at(2 * time.Second), NextAttemptAt: &retryAt,
-			Route:    "caller-route", // a value the caller set is kept
+			Route:    "caller-route", // values the caller set are kept
+			Replica:  "caller-replica",
 			Request:  destinations.Request{Method: "POST", URL: "https://hooks.example.com/<secret>", Headers: map[string]string{}},
 			Response: destinations.Response{Error: "timeout: context deadline exceeded"},
 		},
@@ -556,6 +557,9 @@ func testCompleteRoundtrip(t *testing.T, open func(t *testing.T) store.Store) {
 		want.DeliveryID, want.EventID, want.EventType, want.Destination = d.ID, "e1", "RENEWAL", "a"
 		if want.Route == "" {
 			want.Route = "r-a"
+		}
+		if want.Replica == "" {
+			want.Replica = owner // the lease's owner
 		}
 		got, err := h.s.Dispatch(t.Context(), in.ID)
 		if err != nil {
