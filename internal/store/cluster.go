@@ -15,9 +15,20 @@ type Notifier interface {
 	// now on any replica, and "" when notices may have been lost (check
 	// every destination). Closed when ctx ends or the store closes.
 	SubscribeWakeups(ctx context.Context) <-chan string
+	// SubscribePaused receives every change of a paused flag on any
+	// replica, and a zero PauseChange when changes may have been lost
+	// (re-read Paused). Closed when ctx ends or the store closes.
+	SubscribePaused(ctx context.Context) <-chan PauseChange
 	// SubscribeDispatches receives every replica's dispatch records, this
 	// replica's own included. Closed when ctx ends or the store closes.
 	SubscribeDispatches(ctx context.Context) <-chan Dispatch
+}
+
+// PauseChange is a destination paused or resumed by an operator on some
+// replica.
+type PauseChange struct {
+	Destination string
+	Paused      bool
 }
 
 // Replica is one row of GET /api/v1/replicas.

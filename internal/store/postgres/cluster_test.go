@@ -170,6 +170,28 @@ func TestMigrateConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
+// TestOpenNoMigrate: with NoMigrate, Open refuses a database that is not at
+// this build's version; without, it migrates.
+func TestOpenNoMigrate(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	if s, err := Open(t.Context(), Options{DSN: dsn, NoMigrate: true}); err == nil {
+		s.Close()
+		t.Fatal("Open with NoMigrate on an empty database succeeded")
+	} else if !strings.Contains(err.Error(), "schema version 0") {
+		t.Fatalf("Open with NoMigrate: %v; want it to name version 0", err)
+	}
+	s, err := Open(t.Context(), Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), Options{DSN: dsn, NoMigrate: true})
+	if err != nil {
+		t.Fatalf("Open with NoMigrate after migrating: %v", err)
+	}
+	s.Close()
+}
+
 // notifierPID is the backend pid of s's LISTEN session.
 func notifierPID(t *testing.T, s *Store) int {
 	t.Helper()
@@ -210,6 +232,8 @@ func TestNotifierSurvivesTermination(t *testing.T) {
 	defer cancel()
 	wake := b.SubscribeWakeups(ctx)
 	feed := b.SubscribeDispatches(ctx)
+	pauses := b.SubscribePaused(ctx)
+	recv(t, pauses, "the resync of a new subscription", func(p store.PauseChange) bool { return p == store.PauseChange{} })
 	recv(t, wake, "the resync of a new subscription", func(d string) bool { return d == "" })
 	eventually(t, "the notifier to listen", func() bool { return b.Connects() >= 1 })
 
@@ -236,6 +260,13 @@ func TestNotifierSurvivesTermination(t *testing.T) {
 		Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0.Add(time.Second)}}}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, paused := range []bool{true, false} {
+		if err := a.SetPaused(t.Context(), "dest-y", paused); err != nil {
+			t.Fatal(err)
+		}
+		want := store.PauseChange{Destination: "dest-y", Paused: paused}
+		recv(t, pauses, fmt.Sprintf("%+v on b", want), func(p store.PauseChange) bool { return p == want })
 	}
 	got := recv(t, feed, "a's dispatch on b's feed", func(d store.Dispatch) bool { return d.DeliveryID == ds[0].ID })
 	if got.Replica != "rc-1" || got.EventID != "e2" || got.Destination != "dest-y" {

@@ -18,15 +18,18 @@ import (
 // trip and one commit. An idle store adds no delay: a lone request is
 // committed at once.
 
-// batchSQL is ingestSQL for many events. An id already stored, or stored by
-// a concurrent batch of another replica, is skipped by ON CONFLICT; RETURNING
-// names the events created.
+// batchSQL stores many events and their deliveries in one statement. An id
+// already stored, or being stored by a concurrent batch (of any replica),
+// is skipped by ON CONFLICT once that batch commits; RETURNING names the
+// events created. Rows go in id order, so two batches holding the same ids
+// wait for each other in one order and never deadlock. The wake-ups are
+// sent on commit only.
 const batchSQL = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[], $6::boolean[])
 		AS x(id, type, received_at, body, routes, settled)
 ), e AS (
 	INSERT INTO events (id, type, received_at, body, routes, settled)
-	SELECT id, type, received_at, body, routes, settled FROM input
+	SELECT id, type, received_at, body, routes, settled FROM input ORDER BY id
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, type, received_at
 ), d AS (

@@ -27,22 +27,87 @@ const (
 )
 
 // feed owns the notifier: one dedicated connection (not from the pool: a
-// LISTEN lives as long as its session) that LISTENs on both channels and
+// LISTEN lives as long as its session) that LISTENs on every channel and
 // reconnects by itself, with backoff, whenever it is lost (server restart,
 // pg_terminate_backend, network).
 type feed struct {
 	s *Store
 
-	mu   sync.Mutex
-	wake map[chan string]struct{}
-	disp map[chan store.Dispatch]struct{}
+	wake   *hub[string]
+	paused *hub[store.PauseChange]
+	disp   *hub[store.Dispatch]
 
 	connects atomic.Int64 // successful LISTEN sessions so far (tests wait on it)
-	dropped  atomic.Int64 // notices a full subscriber did not get
 }
 
 func newFeed(s *Store) *feed {
-	return &feed{s: s, wake: map[chan string]struct{}{}, disp: map[chan store.Dispatch]struct{}{}}
+	return &feed{s: s, wake: newHub[string](wakeBuffer), paused: newHub[store.PauseChange](wakeBuffer),
+		disp: newHub[store.Dispatch](dispatchBuffer)}
+}
+
+// hub fans one kind of notice out to its subscribers' buffered channels.
+type hub[T any] struct {
+	size    int
+	mu      sync.Mutex
+	subs    map[chan T]struct{}
+	dropped atomic.Int64 // notices a full subscriber did not get
+}
+
+func newHub[T any](size int) *hub[T] { return &hub[T]{size: size, subs: map[chan T]struct{}{}} }
+
+// subscribe returns a channel that gets first (when not nil) at once, then
+// every notice, until ctx ends or done is closed; then it is closed.
+func (h *hub[T]) subscribe(ctx context.Context, done <-chan struct{}, first *T) <-chan T {
+	ch := make(chan T, h.size)
+	if first != nil {
+		ch <- *first
+	}
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}()
+	return ch
+}
+
+func (h *hub[T]) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// send gives v to every subscriber that has room.
+func (h *hub[T]) send(vs ...T) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		for _, v := range vs {
+			select {
+			case ch <- v:
+			default:
+				h.dropped.Add(1)
+			}
+		}
+	}
+}
+
+func (h *hub[T]) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		delete(h.subs, ch)
+		close(ch)
+	}
 }
 
 // SubscribeWakeups returns a channel that receives, until ctx ends or the
@@ -55,25 +120,16 @@ func newFeed(s *Store) *feed {
 // sent before the subscription or while the notifier was away are lost, so
 // "" means "check every destination".
 func (s *Store) SubscribeWakeups(ctx context.Context) <-chan string {
-	ch := make(chan string, wakeBuffer)
-	ch <- ""
-	f := s.feed
-	f.mu.Lock()
-	f.wake[ch] = struct{}{}
-	f.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-s.done:
-		}
-		f.mu.Lock()
-		if _, ok := f.wake[ch]; ok {
-			delete(f.wake, ch)
-			close(ch)
-		}
-		f.mu.Unlock()
-	}()
-	return ch
+	first := ""
+	return s.feed.wake.subscribe(ctx, s.done, &first)
+}
+
+// SubscribePaused returns a channel that receives every change of a paused
+// flag made on any replica (SetPaused), until ctx ends or the store closes.
+// It receives a zero PauseChange at once and after each reconnect: re-read
+// Paused, changes may have been missed.
+func (s *Store) SubscribePaused(ctx context.Context) <-chan store.PauseChange {
+	return s.feed.paused.subscribe(ctx, s.done, &store.PauseChange{})
 }
 
 // SubscribeDispatches returns a channel that receives every dispatch record
@@ -82,24 +138,7 @@ func (s *Store) SubscribeWakeups(ctx context.Context) <-chan string {
 // The feed is what the SSE stream and the UI show; a subscriber too slow to
 // keep up with its buffer loses records (counted), never blocks the others.
 func (s *Store) SubscribeDispatches(ctx context.Context) <-chan store.Dispatch {
-	ch := make(chan store.Dispatch, dispatchBuffer)
-	f := s.feed
-	f.mu.Lock()
-	f.disp[ch] = struct{}{}
-	f.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-s.done:
-		}
-		f.mu.Lock()
-		if _, ok := f.disp[ch]; ok {
-			delete(f.disp, ch)
-			close(ch)
-		}
-		f.mu.Unlock()
-	}()
-	return ch
+	return s.feed.disp.subscribe(ctx, s.done, nil)
 }
 
 // run listens until ctx ends, reconnecting after every loss, then closes
@@ -137,11 +176,13 @@ func (f *feed) listen(ctx context.Context) (listened bool, err error) {
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, `LISTEN `+chanDue+`; LISTEN `+chanDispatch); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+chanDue+`; LISTEN `+chanDispatch+`; LISTEN `+chanPaused); err != nil {
 		return false, err
 	}
 	f.connects.Add(1)
-	f.wakeAll("") // anything sent while we were away is lost
+	// Anything sent while we were away is lost.
+	f.wake.send("")
+	f.paused.send(store.PauseChange{})
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -149,21 +190,15 @@ func (f *feed) listen(ctx context.Context) (listened bool, err error) {
 		}
 		switch n.Channel {
 		case chanDue:
-			f.wakeAll(n.Payload)
+			f.wake.send(n.Payload)
+		case chanPaused:
+			dest, paused := strings.CutPrefix(n.Payload, "+")
+			if !paused {
+				dest = strings.TrimPrefix(n.Payload, "-")
+			}
+			f.paused.send(store.PauseChange{Destination: dest, Paused: paused})
 		case chanDispatch:
 			f.dispatches(ctx, n.Payload)
-		}
-	}
-}
-
-func (f *feed) wakeAll(dest string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.wake {
-		select {
-		case ch <- dest:
-		default:
-			f.dropped.Add(1)
 		}
 	}
 }
@@ -171,10 +206,7 @@ func (f *feed) wakeAll(dest string) {
 // dispatches reads the announced records (through the pool) and hands them
 // to every subscriber.
 func (f *feed) dispatches(ctx context.Context, payload string) {
-	f.mu.Lock()
-	n := len(f.disp)
-	f.mu.Unlock()
-	if n == 0 {
+	if f.disp.len() == 0 {
 		return
 	}
 	_, list, ok := strings.Cut(payload, "\n")
@@ -188,28 +220,11 @@ func (f *feed) dispatches(ctx context.Context, payload string) {
 		f.s.log.Warn("store notifier: read announced dispatches", "err", err)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.disp {
-		for _, d := range ds {
-			select {
-			case ch <- d:
-			default:
-				f.dropped.Add(1)
-			}
-		}
-	}
+	f.disp.send(ds...)
 }
 
 func (f *feed) closeAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.wake {
-		delete(f.wake, ch)
-		close(ch)
-	}
-	for ch := range f.disp {
-		delete(f.disp, ch)
-		close(ch)
-	}
+	f.wake.closeAll()
+	f.paused.closeAll()
+	f.disp.closeAll()
 }

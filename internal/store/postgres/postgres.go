@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rcrouter/rcrouter/internal/id"
@@ -51,6 +50,9 @@ type Options struct {
 	MaxBatch int
 	// Committers is how many ingest commits may run at once. Default 2.
 	Committers int
+	// NoMigrate: Open refuses a database whose schema is not at
+	// store.SchemaVersion instead of migrating it (serve --no-migrate).
+	NoMigrate bool
 	// Now is the clock for timestamps the caller does not give.
 	// Default time.Now.
 	Now func() time.Time
@@ -75,8 +77,9 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to the database (without migrating it: call Migrate) and
-// starts the notifier. It fails when the server cannot be reached.
+// Open connects to the database, brings its schema up to date (Migrate;
+// unless NoMigrate, when it only checks the version) and starts the
+// notifier. It fails when the server cannot be reached.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DSN == "" {
 		return nil, errors.New("open postgres store: empty dsn")
@@ -117,6 +120,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store %s: %w", where(cfg.ConnConfig), err)
+	}
+	if opts.NoMigrate {
+		err = checkVersion(ctx, pool)
+	} else {
+		var from, to int
+		if from, to, err = migrate(ctx, pool); err == nil && from != to {
+			opts.Logger.Info("store schema migrated", "from", from, "to", to)
+		}
+	}
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store %s: %w", where(cfg.ConnConfig), err)
 	}
@@ -207,12 +222,6 @@ func (s *Store) fail(op string, err error) error {
 		return store.ErrClosed
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// isUniqueViolation reports a duplicate key.
-func isUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // ms truncates a caller's time to what the store keeps.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rcrouter/rcrouter/internal/store"
 )
@@ -181,6 +183,19 @@ func migrate(ctx context.Context, conn interface {
 	return from, len(migrations), nil
 }
 
-// errNoSchema: the database was never migrated and the store was opened
-// without migrating.
-var errNoSchema = errors.New("database schema is not migrated (run rcrouter migrate)")
+// checkVersion refuses a schema that is not this build's.
+func checkVersion(ctx context.Context, pool *pgxpool.Pool) error {
+	var v int
+	err := pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: never migrated
+		v, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v != store.SchemaVersion {
+		return fmt.Errorf("schema version %d, this build needs %d (run rcrouter migrate)", v, store.SchemaVersion)
+	}
+	return nil
+}

@@ -15,12 +15,14 @@ import (
 	"github.com/rcrouter/rcrouter/internal/store"
 )
 
-// Notification channels. Payloads: a destination name on chanDue; on
+// Notification channels. Payloads: a destination name on chanDue; a sign
+// and a destination on chanPaused; on
 // chanDispatch "<replica>\n<id>,<id>…" (records can exceed NOTIFY's 8000
 // bytes, so listeners read them by id).
 const (
 	chanDue      = "rcrouter_due"
 	chanDispatch = "rcrouter_dispatch"
+	chanPaused   = "rcrouter_paused" // "+<destination>" paused, "-<destination>" resumed
 )
 
 // Ingest stores e and its deliveries in the next group commit (ingest.go):
@@ -519,14 +521,25 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 	if destination == "" {
 		return errors.New("set paused: empty destination")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO destination_state (name, paused) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused)
+	sign := "+"
+	if !paused {
+		sign = "-"
+	}
+	// One batch, one transaction: the flag and its notices commit together.
+	// Resuming also wakes the destination: its backlog is due on every
+	// replica at once.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO destination_state (name, paused) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused)
+		b.Queue(`SELECT pg_notify('`+chanPaused+`', $1)`, sign+destination)
+		if !paused {
+			b.Queue(`SELECT pg_notify('`+chanDue+`', $1)`, destination)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
 	if err != nil {
 		return s.fail("set paused "+destination, err)
-	}
-	if !paused {
-		// Resuming makes the backlog due on every replica at once.
-		_, _ = s.pool.Exec(ctx, `SELECT pg_notify('`+chanDue+`', $1)`, destination)
 	}
 	return nil
 }
