@@ -67,6 +67,10 @@ type batcher struct {
 	closed bool
 	reqs   chan *ingestReq
 	wg     sync.WaitGroup
+
+	// onBatch, nil in production, is called with each batch's size
+	// before it is stored (tests hold the committer with it).
+	onBatch func(n int)
 }
 
 func newBatcher(s *Store, committers, maxBatch int) *batcher {
@@ -136,6 +140,9 @@ func (b *batcher) run() {
 // commit stores a batch. If the batch statement fails, each event is tried
 // alone, so one bad event fails only its own webhook.
 func (b *batcher) commit(batch []*ingestReq) {
+	if b.onBatch != nil {
+		b.onBatch(len(batch))
+	}
 	// Committed even when every caller gave up: a caller that timed out
 	// may have been retried already, and the retry is then a duplicate.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
