@@ -122,7 +122,12 @@ func (s *Store) Dispatch(ctx context.Context, id string) (store.Dispatch, error)
 
 // dispatchesByID reads records for the feed, in id (creation) order.
 func (s *Store) dispatchesByID(ctx context.Context, ids []string) ([]store.Dispatch, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+dispatchCols+` FROM dispatches WHERE id = ANY($1) ORDER BY id`, ids)
+	return s.queryDispatches(ctx, `SELECT `+dispatchCols+` FROM dispatches WHERE id = ANY($1) ORDER BY id`, ids)
+}
+
+// queryDispatches runs a query of dispatchCols.
+func (s *Store) queryDispatches(ctx context.Context, q string, args ...any) ([]store.Dispatch, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +143,6 @@ func (s *Store) dispatchesByID(ctx context.Context, ids []string) ([]store.Dispa
 	return out, rows.Err()
 }
 
-// Page sizes of Dispatches.
-const (
-	defaultLimit = 50
-	maxLimit     = 500
-)
-
 // Dispatches lists dispatch records newest first. Each filter has an index
 // ending in (created_at, id), so a page is an ordered range scan that stops
 // after limit+1 rows.
@@ -151,11 +150,7 @@ func (s *Store) Dispatches(ctx context.Context, f store.DispatchFilter) ([]store
 	if err := s.usable(); err != nil {
 		return nil, "", err
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := f.PageLimit()
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -181,32 +176,11 @@ func (s *Store) Dispatches(ctx context.Context, f store.DispatchFilter) ([]store
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
+	items, err := s.queryDispatches(ctx, q, args...)
 	if err != nil {
 		return nil, "", s.fail("dispatches", err)
 	}
-	defer rows.Close()
-	items := make([]store.Dispatch, 0, limit)
-	more := false
-	for rows.Next() {
-		if len(items) == limit {
-			more = true
-			break
-		}
-		d, err := scanDispatch(rows)
-		if err != nil {
-			return nil, "", s.fail("dispatches", err)
-		}
-		items = append(items, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", s.fail("dispatches", err)
-	}
-	next := ""
-	if more {
-		last := items[len(items)-1]
-		next = store.EncodeCursor(last.CreatedAt, last.ID)
-	}
+	items, next := store.Page(items, limit)
 	return items, next, nil
 }
 

@@ -33,7 +33,7 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	if err := s.usable(); err != nil {
 		return false, err
 	}
-	if err := validateEvent(e); err != nil {
+	if err := e.Check(); err != nil {
 		return false, err
 	}
 	received := e.ReceivedAt
@@ -54,27 +54,6 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		r.ids[i] = s.ids.New()
 	}
 	return s.ingest.submit(ctx, r)
-}
-
-// validateEvent refuses what would break the one-delivery-per-destination rule.
-func validateEvent(e store.NewEvent) error {
-	if e.ID == "" {
-		return errors.New("ingest: empty event id")
-	}
-	if e.Type == "" {
-		return fmt.Errorf("ingest event %q: empty type", e.ID)
-	}
-	seen := make(map[string]bool, len(e.Deliveries))
-	for _, d := range e.Deliveries {
-		if d.Destination == "" {
-			return fmt.Errorf("ingest event %q: delivery with empty destination", e.ID)
-		}
-		if seen[d.Destination] {
-			return fmt.Errorf("ingest event %q: destination %q named twice", e.ID, d.Destination)
-		}
-		seen[d.Destination] = true
-	}
-	return nil
 }
 
 const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.state, d.attempts, d.tries,
@@ -230,16 +209,10 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	now := s.now()
 	ids := make([]string, 0, len(cs))
 	for i := range cs {
-		c := &cs[i]
-		switch c.State {
-		case store.Delivered, store.Retrying, store.Dead, store.Skipped:
-		default:
-			return fmt.Errorf("complete delivery %q: state %q is not a completion state", c.DeliveryID, c.State)
+		if err := cs[i].Check(); err != nil {
+			return err
 		}
-		if c.LeaseToken == "" {
-			return fmt.Errorf("complete delivery %q: no lease token", c.DeliveryID)
-		}
-		ids = append(ids, c.DeliveryID)
+		ids = append(ids, cs[i].DeliveryID)
 	}
 	var lost []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -448,17 +421,9 @@ func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time,
 	if err := s.usable(); err != nil {
 		return 0, err
 	}
-	if f.Destination == "" {
-		return 0, errors.New("replay: empty destination")
-	}
-	if f.Status == "" {
-		f.Status = store.Dead
-	}
-	switch f.Status {
-	case store.Pending, store.Retrying, store.Dead, store.Delivered, store.Skipped:
-	default:
-		// Running rows belong to a worker until their lease ends.
-		return 0, fmt.Errorf("replay %s: cannot replay %s deliveries", f.Destination, f.Status)
+	f, err := f.Normalize()
+	if err != nil {
+		return 0, err
 	}
 	// Unbounded ends are the widest timestamptz values.
 	since, until := pgMinTime, pgMaxTime
@@ -477,7 +442,7 @@ func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time,
 		return n, nil
 	}
 	var n int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Events first, as every writer of deliveries' states does.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE `+
 			replayWhere+`) ORDER BY id FOR NO KEY UPDATE`, args...); err != nil {
