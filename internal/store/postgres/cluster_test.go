@@ -539,3 +539,35 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoversWhenBackendsAreTerminated: every session of the database is
+// killed (as a server restart does); calls fail with an error meanwhile,
+// never with a false success, and work again without reopening the store.
+func TestRecoversWhenBackendsAreTerminated(t *testing.T) {
+	rs := replicas(t, 2)
+	s, killer := rs[0], rs[1]
+	ingest(t, s, "before", t0, "a")
+	eventually(t, "the notifier to listen", func() bool { return s.Connects() >= 1 })
+	var n int
+	err := killer.pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE '%rc-1'`).Scan(&n)
+	if err != nil || n < 2 {
+		t.Fatalf("terminated %d sessions of rc-1, %v; want the pool's and the notifier's", n, err)
+	}
+	for i := 0; ; i++ {
+		created, err := s.Ingest(t.Context(), store.NewEvent{ID: "after", Type: "RENEWAL", ReceivedAt: t0, Body: []byte(`{}`)})
+		if err == nil {
+			if !created {
+				t.Fatal("Ingest after the restart: duplicate, want created")
+			}
+			break
+		}
+		if i == 5 {
+			t.Fatalf("Ingest still fails after %d tries: %v", i+1, err)
+		}
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	eventually(t, "the notifier to reconnect", func() bool { return s.Connects() >= 2 })
+}
