@@ -571,3 +571,27 @@ func TestRecoversWhenBackendsAreTerminated(t *testing.T) {
 	}
 	eventually(t, "the notifier to reconnect", func() bool { return s.Connects() >= 2 })
 }
+
+// TestStartLeavesOtherLeases: a replica that starts (opens and migrates)
+// while another holds leases releases none of them.
+func TestStartLeavesOtherLeases(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := openDB(t, dsn, "rc-1")
+	ingest(t, a, "e1", t0, "d")
+	ds, err := a.Claim(t.Context(), a.Replica(), "d", t0, t0.Add(time.Minute), 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("Claim = %v, %v", ds, err)
+	}
+	b := openDB(t, dsn, "rc-2")
+	if got, err := b.Claim(t.Context(), b.Replica(), "d", t0.Add(time.Second), t0.Add(time.Minute), 10); err != nil || len(got) != 0 {
+		t.Fatalf("the new replica claimed %v, %v; want nothing while rc-1's lease runs", got, err)
+	}
+	err = a.Complete(t.Context(), []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: store.Delivered,
+		Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0}}}})
+	if err != nil {
+		t.Fatalf("rc-1's Complete after rc-2 started: %v", err)
+	}
+	if d, _, err := b.Dispatches(t.Context(), store.DispatchFilter{}); err != nil || len(d) != 1 || d[0].Replica != "rc-1" {
+		t.Fatalf("dispatches = %+v, %v; want rc-1's record", d, err)
+	}
+}
