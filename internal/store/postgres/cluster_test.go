@@ -174,18 +174,18 @@ func TestMigrateConcurrent(t *testing.T) {
 // this build's version; without, it migrates.
 func TestOpenNoMigrate(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	if s, err := Open(t.Context(), Options{DSN: dsn, NoMigrate: true}); err == nil {
+	if s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1", NoMigrate: true}); err == nil {
 		s.Close()
 		t.Fatal("Open with NoMigrate on an empty database succeeded")
 	} else if !strings.Contains(err.Error(), "schema version 0") {
 		t.Fatalf("Open with NoMigrate: %v; want it to name version 0", err)
 	}
-	s, err := Open(t.Context(), Options{DSN: dsn})
+	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(t.Context(), Options{DSN: dsn, NoMigrate: true})
+	s, err = Open(t.Context(), Options{DSN: dsn, Replica: "rc-1", NoMigrate: true})
 	if err != nil {
 		t.Fatalf("Open with NoMigrate after migrating: %v", err)
 	}
@@ -530,7 +530,7 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		"host=127.0.0.1 port=1 user=rc password=" + pw + " dbname=db connect_timeout=2",
 		"postgres://rc:" + pw + "@127.0.0.1:5432/db?sslmode=bogus",
 	} {
-		_, err := Open(t.Context(), Options{DSN: dsn})
+		_, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
 		if err == nil {
 			t.Fatalf("Open(%q) succeeded", dsn)
 		}

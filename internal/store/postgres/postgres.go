@@ -42,8 +42,10 @@ type Options struct {
 	// MaxConns is the pool size of this replica (storage.max_conns).
 	// Default 16. The notifier holds one more connection of its own.
 	MaxConns int32
-	// Replica names this process in claims, dispatch records and the
-	// replicas table (server.replica). Default "<hostname>-<pid>".
+	// Replica names this process in the replicas table, the leader row
+	// and its sessions (server.replica, default <hostname>-<pid>). Required:
+	// it must be the owner the scheduler claims under, so the app computes
+	// it once and passes it to both.
 	Replica string
 	Logger  *slog.Logger // nil: discard
 	// MaxBatch is the most webhooks one ingest commit serves. Default 128.
@@ -93,7 +95,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.MaxConns = 16
 	}
 	if opts.Replica == "" {
-		opts.Replica = DefaultReplica()
+		return nil, errors.New("open postgres store: empty replica name")
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 128
