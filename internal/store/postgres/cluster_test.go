@@ -595,3 +595,22 @@ func TestStartLeavesOtherLeases(t *testing.T) {
 		t.Fatalf("dispatches = %+v, %v; want rc-1's record", d, err)
 	}
 }
+
+// TestNotifierPingsWhenIdle: a silent LISTEN connection is checked with a
+// ping, and notices still arrive between pings.
+func TestNotifierPingsWhenIdle(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := openDB(t, dsn, "rc-1")
+	b, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-2", idlePing: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	wake := b.SubscribeWakeups(t.Context())
+	eventually(t, "two idle pings", func() bool { return b.Pings() >= 2 })
+	ingest(t, a, "e1", t0, "dest-z")
+	recv(t, wake, "a wake-up between pings", func(d string) bool { return d == "dest-z" })
+	if b.Connects() != 1 {
+		t.Fatalf("notifier connects = %d; idle pings must keep the one session", b.Connects())
+	}
+}

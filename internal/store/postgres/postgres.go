@@ -58,6 +58,8 @@ type Options struct {
 	// Now is the clock for timestamps the caller does not give.
 	// Default time.Now.
 	Now func() time.Time
+
+	idlePing time.Duration // tests: the notifier's idle ping interval
 }
 
 // Store is the PostgreSQL store. Create it with Open.
@@ -148,7 +150,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		stop:    stop,
 		done:    make(chan struct{}),
 	}
-	s.feed = newFeed(s)
+	if opts.idlePing <= 0 {
+		opts.idlePing = idlePing
+	}
+	s.feed = newFeed(s, opts.idlePing)
 	s.ingest = newBatcher(s, opts.Committers, opts.MaxBatch)
 	go func() {
 		defer close(s.done)
