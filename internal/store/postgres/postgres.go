@@ -16,6 +16,22 @@
 // Times are kept to the millisecond, as in SQLite, and come from the caller
 // (the scheduler's clock): replicas need clocks synchronised (NTP) to well
 // under a lease's margin.
+//
+// # What the app calls
+//
+//   - Open with the replica name that the scheduler also claims under
+//     (server.replica); Open migrates unless NoMigrate. There is no
+//     "release everything at start-up": other replicas' leases are theirs.
+//   - Heartbeat at start-up and every few seconds; Replicas for
+//     GET /api/v1/replicas.
+//   - Lead("housekeeping", ttl, now) every ttl/3; while it returns true, run
+//     Purge and ReapExpired; Resign on shutdown.
+//   - SubscribeWakeups: wake the scheduler's destination ("" wakes all);
+//     SubscribePaused: apply pause changes made on other replicas;
+//     SubscribeDispatches: the SSE hub's source (every replica's records,
+//     this one's included, so the local publish is then not needed).
+//   - Per destination, before claiming: BreakerPermit, then TakeTokens when
+//     rate_limit is set; after each attempt BreakerRecord.
 package postgres
 
 import (
