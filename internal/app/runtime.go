@@ -22,6 +22,7 @@ type runtime struct {
 	cfg      *config.Config
 	routes   *router.Routes
 	adapters map[string]adapter
+	targets  []delivery.Target // what the scheduler was given
 }
 
 type adapter struct {
@@ -56,19 +57,20 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 			ad = adapter{cfg: *d, dest: dest}
 		}
 		rt.adapters[name] = ad
-		pol := policy(cfg, d)
-		if w, ok := ad.dest.(interface{ MaxWait() time.Duration }); ok {
-			pol.SendBudget = w.MaxWait()
-		}
-		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest, Policy: pol})
+		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest,
+			Policy: policy(cfg, d), Caps: capabilities(d, ad.dest)})
 	}
+	rt.targets = targets
 	a.sched.Apply(targets)
 	return rt, nil
 }
 
+// policy maps a destination's options, with config's defaults applied, to
+// the scheduler's Policy field by field; package delivery derives the rest
+// (Policy.effective), so nothing here decides a value.
 func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 	o := d.Options
-	p := delivery.Policy{
+	return delivery.Policy{
 		Timeout:          o.Timeout,
 		Concurrency:      o.Concurrency,
 		RateLimit:        o.RateLimit,
@@ -80,13 +82,22 @@ func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 		OpenFor:          o.CircuitBreaker.OpenFor,
 		MaxBody:          cfg.Storage.DispatchBodyBytes,
 	}
-	// Segment's client batches concurrent messages into one request, so a
-	// Segment destination runs at least a batch worth of sends at once; the
-	// library, not our workers, bounds its HTTP requests.
-	if d.Type == "segment" {
-		p.Concurrency = max(p.Concurrency, segment.DefaultBatchSize, d.Segment.BatchSize)
+}
+
+// capabilities is what a destination's type asks of the scheduler. It is the
+// hook for the registry of destination types, which declares them on the
+// type; until then they are found here.
+func capabilities(d *config.Destination, dest destinations.Destination) delivery.Capabilities {
+	var c delivery.Capabilities
+	if w, ok := dest.(interface{ MaxWait() time.Duration }); ok {
+		c.MaxWait = w.MaxWait()
 	}
-	return p
+	// Segment's client batches concurrent messages into one request, so a
+	// Segment destination runs at least a batch worth of sends at once.
+	if d.Type == "segment" {
+		c.Batch = max(segment.DefaultBatchSize, d.Segment.BatchSize)
+	}
+	return c
 }
 
 // newDestination is the one switch that knows every adapter (STYLE rule 3).
@@ -130,8 +141,8 @@ func (a *App) retire(old, next *runtime) {
 		return
 	}
 	grace := 2 * time.Minute
-	for _, d := range old.cfg.Destinations {
-		grace = max(grace, 3*d.Options.Timeout+30*time.Second)
+	for _, t := range old.targets {
+		grace = max(grace, t.Lease())
 	}
 	a.retireWG.Add(1)
 	go func() {

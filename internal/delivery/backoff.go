@@ -7,14 +7,16 @@ import (
 	"github.com/rcrouter/rcrouter/destinations"
 )
 
-// Defaults for Policy fields left at zero. The config package applies the
-// documented defaults first; these only keep a zero Policy (tests, a
-// synthetic destination) from meaning "no timeout" or "retry at once forever".
+// Floors for Policy fields whose zero value means nothing sensible. They are
+// not the documented defaults: internal/config applies those (`defaults:` and
+// per-type ones such as Slack's rate_limit 1) before a Policy is built. The
+// floors only keep a zero Policy (a test, a synthetic destination) from
+// meaning "no timeout" or "retry at once forever".
 const (
-	defaultTimeout         = 10 * time.Second
-	defaultInitialInterval = 5 * time.Second
-	defaultMaxInterval     = time.Hour
-	defaultOpenFor         = 30 * time.Second
+	floorTimeout         = 10 * time.Second
+	floorInitialInterval = 5 * time.Second
+	floorMaxInterval     = time.Hour
+	floorOpenFor         = 30 * time.Second
 )
 
 // leaseMargin is the part of a claim's lease that no Send may use: time to
@@ -28,10 +30,11 @@ const leaseMargin = 30 * time.Second
 const sendBudgetFactor = 3
 
 // Policy is how the scheduler treats one destination (DESIGN §4 defaults,
-// §7 delivery semantics). Zero values mean:
-// Timeout 10 s; Concurrency 1; RateLimit unlimited; MaxAttempts and
-// MaxElapsedTime no limit; InitialInterval 5 s; MaxInterval 1 h;
-// FailureThreshold no breaker; OpenFor 30 s; MaxBody destinations.DefaultMaxBody.
+// §7 delivery semantics), as its options say. Zero values mean:
+// RateLimit unlimited; MaxAttempts and MaxElapsedTime no limit;
+// FailureThreshold no breaker; other fields take a floor (Timeout 10 s,
+// Concurrency 1, InitialInterval 5 s, MaxInterval 1 h, OpenFor 30 s,
+// MaxBody destinations.DefaultMaxBody).
 //
 // MaxAttempts and the backoff exponent count tries (Sends), whatever number
 // of requests each made; dispatch records number every real request
@@ -48,37 +51,52 @@ type Policy struct {
 	FailureThreshold int           // consecutive retryable failures that open the breaker
 	OpenFor          time.Duration // how long an open breaker holds before one probe
 	MaxBody          int           // request/response body bytes kept per dispatch record
-	// SendBudget, when longer than 3×Timeout, bounds one Send instead: an
-	// adapter whose library repeats requests (Segment's ten tries) needs more.
-	SendBudget time.Duration
+
+	maxWait time.Duration // from Capabilities.MaxWait, set by effective
 }
 
-// withDefaults returns p with zero or nonsensical fields replaced.
-func (p Policy) withDefaults() Policy {
+// Capabilities are what a destination type declares about how it must be
+// scheduled, whatever its options say. The zero value asks for nothing. The
+// fields are those of destinations.Capabilities (the registry of destination
+// types), so the app converts one into the other.
+type Capabilities struct {
+	// Batch: the type's client gathers this many concurrent Sends into one
+	// request (Segment), so at least that many run at once, or batches never
+	// fill; the library, not the worker's slots, bounds the HTTP requests.
+	Batch int
+	// MaxWait is the longest one Send can take when it is longer than
+	// 3×Timeout: a type whose library repeats requests (Segment's ten tries)
+	// needs a longer Send deadline and lease.
+	MaxWait time.Duration
+}
+
+// effective is the one place where the policy a worker runs with is
+// derived: the options' Policy, floors for meaningless zero values, and the
+// type's capabilities. Apply calls it for every Target.
+func (p Policy) effective(c Capabilities) Policy {
 	if p.Timeout <= 0 {
-		p.Timeout = defaultTimeout
+		p.Timeout = floorTimeout
 	}
-	if p.Concurrency < 1 {
-		p.Concurrency = 1
-	}
+	p.Concurrency = max(p.Concurrency, c.Batch, 1)
 	if p.RateLimit < 0 {
 		p.RateLimit = 0
 	}
 	if p.InitialInterval <= 0 {
-		p.InitialInterval = defaultInitialInterval
+		p.InitialInterval = floorInitialInterval
 	}
 	if p.MaxInterval <= 0 {
-		p.MaxInterval = defaultMaxInterval
+		p.MaxInterval = floorMaxInterval
 	}
 	if p.MaxInterval < p.InitialInterval {
 		p.MaxInterval = p.InitialInterval
 	}
 	if p.OpenFor <= 0 {
-		p.OpenFor = defaultOpenFor
+		p.OpenFor = floorOpenFor
 	}
 	if p.MaxBody <= 0 {
 		p.MaxBody = destinations.DefaultMaxBody
 	}
+	p.maxWait = max(c.MaxWait, 0)
 	return p
 }
 
@@ -87,7 +105,7 @@ func (p Policy) withDefaults() Policy {
 func (p Policy) lease() time.Duration { return p.sendBudget() + leaseMargin }
 
 // sendBudget bounds one Send, including the requests an adapter repeats.
-func (p Policy) sendBudget() time.Duration { return max(sendBudgetFactor*p.Timeout, p.SendBudget) }
+func (p Policy) sendBudget() time.Duration { return max(sendBudgetFactor*p.Timeout, p.maxWait) }
 
 // backoffCap is the upper end of the full-jitter wait after attempt n (1-based):
 // min(MaxInterval, InitialInterval × 2^(n−1)).

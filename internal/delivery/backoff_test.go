@@ -6,7 +6,7 @@ import (
 )
 
 func TestBackoffBounds(t *testing.T) {
-	p := Policy{InitialInterval: 5 * time.Second, MaxInterval: time.Minute}.withDefaults()
+	p := Policy{InitialInterval: 5 * time.Second, MaxInterval: time.Minute}.effective(Capabilities{})
 	low := func(int64) int64 { return 0 }
 	high := func(n int64) int64 { return n - 1 }
 	tests := []struct {
@@ -45,7 +45,7 @@ func TestBackoffUnlimitedMaxIntervalDoesNotOverflow(t *testing.T) {
 }
 
 func TestRetryWait(t *testing.T) {
-	p := Policy{InitialInterval: 2 * time.Second, MaxInterval: 30 * time.Second}.withDefaults()
+	p := Policy{InitialInterval: 2 * time.Second, MaxInterval: 30 * time.Second}.effective(Capabilities{})
 	mid := func(n int64) int64 { return n / 2 }
 	tests := []struct {
 		name       string
@@ -93,7 +93,7 @@ func TestExhausted(t *testing.T) {
 }
 
 func TestPolicyDefaultsAndLease(t *testing.T) {
-	p := Policy{}.withDefaults()
+	p := Policy{}.effective(Capabilities{})
 	if p.Timeout != 10*time.Second || p.Concurrency != 1 || p.InitialInterval != 5*time.Second ||
 		p.MaxInterval != time.Hour || p.OpenFor != 30*time.Second || p.MaxBody != 4096 {
 		t.Fatalf("defaults = %+v", p)
@@ -104,5 +104,55 @@ func TestPolicyDefaultsAndLease(t *testing.T) {
 	}
 	if p.lease()-p.sendBudget() != leaseMargin {
 		t.Fatalf("lease %v - send budget %v != margin %v", p.lease(), p.sendBudget(), leaseMargin)
+	}
+}
+
+func TestPolicyCapabilities(t *testing.T) {
+	tests := []struct {
+		name            string
+		policy          Policy
+		caps            Capabilities
+		wantConcurrency int
+		wantBudget      time.Duration
+	}{
+		{"no capabilities", Policy{Concurrency: 4, Timeout: 10 * time.Second}, Capabilities{}, 4, 30 * time.Second},
+		{"a batching type runs a batch at once", Policy{Concurrency: 4}, Capabilities{Batch: 100}, 100, 30 * time.Second},
+		{"options above the minimum win", Policy{Concurrency: 500}, Capabilities{Batch: 100}, 500, 30 * time.Second},
+		{"a long MaxWait widens the Send budget", Policy{Timeout: time.Second}, Capabilities{MaxWait: 2 * time.Minute}, 1, 2 * time.Minute},
+		{"a short MaxWait does not shrink it", Policy{Timeout: 10 * time.Second}, Capabilities{MaxWait: time.Second}, 1, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.policy.effective(tc.caps)
+			if p.Concurrency != tc.wantConcurrency {
+				t.Errorf("Concurrency = %d, want %d", p.Concurrency, tc.wantConcurrency)
+			}
+			if got := p.sendBudget(); got != tc.wantBudget {
+				t.Errorf("sendBudget = %v, want %v", got, tc.wantBudget)
+			}
+			if got := p.lease(); got != tc.wantBudget+leaseMargin {
+				t.Errorf("lease = %v, want %v", got, tc.wantBudget+leaseMargin)
+			}
+		})
+	}
+}
+
+func TestTargetLease(t *testing.T) {
+	tests := []struct {
+		name   string
+		target Target
+		want   time.Duration
+	}{
+		{"zero policy: 3×10s + margin", Target{}, 3*10*time.Second + leaseMargin},
+		{"timeout", Target{Policy: Policy{Timeout: time.Minute}}, 3*time.Minute + leaseMargin},
+		{"a type's longer MaxWait", Target{Policy: Policy{Timeout: time.Second}, Caps: Capabilities{MaxWait: 5 * time.Minute}},
+			5*time.Minute + leaseMargin},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.target.Lease(); got != tc.want {
+				t.Fatalf("Lease = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -42,8 +42,14 @@ type Target struct {
 	Name   string
 	Type   string // config block name (segment, slack, webhook, file); for logs
 	Dest   destinations.Destination
-	Policy Policy
+	Policy Policy       // from the destination's options
+	Caps   Capabilities // declared by the destination's type
 }
+
+// Lease is the longest one attempt of t holds its delivery, and so its
+// adapter, when it starts at once: an adapter a reload replaced is closed no
+// sooner.
+func (t Target) Lease() time.Duration { return t.Policy.effective(t.Caps).lease() }
 
 // SchedulerOptions configure a Scheduler. Decode is required.
 type SchedulerOptions struct {
@@ -66,9 +72,9 @@ type SchedulerOptions struct {
 }
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
-// deliveries from the store, applies the rate limit and circuit breaker, calls
+// deliveries from the store, asks its gates (pause, hold, breaker, rate limit), calls
 // the adapter, and records the outcome and every attempt (DESIGN §1, §7).
-// Destinations are isolated: each has its own worker, slots, limiter and
+// Destinations are isolated: each has its own worker, slots, gates and
 // breaker, and the only shared stage, the batched store commit, never waits
 // on a destination.
 //
@@ -98,10 +104,15 @@ type Scheduler struct {
 	loops       sync.WaitGroup
 	work        sync.WaitGroup // attempts that will still commit
 
+	// inflightMu guards inflight and every attempt's abandoned flag; it is
+	// taken after worker.mu, and the delivery path takes no other
+	// scheduler-wide lock.
+	inflightMu sync.Mutex
+	inflight   map[string]*attempt // by delivery id: Send has not returned
+
 	mu         sync.RWMutex // guards the fields below; taken before worker.mu
 	workers    map[string]*worker
-	paused     map[string]bool     // operator pauses, loaded by Run
-	inflight   map[string]*attempt // by delivery id: Send has not returned
+	paused     map[string]bool // operator pauses, loaded by Run
 	running    bool
 	stopping   bool
 	cancelWork context.CancelFunc
@@ -111,7 +122,7 @@ type Scheduler struct {
 // NewScheduler returns a scheduler over st. It panics when opts.Decode is nil.
 func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 	if opts.Decode == nil {
-		panic("router: SchedulerOptions.Decode is required")
+		panic("delivery: SchedulerOptions.Decode is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -173,7 +184,7 @@ func (s *Scheduler) Apply(targets []Target) {
 	var removed, changed []*worker
 	s.mu.Lock()
 	for _, t := range targets {
-		t.Policy = t.Policy.withDefaults()
+		t.Policy = t.Policy.effective(t.Caps)
 		keep[t.Name] = true
 		if w := s.workers[t.Name]; w != nil {
 			w.reconfigure(t, now)
@@ -181,10 +192,10 @@ func (s *Scheduler) Apply(targets []Target) {
 			continue
 		}
 		w := newWorker(t, now)
-		w.paused = s.paused[t.Name]
+		w.gates.pause.paused = s.paused[t.Name]
 		s.workers[t.Name] = w
 		s.metrics.setBreaker(t.Name, breakerClosed)
-		s.metrics.setPaused(t.Name, w.paused)
+		s.metrics.setPaused(t.Name, s.paused[t.Name])
 	}
 	for name, w := range s.workers {
 		if !keep[name] {
@@ -361,8 +372,8 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 // abandon gives up on every attempt whose Send has not returned: their
 // results will be discarded, and the caller releases the returned leases.
 func (s *Scheduler) abandon() []store.Lease {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.inflightMu.Lock()
+	defer s.inflightMu.Unlock()
 	leases := make([]store.Lease, 0, len(s.inflight))
 	for _, a := range s.inflight {
 		a.abandoned = true

@@ -18,7 +18,7 @@ type attempt struct {
 	target     Target // adapter and policy at claim time: a reload does not change it
 	gen        uint64 // breaker generation at start
 	leaseUntil time.Time
-	abandoned  bool // guarded by Scheduler.mu: shutdown released it
+	abandoned  bool // guarded by Scheduler.inflightMu: shutdown released it
 }
 
 // finished is what the worker learns from one attempt.
@@ -39,13 +39,13 @@ func (s *Scheduler) attempt(ctx context.Context, w *worker, a *attempt) {
 	for a != nil {
 		c, f := s.execute(ctx, a)
 
-		s.mu.Lock()
+		s.inflightMu.Lock()
 		if a.abandoned {
-			s.mu.Unlock()
+			s.inflightMu.Unlock()
 			return
 		}
 		delete(s.inflight, a.d.ID)
-		s.mu.Unlock()
+		s.inflightMu.Unlock()
 
 		s.sent(w, f)
 		s.commits.submit(c, s.committed(w, a, c, f))

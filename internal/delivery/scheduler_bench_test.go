@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/sqlite"
+	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // benchSink is a destination that answers at once, with one exchange shaped
@@ -41,10 +41,7 @@ func (d *benchSink) Send(_ context.Context, dl destinations.Delivery) destinatio
 // One op is one delivery: claimed, decoded, sent, completed with its dispatch
 // record, fsync'd.
 func BenchmarkSchedulerDrain(b *testing.B) {
-	body, err := os.ReadFile(filepath.Join("..", "docs", "events", "initial_purchase_paid_eur.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := testutil.ReadFixture(b, "revenuecat/initial_purchase_paid_eur.json")
 	ev, err := revenuecat.Decode(body)
 	if err != nil {
 		b.Fatal(err)

@@ -36,7 +36,7 @@ func TestSchedClaimsAheadUnderBacklog(t *testing.T) {
 	if n := g.n.Load(); n != 2 {
 		t.Fatalf("%d Sends started, want 2 (Concurrency)", n)
 	}
-	p := pol.withDefaults()
+	p := pol.effective(Capabilities{})
 	for i := range 2 + claimAhead {
 		want := schedT0.Add(p.lease())
 		if i >= 2 {

@@ -634,7 +634,7 @@ func TestSchedCommitFailure(t *testing.T) {
 	}
 
 	// The lease (3×10 s + 30 s) ends, the fallback poll comes: attempted again.
-	h.clk.Advance(pol.withDefaults().lease() + time.Hour)
+	h.clk.Advance(pol.effective(Capabilities{}).lease() + time.Hour)
 	recs := h.feed.wait(t, 1)
 	h.st.waitState(t, "d1", store.Delivered)
 	if len(dest.called()) != 2 || recs[0].Attempt != 1 {

@@ -2,11 +2,8 @@ package delivery
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/rcrouter/rcrouter/internal/store"
 )
@@ -27,14 +24,11 @@ type worker struct {
 	stop chan struct{} // closed by halt
 
 	mu         sync.Mutex
-	target     Target        // adapter and policy for the next claims
-	limiter    *rate.Limiter // nil: unlimited
-	br         breaker
-	started    bool // its loop was started
-	stopped    bool // halted: claims nothing more
-	exited     bool // its loop returned: finish settles inline
-	paused     bool // operator pause
-	holdUntil  time.Time
+	target     Target          // adapter and policy for the next claims
+	gates      gates           // pause, hold, breaker, rate limit
+	started    bool            // its loop was started
+	stopped    bool            // halted: claims nothing more
+	exited     bool            // its loop returned: finish settles inline
 	inflight   int             // Sends running
 	committing int             // Sends returned, completions not yet written
 	ready      []readyDelivery // claimed, not started; oldest due first
@@ -74,44 +68,15 @@ func newWorker(t Target, now time.Time) *worker {
 	return w
 }
 
-// reconfigure swaps adapter and policy; breaker and limiter keep their state.
+// reconfigure swaps adapter and policy; breaker and rate limit keep their
+// state.
 func (w *worker) reconfigure(t Target, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.target = t
-	w.br.configure(t.Policy.FailureThreshold, t.Policy.OpenFor)
-	w.limiter = adjustLimiter(w.limiter, t.Policy.RateLimit, now)
+	w.gates.br.configure(t.Policy.FailureThreshold, t.Policy.OpenFor)
+	w.gates.rate.configure(t.Policy.RateLimit, now)
 	w.dirty = true
-}
-
-// adjustLimiter returns a token bucket for perSecond (nil for unlimited),
-// reusing lim so a reload does not hand out a fresh burst. The burst is one
-// second's worth, at least 1: a destination limited to 1/s sends at most one
-// request at a time, and short bursts of faster ones stay within their limit
-// over any second.
-func adjustLimiter(lim *rate.Limiter, perSecond float64, now time.Time) *rate.Limiter {
-	if perSecond <= 0 {
-		return nil
-	}
-	burst := max(1, int(perSecond))
-	if lim == nil {
-		// rate.Limiter's clock is whatever time we pass: always the
-		// scheduler's clock, so fake-clock tests control it too.
-		lim = rate.NewLimiter(rate.Limit(perSecond), burst)
-		lim.SetBurstAt(now, burst) // starts its clock at now, full
-		return lim
-	}
-	lim.SetLimitAt(now, rate.Limit(perSecond))
-	lim.SetBurstAt(now, burst)
-	return lim
-}
-
-// tokenWait is how long until the bucket holds one whole token, rounded up
-// to a millisecond so float rounding cannot leave it a hair short.
-func tokenWait(limit rate.Limit, tokens float64) time.Duration {
-	secs := (1 - tokens) / float64(limit)
-	ms := math.Ceil(secs * 1000)
-	return max(time.Duration(ms)*time.Millisecond, time.Millisecond)
 }
 
 func (w *worker) poke() {
@@ -140,7 +105,7 @@ func (w *worker) halt() {
 func (w *worker) setPaused(p bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.paused = p
+	w.gates.pause.paused = p
 	if !p {
 		w.dirty = true
 	}
@@ -149,18 +114,18 @@ func (w *worker) setPaused(p bool) {
 func (w *worker) breakerState() breakerState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.br.state
+	return w.gates.br.state
 }
 
 func (w *worker) state(now time.Time) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
-	case w.paused:
+	case w.gates.pause.paused:
 		return StatePaused
-	case w.br.state != breakerClosed:
+	case w.gates.br.state != breakerClosed:
 		return StateCircuitOpen
-	case w.lastFailed || now.Before(w.holdUntil):
+	case w.lastFailed || w.gates.hold.held(now):
 		return StateRetrying
 	default:
 		return StateHealthy
@@ -209,44 +174,40 @@ func (s *Scheduler) runWorker(ctx context.Context, w *worker) {
 	}
 }
 
-// plan decides, at now, what the worker does. Gates in order: halted,
-// paused, held by the destination (Retry-After on the whole destination),
-// breaker, free slots, known work, rate limit. Ready deliveries start here
-// as slots allow; ready deliveries that a gate blocks are handed back.
+// plan decides, at now, what the worker does: stop when halted; else ask
+// the start gates (pause, hold, breaker) how many attempts may start, start
+// ready deliveries as slots allow, and claim more when there is room, known
+// work and rate-limit tokens. Ready deliveries a start gate holds back for
+// longer than their leases are handed back.
+//
+// Only w.mu is held: Shutdown halts every worker before it waits for the
+// attempts, so a worker that is not stopped may still begin one.
 func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPlan {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopped || s.stopping {
+	if w.stopped {
 		return workerPlan{stop: true, release: w.takeReady()}
 	}
 	idle := now.Add(s.poll)
-	if w.paused {
-		return workerPlan{wake: idle, release: w.takeReady()}
-	}
-	if now.Before(w.holdUntil) {
-		return workerPlan{wake: w.holdUntil, release: w.takeReady()}
-	}
-	before := w.br.state
-	n, until := w.br.permit(now)
-	s.breakerMoved(w, before)
-	if n == 0 {
-		if until.IsZero() {
-			// Half-open, the probe in flight: its result pokes us, and it
-			// comes within a Send, which the ready leases allow for.
-			return workerPlan{wake: idle}
+	n := s.admitLocked(w, now)
+	if n.n == 0 {
+		p := workerPlan{wake: n.wake}
+		if p.wake.IsZero() {
+			p.wake = idle
 		}
-		return workerPlan{wake: until, release: w.takeReady()}
+		if n.release {
+			p.release = w.takeReady()
+		}
+		return p
 	}
-	n = s.startReadyLocked(ctx, w, n)
-	if n == 0 {
+	left := s.startReadyLocked(ctx, w, n.n)
+	if left == 0 {
 		return workerPlan{wake: idle} // the probe started; its result pokes us
 	}
 	pol := w.target.Policy
 	held := w.inflight + w.committing + len(w.ready)
 	capacity, least := pol.Concurrency, 1
-	if w.more && n < 0 && w.limiter == nil {
+	if w.more && left < 0 && w.gates.rate.unlimited() {
 		capacity, least = pol.Concurrency+claimAhead, claimAhead/2
 	}
 	room := capacity - held
@@ -254,8 +215,8 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 		return workerPlan{wake: idle} // a finishing attempt pokes us
 	}
 	limit := room
-	if n > 0 {
-		limit = min(limit, n)
+	if left > 0 {
+		limit = min(limit, left)
 	}
 	due := w.dirty || w.more || !now.Before(w.nextPoll) ||
 		(!w.nextDue.IsZero() && !now.Before(w.nextDue))
@@ -266,12 +227,12 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 		}
 		return workerPlan{wake: wake}
 	}
-	if w.limiter != nil {
-		tokens := w.limiter.TokensAt(now)
-		if tokens < 1 {
-			return workerPlan{wake: now.Add(tokenWait(w.limiter.Limit(), tokens))}
-		}
-		limit = min(limit, int(tokens))
+	tokens := w.gates.rate.admit(now)
+	if tokens.n == 0 {
+		return workerPlan{wake: tokens.wake}
+	}
+	if tokens.n > 0 {
+		limit = min(limit, tokens.n)
 	}
 	// The lease covers the wait of the last claimed delivery behind the
 	// ready ones: one Send per slot per round, plus its own Send.
@@ -282,6 +243,15 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 	}
 	lease := now.Add(pol.lease() + time.Duration(rounds)*pol.sendBudget())
 	return workerPlan{limit: limit, lease: lease}
+}
+
+// admitLocked asks the start gates and reports a breaker that moved; w.mu
+// is held.
+func (s *Scheduler) admitLocked(w *worker, now time.Time) admission {
+	before := w.gates.br.state
+	a := w.gates.start(now)
+	s.breakerMoved(w, before)
+	return a
 }
 
 // takeReady empties the ready queue, for the caller to release; w.mu is held.
@@ -300,7 +270,7 @@ func (w *worker) takeReady() []store.Delivery {
 
 // startReadyLocked starts ready deliveries while slots are free and the
 // breaker permits (n: -1 no limit, else how many). It returns what is left of
-// n. s.mu and w.mu are held.
+// n. w.mu is held.
 func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int {
 	for len(w.ready) > 0 && n != 0 && w.inflight < w.target.Policy.Concurrency {
 		r := w.ready[0]
@@ -318,26 +288,29 @@ func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int 
 	return n
 }
 
-// beginLocked registers one attempt of r as in flight; s.mu and w.mu are held.
+// beginLocked registers one attempt of r as in flight; w.mu is held, and the
+// worker is not stopped, so Shutdown has not begun to wait for s.work.
 func (s *Scheduler) beginLocked(w *worker, r readyDelivery) *attempt {
-	a := &attempt{d: r.d, target: w.target, gen: w.br.begin(), leaseUntil: r.leaseUntil}
+	a := &attempt{d: r.d, target: w.target, gen: w.gates.br.begin(), leaseUntil: r.leaseUntil}
 	w.inflight++
-	s.inflight[r.d.ID] = a
 	s.work.Add(1)
+	s.inflightMu.Lock()
+	s.inflight[r.d.ID] = a
+	s.inflightMu.Unlock()
 	return a
 }
 
 // next is called by an attempt whose Send returned: it starts the next ready
-// delivery on the same goroutine when every gate allows it at once, so a
-// busy destination does not wait for its loop between two Sends.
+// delivery on the same goroutine when every start gate is wide open (not a
+// half-open probe) and a slot is free, so a busy destination does not wait
+// for its loop between two Sends. Ready deliveries hold their rate-limit
+// tokens already.
 func (s *Scheduler) next(w *worker) *attempt {
 	now := s.clock.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.ready) == 0 || s.stopping || w.stopped || w.paused || now.Before(w.holdUntil) ||
-		w.br.state != breakerClosed || w.limiter != nil || w.inflight >= w.target.Policy.Concurrency {
+	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) ||
+		w.inflight >= w.target.Policy.Concurrency {
 		return nil
 	}
 	r := w.ready[0]
@@ -369,31 +342,25 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 		return
 	}
 
-	s.mu.Lock()
 	w.mu.Lock()
-	if s.stopping || w.stopped {
+	if w.stopped {
 		w.mu.Unlock()
-		s.mu.Unlock()
 		// Halted while claiming: hand them straight back.
 		s.release(ctx, w.name, ds)
 		return
 	}
 	w.more = len(ds) >= limit
-	if w.limiter != nil {
-		w.limiter.ReserveN(now, len(ds)) // plan checked the tokens
-	}
+	w.gates.rate.take(now, len(ds)) // plan checked the tokens
 	for _, d := range ds {
 		w.ready = append(w.ready, readyDelivery{d: d, leaseUntil: leaseUntil})
 	}
-	// Attempts that ended during the claim may have opened the breaker:
-	// ask it again. Ready deliveries it holds back are handed back by the
-	// next plan.
-	before := w.br.state
-	n, _ := w.br.permit(s.clock.Now())
-	s.breakerMoved(w, before)
-	s.startReadyLocked(ctx, w, n)
+	// Attempts that ended during the claim may have opened the breaker, an
+	// operator may have paused: ask the start gates again. Ready deliveries
+	// they hold back are handed back by the next plan.
+	if a := s.admitLocked(w, s.clock.Now()); a.n != 0 {
+		s.startReadyLocked(ctx, w, a.n)
+	}
 	w.mu.Unlock()
-	s.mu.Unlock()
 }
 
 func (s *Scheduler) release(ctx context.Context, destination string, ds []store.Delivery) {
@@ -415,8 +382,8 @@ func (s *Scheduler) sent(w *worker, f finished) {
 	w.mu.Lock()
 	w.inflight--
 	w.committing++
-	before := w.br.state
-	w.br.record(f.gen, f.health, f.at)
+	before := w.gates.br.state
+	w.gates.br.record(f.gen, f.health, f.at)
 	s.breakerMoved(w, before)
 	switch f.health {
 	case healthFailed:
@@ -424,8 +391,7 @@ func (s *Scheduler) sent(w *worker, f finished) {
 	case healthOK:
 		w.lastFailed = false
 	}
-	if f.holdUntil.After(w.holdUntil) {
-		w.holdUntil = f.holdUntil
+	if w.gates.hold.extend(f.holdUntil) {
 		s.log.Warn("destination asked to hold all deliveries", "destination", w.name, "until", f.holdUntil)
 	}
 	w.mu.Unlock()
@@ -483,14 +449,14 @@ func (s *Scheduler) settleLocked(w *worker, f finished) {
 
 // breakerMoved reports a breaker state change (metrics, log); w.mu is held.
 func (s *Scheduler) breakerMoved(w *worker, before breakerState) {
-	now := w.br.state
+	now := w.gates.br.state
 	if now == before || w.stopped {
 		return
 	}
 	s.metrics.setBreaker(w.name, now)
 	switch now {
 	case breakerOpen:
-		s.log.Warn("circuit breaker opened", "destination", w.name, "until", w.br.openUntil)
+		s.log.Warn("circuit breaker opened", "destination", w.name, "until", w.gates.br.openUntil)
 	case breakerHalfOpen:
 		s.log.Info("circuit breaker half-open: probing", "destination", w.name)
 	default:
