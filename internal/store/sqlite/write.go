@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/rcrouter/rcrouter/internal/store"
@@ -49,7 +48,7 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		rows[i] = row{s.ids.New(), d.Destination, d.Route}
 	}
 	eventID, eventType := e.ID, e.Type
-	users, txns := distinct(e.UserIDs), distinct(e.TransactionIDs)
+	users, txns := store.Distinct(e.UserIDs), store.Distinct(e.TransactionIDs)
 
 	var created bool
 	err := s.do(ctx, func(w *writer) error {
@@ -87,17 +86,6 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		return false, err
 	}
 	return created, nil
-}
-
-// distinct returns ids without empty or repeated values, in a new slice.
-func distinct(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	for _, u := range ids {
-		if u != "" && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // Claim leases up to limit due deliveries of destination to owner. A lease

@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
+)
+
+// TestMigrateIndexesStoredUsers: version 3 indexes the customers and
+// transactions of the events a version 2 database holds, from their bodies,
+// by the rule Ingest follows (as SQLite's test of the same name).
+func TestMigrateIndexesStoredUsers(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{migrations[0], nil},
+		{migrations[1], nil},
+		{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
+		{`INSERT INTO schema_migrations (version) VALUES (1), (2)`, nil},
+	}
+	insert := `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES ($1, 'RENEWAL', $2, $3, NULL, true)`
+	for i, body := range []string{
+		`{"event":{"app_user_id":"alice","original_app_user_id":"$RCAnonymousID:1","aliases":["$RCAnonymousID:1","alice@example.com"],"transaction_id":"T2","original_transaction_id":"T1"}}`,
+		`{"event":{"app_user_id":"alice","aliases":[],"transaction_id":"T1"}}`,
+		`not json`,
+		`{"event":{"app_user_id":"","aliases":"bob","original_app_user_id":7}}`,
+	} {
+		stmts = append(stmts, struct {
+			q    string
+			args []any
+		}{insert, []any{"e" + string(rune('1'+i)), t0.Add(time.Duration(i) * time.Second), []byte(body)}})
+	}
+	for _, st := range stmts {
+		if _, err := conn.Exec(t.Context(), st.q, st.args...); err != nil {
+			conn.Close(t.Context())
+			t.Fatalf("write version 2 database: %v", err)
+		}
+	}
+	conn.Close(t.Context())
+
+	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tests := []struct {
+		name string
+		f    store.EventFilter
+		want string
+	}{
+		{"app user id", store.EventFilter{UserID: "alice"}, "e2,e1"},
+		{"original id", store.EventFilter{UserID: "$RCAnonymousID:1"}, "e1"},
+		{"alias", store.EventFilter{UserID: "alice@example.com"}, "e1"},
+		{"a lone alias string", store.EventFilter{UserID: "bob"}, "e4"},
+		{"not a string", store.EventFilter{UserID: "7"}, ""},
+		{"everything", store.EventFilter{}, "e4,e3,e2,e1"},
+		{"transaction", store.EventFilter{TransactionID: "T1"}, "e2,e1"},
+		{"original transaction", store.EventFilter{TransactionID: "T2"}, "e1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			items, _, err := s.Events(t.Context(), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range items {
+				got = append(got, e.ID)
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Fatalf("Events(%+v) = %v, want %s", tt.f, got, tt.want)
+			}
+		})
+	}
+}
