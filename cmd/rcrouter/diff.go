@@ -96,7 +96,7 @@ func printDiff(w io.Writer, res backtest.Result, since time.Duration) {
 	if res.Events == 1 {
 		noun = "event"
 	}
-	fmt.Fprintf(w, "%d %s received in the last %s routed through both configs", res.Events, noun, shortDuration(since))
+	fmt.Fprintf(w, "%d %s received in the last %s routed through both configs", res.Events, noun, config.ShortDuration(since))
 	if res.Undecodable > 0 {
 		fmt.Fprintf(w, " (%d stored bodies did not decode and were left out)", res.Undecodable)
 	}
@@ -124,18 +124,6 @@ func printDiff(w io.Writer, res backtest.Result, since time.Duration) {
 		fmt.Fprintf(tw, "%s\t+%d\t-%d\t%s\n", n, c.Gained, c.Lost, strings.Join(samples, "  "))
 	}
 	tw.Flush()
-}
-
-// shortDuration prints 168h for 168h0m0s and 1h30m for 1h30m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // isTerminal reports whether w is a character device (progress is drawn

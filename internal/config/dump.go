@@ -80,7 +80,7 @@ func dumpNode(v reflect.Value) *yaml.Node {
 		}
 		return scalar("!!str", secret.Redacted)
 	case time.Duration:
-		return scalar("!!str", shortDuration(x))
+		return scalar("!!str", ShortDuration(x))
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -173,8 +173,9 @@ func hideUserinfo(s string) string {
 	return destinations.HideUserinfo(u)
 }
 
-// shortDuration drops zero units at the end: 1h, 72h, 1h30m, 90s.
-func shortDuration(d time.Duration) string {
+// ShortDuration drops zero units at the end: 1h, 72h, 1h30m, 90s (as a
+// config file writes them).
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
