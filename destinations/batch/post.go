@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -86,7 +84,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	rec := &destinations.Recorder{}
 	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return Response{Err: errors.New(c.Redact(unwrapURLError(err).Error()))}
+		return Response{Err: errors.New(c.Redact(destinations.UnwrapURLError(err).Error()))}
 	}
 	maps.Copy(req.Header, header)
 	req.Header.Set("Content-Type", "application/json")
@@ -97,8 +95,8 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	resp, err := c.http.Do(req)
 	var r Response
 	if err != nil {
-		r.Err = errors.New(c.Redact(unwrapURLError(err).Error()))
-		if isTimeout(err) {
+		r.Err = errors.New(c.Redact(destinations.UnwrapURLError(err).Error()))
+		if destinations.IsTimeout(err) {
 			r.Err = fmt.Errorf("no response within %s: %w", c.timeout, context.DeadlineExceeded)
 		}
 	} else {
@@ -163,18 +161,3 @@ func StatusMessage(vendor string, status int, detail string) string {
 
 // Redact replaces the client's secrets in s (vendors echo keys in errors).
 func (c *Client) Redact(s string) string { return secret.Redact(s, c.secrets...) }
-
-// unwrapURLError drops net/http's `Post "<url>": ` prefix; the dispatch
-// record shows the (redacted) URL already.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}

@@ -187,7 +187,7 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 			Message: orDefault(short(d.redact(body)), fmt.Sprintf("HTTP %d", status.Code))}
 	case len(xs) > 0 && last.Response.Error != "":
 		reason := destinations.ReasonNetwork
-		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		if destinations.IsTimeout(err) {
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
@@ -202,11 +202,6 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 }
 
 func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
 
 func short(s string) string { return destinations.Truncate(s, 200) }
 
