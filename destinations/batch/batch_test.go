@@ -113,35 +113,60 @@ func TestGiveUpWhileQueued(t *testing.T) {
 	}
 }
 
-// TestEndpointBudget: splits stop before MaxRequests requests are spent;
-// the items not yet alone get the last verdict.
+// TestEndpointBudget: splits stop before MaxRequests requests are spent. An
+// item the vendor refused alone gets the verdict (permanent); items still
+// refused together when the budget ends are retried, since the one the
+// vendor cannot take is unknown.
 func TestEndpointBudget(t *testing.T) {
-	var n int
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-	}))
-	defer srv.Close()
-	c := NewClient(destinations.Options{}, secret.Secret("k"))
-	p := &Endpoint[int]{
-		Client: c, URL: srv.URL,
-		Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
-		Judge: func(r Response, _ []int) Verdict {
-			return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Message: "too large"}}
-		},
-	}
-	items := make([]int, 64)
-	results := p.Send(context.Background(), items)
-	if n > MaxRequests || n < 3 {
-		t.Errorf("%d requests, want a few splits and at most %d", n, MaxRequests)
-	}
-	for i, r := range results {
-		if r.Outcome != destinations.Permanent || len(r.Exchanges) == 0 || len(r.Exchanges) > MaxRequests {
-			t.Errorf("item %d = %s with %d exchanges", i, r.Outcome, len(r.Exchanges))
-		}
+	const P, R = destinations.Permanent, destinations.Retry
+	for _, tt := range []struct {
+		name     string
+		items    int
+		requests int
+		want     []destinations.Outcome // nil: every item R
+	}{
+		// 64, 32, 16, then the other 16 and 32 with no budget to split.
+		{name: "never alone", items: 64, requests: 5},
+		// 4, 2, 1, 1, then the other 2 with no budget to split.
+		{name: "first two alone", items: 4, requests: 5, want: []destinations.Outcome{P, P, R, R}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var n int
+			var mu sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+			}))
+			defer srv.Close()
+			c := NewClient(destinations.Options{}, secret.Secret("k"))
+			p := &Endpoint[int]{
+				Client: c, URL: srv.URL,
+				Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
+				Judge: func(r Response, _ []int) Verdict {
+					return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "too large"}}
+				},
+			}
+			results := p.Send(context.Background(), make([]int, tt.items))
+			if n != tt.requests || n > MaxRequests {
+				t.Errorf("%d requests, want %d (at most %d)", n, tt.requests, MaxRequests)
+			}
+			for i, r := range results {
+				want := R
+				if tt.want != nil {
+					want = tt.want[i]
+				}
+				wantMsg := "too large"
+				if want == R {
+					wantMsg = "too large (refused in a request of "
+				}
+				if r.Outcome != want || r.Reason != destinations.ReasonRejected || !strings.HasPrefix(r.Message, wantMsg) ||
+					len(r.Exchanges) == 0 || len(r.Exchanges) > MaxRequests {
+					t.Errorf("item %d = %s/%s %q with %d exchanges, want %s %q…", i, r.Outcome, r.Reason, r.Message, len(r.Exchanges), want, wantMsg)
+				}
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/rcrouter/rcrouter/destinations"
@@ -9,7 +10,9 @@ import (
 
 // MaxRequests is the most requests one Endpoint.Send makes, splits and
 // resends included; when they are spent, the last verdict stands for the
-// items it named. It bounds how long a batch can take (Capabilities.MaxWait).
+// items it named, except that a refusal of several items together that
+// asked for a split is retried (see Send). It bounds how long a batch can
+// take (Capabilities.MaxWait).
 const MaxRequests = 6
 
 // Endpoint sends batches of T to one URL of a vendor's API and sorts out
@@ -99,8 +102,17 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 			return
 		}
 	}
+	all := v.All
+	if v.Split && len(items) > 1 && all.Outcome == destinations.Permanent {
+		// The vendor refused these items together and the budget allows no
+		// further split: which of them it cannot take is unknown, and most
+		// would likely pass alone. Retried rather than dead, so that a good
+		// event does not die for sharing a request with a bad one.
+		all.Outcome = destinations.Retry
+		all.Message = fmt.Sprintf("%s (refused in a request of %d events that this attempt could not split further)", all.Message, len(items))
+	}
 	for i := range items {
-		r := v.All
+		r := all
 		if named, ok := v.Each[i]; ok {
 			r = named
 		}
