@@ -170,6 +170,44 @@ func TestEndpointBudget(t *testing.T) {
 	}
 }
 
+// TestEndpointResendBudget: each answer refuses the first item by name and
+// asks for the rest again; when the budget ends, the items never named are
+// retried, not dead with the refused ones.
+func TestEndpointResendBudget(t *testing.T) {
+	var n int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	c := NewClient(destinations.Options{}, secret.Secret("k"))
+	p := &Endpoint[int]{
+		Client: c, URL: srv.URL,
+		Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
+		Judge: func(r Response, _ []int) Verdict {
+			bad := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "invalid field time"}
+			return Verdict{Again: true, Each: map[int]destinations.Result{0: bad},
+				All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "rejected the request"}}
+		},
+	}
+	results := p.Send(context.Background(), make([]int, MaxRequests+2))
+	if n != MaxRequests {
+		t.Errorf("%d requests, want %d", n, MaxRequests)
+	}
+	for i, r := range results {
+		want, wantMsg := destinations.Permanent, "invalid field time"
+		if i >= MaxRequests {
+			want, wantMsg = destinations.Retry, "rejected the request (not ingested with the events it refused; this attempt could not send it again)"
+		}
+		if r.Outcome != want || r.Message != wantMsg || len(r.Exchanges) != min(i+1, MaxRequests) {
+			t.Errorf("item %d = %s %q with %d exchanges, want %s %q", i, r.Outcome, r.Message, len(r.Exchanges), want, wantMsg)
+		}
+	}
+}
+
 // TestPostTimeout: each request is bounded by Options.Timeout and a slow
 // vendor is a retry for timeout, with the exchange recorded.
 func TestPostTimeout(t *testing.T) {
