@@ -15,9 +15,6 @@ import (
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
-// maxResponse bounds how much of an answer is read for classification.
-const maxResponse = 1 << 20
-
 // Client posts JSON batches through the shared capturing transport: each
 // request becomes one Exchange, with secrets redacted.
 type Client struct {
@@ -70,7 +67,7 @@ func (c *Client) Close() error {
 type Response struct {
 	Status   int // 0 when no answer came
 	Header   http.Header
-	Body     []byte // the first MiB
+	Body     []byte // at most the Transport's read limit (DefaultMaxResponse)
 	Err      error  // transport failure; set when Status is 0
 	Exchange destinations.Exchange
 	At       time.Time // when the answer came, for Retry-After dates
@@ -101,8 +98,11 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 		}
 	} else {
 		r.Status, r.Header = resp.StatusCode, resp.Header
-		r.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		// The capturing Transport has read the body already, up to its
+		// limit, and closed the connection on any rest: reading it here
+		// cannot grow past that, and what a longer answer began with is
+		// enough to classify it.
+		r.Body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
 	r.At = c.now()
