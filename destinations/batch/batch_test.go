@@ -113,6 +113,30 @@ func TestGiveUpWhileQueued(t *testing.T) {
 	}
 }
 
+// refusingEndpoint is an Endpoint of ints whose vendor answers every
+// request with status, judged by judge; requests counts what it got.
+func refusingEndpoint(t *testing.T, status int, judge func(Response, []int) Verdict) (p *Endpoint[int], requests func() int) {
+	var n int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	p = &Endpoint[int]{
+		Client: NewClient(destinations.Options{}, secret.Secret("k")), URL: srv.URL,
+		Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
+		Judge:  judge,
+	}
+	return p, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
 // TestEndpointBudget: splits stop before MaxRequests requests are spent. An
 // item the vendor refused alone gets the verdict (permanent); items still
 // refused together when the budget ends are retried, since the one the
@@ -131,25 +155,11 @@ func TestEndpointBudget(t *testing.T) {
 		{name: "first two alone", items: 4, requests: 5, want: []destinations.Outcome{P, P, R, R}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var n int
-			var mu sync.Mutex
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				n++
-				mu.Unlock()
-				w.WriteHeader(http.StatusRequestEntityTooLarge)
-			}))
-			defer srv.Close()
-			c := NewClient(destinations.Options{}, secret.Secret("k"))
-			p := &Endpoint[int]{
-				Client: c, URL: srv.URL,
-				Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
-				Judge: func(r Response, _ []int) Verdict {
-					return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "too large"}}
-				},
-			}
+			p, requests := refusingEndpoint(t, http.StatusRequestEntityTooLarge, func(r Response, _ []int) Verdict {
+				return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "too large"}}
+			})
 			results := p.Send(context.Background(), make([]int, tt.items))
-			if n != tt.requests || n > MaxRequests {
+			if n := requests(); n != tt.requests || n > MaxRequests {
 				t.Errorf("%d requests, want %d (at most %d)", n, tt.requests, MaxRequests)
 			}
 			for i, r := range results {
@@ -174,27 +184,13 @@ func TestEndpointBudget(t *testing.T) {
 // asks for the rest again; when the budget ends, the items never named are
 // retried, not dead with the refused ones.
 func TestEndpointResendBudget(t *testing.T) {
-	var n int
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		w.WriteHeader(http.StatusBadRequest)
-	}))
-	defer srv.Close()
-	c := NewClient(destinations.Options{}, secret.Secret("k"))
-	p := &Endpoint[int]{
-		Client: c, URL: srv.URL,
-		Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
-		Judge: func(r Response, _ []int) Verdict {
-			bad := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "invalid field time"}
-			return Verdict{Again: true, Each: map[int]destinations.Result{0: bad},
-				All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "rejected the request"}}
-		},
-	}
+	p, requests := refusingEndpoint(t, http.StatusBadRequest, func(r Response, _ []int) Verdict {
+		bad := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "invalid field time"}
+		return Verdict{Again: true, Each: map[int]destinations.Result{0: bad},
+			All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "rejected the request"}}
+	})
 	results := p.Send(context.Background(), make([]int, MaxRequests+2))
-	if n != MaxRequests {
+	if n := requests(); n != MaxRequests {
 		t.Errorf("%d requests, want %d", n, MaxRequests)
 	}
 	for i, r := range results {
