@@ -55,6 +55,10 @@ func (v *validator) server() {
 	if s.MaxBodyBytes <= 0 {
 		v.p.add("server.max_body_bytes", "must be greater than 0, got %d", s.MaxBodyBytes)
 	}
+	// A replica name is a label in the dispatch log, the UI and lease rows.
+	if len(s.Replica) > 100 || strings.IndexFunc(s.Replica, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		v.p.add("server.replica", "must be at most 100 characters without spaces or control characters, got %q", s.Replica)
+	}
 }
 
 func validPort(s string) bool {
@@ -109,6 +113,9 @@ func (v *validator) storage() {
 		}
 	default:
 		v.p.add("storage.driver", "must be sqlite or postgres, got %q", s.Driver)
+	}
+	if s.MaxConns < 0 {
+		v.p.add("storage.max_conns", "must not be negative, got %d", s.MaxConns)
 	}
 	if s.Retention < 0 {
 		v.p.add("storage.retention", "must not be negative, got %s", s.Retention)
