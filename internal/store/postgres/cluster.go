@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,16 +13,6 @@ import (
 )
 
 var _ store.Notifier = (*Store)(nil)
-
-// DefaultReplica is the replica name when server.replica is empty:
-// "<hostname>-<pid>", unique among processes alive at one time.
-func DefaultReplica() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "rcrouter"
-	}
-	return h + "-" + strconv.Itoa(os.Getpid())
-}
 
 // ReplicaInfo is what a replica says about itself in its heartbeat.
 type ReplicaInfo struct {

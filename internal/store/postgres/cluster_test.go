@@ -174,18 +174,18 @@ func TestMigrateConcurrent(t *testing.T) {
 // this build's version; without, it migrates.
 func TestOpenNoMigrate(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	if s, err := Open(t.Context(), Options{DSN: dsn, NoMigrate: true}); err == nil {
+	if s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1", NoMigrate: true}); err == nil {
 		s.Close()
 		t.Fatal("Open with NoMigrate on an empty database succeeded")
 	} else if !strings.Contains(err.Error(), "schema version 0") {
 		t.Fatalf("Open with NoMigrate: %v; want it to name version 0", err)
 	}
-	s, err := Open(t.Context(), Options{DSN: dsn})
+	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(t.Context(), Options{DSN: dsn, NoMigrate: true})
+	s, err = Open(t.Context(), Options{DSN: dsn, Replica: "rc-1", NoMigrate: true})
 	if err != nil {
 		t.Fatalf("Open with NoMigrate after migrating: %v", err)
 	}
@@ -530,7 +530,7 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		"host=127.0.0.1 port=1 user=rc password=" + pw + " dbname=db connect_timeout=2",
 		"postgres://rc:" + pw + "@127.0.0.1:5432/db?sslmode=bogus",
 	} {
-		_, err := Open(t.Context(), Options{DSN: dsn})
+		_, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
 		if err == nil {
 			t.Fatalf("Open(%q) succeeded", dsn)
 		}
@@ -593,5 +593,24 @@ func TestStartLeavesOtherLeases(t *testing.T) {
 	}
 	if d, _, err := b.Dispatches(t.Context(), store.DispatchFilter{}); err != nil || len(d) != 1 || d[0].Replica != "rc-1" {
 		t.Fatalf("dispatches = %+v, %v; want rc-1's record", d, err)
+	}
+}
+
+// TestNotifierPingsWhenIdle: a silent LISTEN connection is checked with a
+// ping, and notices still arrive between pings.
+func TestNotifierPingsWhenIdle(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := openDB(t, dsn, "rc-1")
+	b, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-2", idlePing: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	wake := b.SubscribeWakeups(t.Context())
+	eventually(t, "two idle pings", func() bool { return b.Pings() >= 2 })
+	ingest(t, a, "e1", t0, "dest-z")
+	recv(t, wake, "a wake-up between pings", func(d string) bool { return d == "dest-z" })
+	if b.Connects() != 1 {
+		t.Fatalf("notifier connects = %d; idle pings must keep the one session", b.Connects())
 	}
 }

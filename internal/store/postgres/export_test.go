@@ -8,3 +8,6 @@ func (s *Store) SetOnBatch(f func(n int)) { s.ingest.onBatch = f }
 
 // Queued is how many ingests wait for a committer.
 func (s *Store) Queued() int { return len(s.ingest.reqs) }
+
+// Pings returns how many idle pings the notifier made.
+func (s *Store) Pings() int64 { return s.feed.pings.Load() }

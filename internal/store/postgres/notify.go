@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rcrouter/rcrouter/internal/store"
 )
@@ -20,10 +21,13 @@ const (
 	dispatchBuffer = 256
 )
 
-// Reconnect backoff of the notifier's connection.
+// Reconnect backoff of the notifier's connection, and how it checks a
+// silent connection.
 const (
 	minReconnect = 100 * time.Millisecond
 	maxReconnect = 5 * time.Second
+	idlePing     = 15 * time.Second
+	pingTimeout  = 5 * time.Second
 )
 
 // feed owns the notifier: one dedicated connection (not from the pool: a
@@ -37,11 +41,13 @@ type feed struct {
 	paused *hub[store.PauseChange]
 	disp   *hub[store.Dispatch]
 
-	connects atomic.Int64 // successful LISTEN sessions so far (tests wait on it)
+	idle     time.Duration // silence after which the connection is pinged
+	connects atomic.Int64  // successful LISTEN sessions so far (tests wait on it)
+	pings    atomic.Int64  // idle pings that succeeded
 }
 
-func newFeed(s *Store) *feed {
-	return &feed{s: s, wake: newHub[string](wakeBuffer), paused: newHub[store.PauseChange](wakeBuffer),
+func newFeed(s *Store, idle time.Duration) *feed {
+	return &feed{s: s, idle: idle, wake: newHub[string](wakeBuffer), paused: newHub[store.PauseChange](wakeBuffer),
 		disp: newHub[store.Dispatch](dispatchBuffer)}
 }
 
@@ -184,7 +190,20 @@ func (f *feed) listen(ctx context.Context) (listened bool, err error) {
 	f.wake.send("")
 	f.paused.send(store.PauseChange{})
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		// A connection lost without a reset (network partition, host gone)
+		// never errors on its own: after idlePing of silence, ping it.
+		wctx, cancel := context.WithTimeout(ctx, f.idle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && pgconn.Timeout(err) {
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			err = conn.Ping(pctx)
+			cancel()
+			if err == nil {
+				f.pings.Add(1)
+				continue
+			}
+		}
 		if err != nil {
 			return true, err
 		}

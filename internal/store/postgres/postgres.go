@@ -16,6 +16,22 @@
 // Times are kept to the millisecond, as in SQLite, and come from the caller
 // (the scheduler's clock): replicas need clocks synchronised (NTP) to well
 // under a lease's margin.
+//
+// # What the app calls
+//
+//   - Open with the replica name that the scheduler also claims under
+//     (server.replica); Open migrates unless NoMigrate. There is no
+//     "release everything at start-up": other replicas' leases are theirs.
+//   - Heartbeat at start-up and every few seconds; Replicas for
+//     GET /api/v1/replicas.
+//   - Lead("housekeeping", ttl, now) every ttl/3; while it returns true, run
+//     Purge and ReapExpired; Resign on shutdown.
+//   - SubscribeWakeups: wake the scheduler's destination ("" wakes all);
+//     SubscribePaused: apply pause changes made on other replicas;
+//     SubscribeDispatches: the SSE hub's source (every replica's records,
+//     this one's included, so the local publish is then not needed).
+//   - Per destination, before claiming: BreakerPermit, then TakeTokens when
+//     rate_limit is set; after each attempt BreakerRecord.
 package postgres
 
 import (
@@ -42,8 +58,10 @@ type Options struct {
 	// MaxConns is the pool size of this replica (storage.max_conns).
 	// Default 16. The notifier holds one more connection of its own.
 	MaxConns int32
-	// Replica names this process in claims, dispatch records and the
-	// replicas table (server.replica). Default "<hostname>-<pid>".
+	// Replica names this process in the replicas table, the leader row
+	// and its sessions (server.replica, default <hostname>-<pid>). Required:
+	// it must be the owner the scheduler claims under, so the app computes
+	// it once and passes it to both.
 	Replica string
 	Logger  *slog.Logger // nil: discard
 	// MaxBatch is the most webhooks one ingest commit serves. Default 128.
@@ -56,6 +74,8 @@ type Options struct {
 	// Now is the clock for timestamps the caller does not give.
 	// Default time.Now.
 	Now func() time.Time
+
+	idlePing time.Duration // tests: the notifier's idle ping interval
 }
 
 // Store is the PostgreSQL store. Create it with Open.
@@ -93,7 +113,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.MaxConns = 16
 	}
 	if opts.Replica == "" {
-		opts.Replica = DefaultReplica()
+		return nil, errors.New("open postgres store: empty replica name")
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 128
@@ -146,7 +166,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		stop:    stop,
 		done:    make(chan struct{}),
 	}
-	s.feed = newFeed(s)
+	if opts.idlePing <= 0 {
+		opts.idlePing = idlePing
+	}
+	s.feed = newFeed(s, opts.idlePing)
 	s.ingest = newBatcher(s, opts.Committers, opts.MaxBatch)
 	go func() {
 		defer close(s.done)

@@ -16,9 +16,8 @@ import (
 )
 
 // Notification channels. Payloads: a destination name on chanDue; a sign
-// and a destination on chanPaused; on
-// chanDispatch "<replica>\n<id>,<id>…" (records can exceed NOTIFY's 8000
-// bytes, so listeners read them by id).
+// and a destination on chanPaused; "<replica>\n<id>,<id>…" on chanDispatch
+// (records can exceed NOTIFY's 8000 bytes, so listeners read them by id).
 const (
 	chanDue      = "rcrouter_due"
 	chanDispatch = "rcrouter_dispatch"
