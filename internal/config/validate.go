@@ -114,8 +114,8 @@ func (v *validator) storage() {
 	default:
 		v.p.add("storage.driver", "must be sqlite or postgres, got %q", s.Driver)
 	}
-	if s.MaxConns < 0 {
-		v.p.add("storage.max_conns", "must not be negative, got %d", s.MaxConns)
+	if s.MaxConns < 0 || s.MaxConns > 10000 {
+		v.p.add("storage.max_conns", "must be from 0 (the default, 16) to 10000, got %d", s.MaxConns)
 	}
 	if s.Retention < 0 {
 		v.p.add("storage.retention", "must not be negative, got %s", s.Retention)
