@@ -107,7 +107,12 @@ type replica struct {
 // file and waits until all are ready. It returns them and the file's bytes.
 func startReplicas(t *testing.T, n int, dsn, sinkURL string) ([]replica, []byte) {
 	t.Helper()
-	text := []byte(fmt.Sprintf(replicaConfig, procAuth, procAdmin, sinkURL))
+	return startReplicasConfig(t, n, dsn, []byte(fmt.Sprintf(replicaConfig, procAuth, procAdmin, sinkURL)))
+}
+
+// startReplicasConfig is startReplicas with the config file's text.
+func startReplicasConfig(t *testing.T, n int, dsn string, text []byte) ([]replica, []byte) {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, text, 0o600); err != nil {
 		t.Fatal(err)
