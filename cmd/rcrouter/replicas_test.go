@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 )
@@ -243,14 +244,7 @@ func TestThreeReplicasOnPostgres(t *testing.T) {
 	t.Run("replicas list every replica with one config", func(t *testing.T) {
 		sum := sha256.Sum256(text)
 		want := hex.EncodeToString(sum[:])
-		var list []struct {
-			Name         string    `json:"name"`
-			Version      string    `json:"version"`
-			StartedAt    time.Time `json:"started_at"`
-			LastSeenAt   time.Time `json:"last_seen_at"`
-			ConfigSHA256 string    `json:"config_sha256"`
-			Alive        bool      `json:"alive"`
-		}
+		var list []store.Replica
 		adminGet(t, rs[2].addr, "/api/v1/replicas", &list)
 		if len(list) != len(rs) {
 			t.Fatalf("replicas %+v, want %d", list, len(rs))

@@ -67,6 +67,21 @@ func leakForms() map[string]string {
 	return out
 }
 
+// configDump loads the config at path (with the process's environment)
+// and returns its dump.
+func configDump(t *testing.T, path string) []byte {
+	t.Helper()
+	loaded, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := loaded.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dump
+}
+
 // echoSink answers every request with an error (500, then 400, in turn)
 // whose body echoes the request line, headers and body: the worst a
 // destination can do with what it is sent.
@@ -164,15 +179,7 @@ routes:
 		}
 		show(strings.Join(args[:1], " ")+" output", append(out.Bytes(), errb.Bytes()...))
 	}
-	loaded, err := config.Load(cfg, os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := loaded.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	show("config dump", dump)
+	show("config dump", configDump(t, cfg))
 
 	p := startProc(t, "serve", "--config", cfg, "--log-level", "debug")
 	waitReady(t, p, addr)
@@ -444,15 +451,7 @@ routes:
 		})
 	}
 	t.Setenv("LEAK_PG_DSN", dsn.String())
-	loaded, err := config.Load(cfg, os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := loaded.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	show("config dump", dump)
+	show("config dump", configDump(t, cfg))
 
 	p := startProc(t, "serve", "--config", cfg, "--log-level", "debug")
 	waitReady(t, p, addr)
