@@ -68,6 +68,7 @@ type App struct {
 	pg      *postgres.Store // the same store when it is PostgreSQL (replicas), else nil
 	replica string          // server.replica, or <hostname>-<pid>
 	started time.Time
+	leaving atomic.Bool // shutdown began: take no housekeeping role
 	sched   *delivery.Scheduler
 	hub     *server.Hub
 	srv     *server.Server
@@ -288,6 +289,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 
 	a.log.Info("shutting down")
+	a.leaving.Store(true)
 	deadline, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
 	a.srv.Drain()

@@ -75,22 +75,21 @@ func (a *App) replicaLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if leading {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clusterTimeout)
-				if err := a.pg.Resign(rctx, housekeeping); err != nil {
-					a.log.Warn("resign housekeeping", "err", err)
-				}
-				cancel()
+				a.resign(ctx)
 			}
 			return
 		case <-t.C():
 		}
 		now := a.opts.Clock.Now()
 		a.beat(ctx, now)
-		lead := a.elect(ctx, now)
+		lead := !a.leaving.Load() && a.elect(ctx, now)
 		if lead != leading {
-			if lead {
+			switch {
+			case lead:
 				a.log.Info("this replica runs housekeeping (retention, lease reaper)")
-			} else {
+			case a.leaving.Load():
+				a.resign(ctx)
+			default:
 				a.log.Info("housekeeping moved to another replica")
 			}
 			leading = lead
@@ -104,6 +103,18 @@ func (a *App) replicaLoop(ctx context.Context) {
 		}
 		t.Reset(heartbeatEvery)
 	}
+}
+
+// resign hands the housekeeping role over at shutdown, so the next replica
+// takes it at its next beat instead of after leaderTTL.
+func (a *App) resign(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clusterTimeout)
+	defer cancel()
+	if err := a.pg.Resign(rctx, housekeeping); err != nil {
+		a.log.Warn("resign housekeeping", "err", err)
+		return
+	}
+	a.log.Info("housekeeping handed over: this replica stops")
 }
 
 func (a *App) beat(ctx context.Context, now time.Time) {
