@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
 	"github.com/rcrouter/rcrouter/internal/testutil"
@@ -383,4 +386,61 @@ func (r *sseReader) has(id string) bool {
 		}
 	}
 	return false
+}
+
+// TestBreakerSharedByReplicas: failures on any replica count toward one
+// breaker; once it opens, every replica holds the destination.
+func TestBreakerSharedByReplicas(t *testing.T) {
+	const threshold = 3
+	dsn := pgtest.NewDatabase(t)
+	sink := newRecSink(t)
+	sink.set(http.StatusServiceUnavailable, 0)
+	text := strings.Replace(fmt.Sprintf(replicaConfig, procAuth, procAdmin, sink.URL()),
+		"circuit_breaker: {failure_threshold: 1000}", fmt.Sprintf("circuit_breaker: {failure_threshold: %d, open_for: 1h}", threshold), 1)
+	rs, _ := startReplicasConfig(t, 3, dsn, []byte(text))
+	for i := range 9 {
+		if code, status, err := postStatus(rs[i%len(rs)].addr, fmt.Sprintf("brk-%d", i)); code != 200 || status != "accepted" {
+			t.Fatalf("post: %d %s %v", code, status, err)
+		}
+	}
+	for _, r := range rs {
+		if !testutil.Poll(15*time.Second, func() bool {
+			var ds []struct{ Name, State string }
+			adminGet(t, r.addr, "/api/v1/destinations", &ds)
+			return len(ds) == 1 && ds[0].State == "circuit_open"
+		}) {
+			t.Fatalf("%s does not show the breaker open", r.name)
+		}
+	}
+	// The breaker is the database's, not three replicas' own.
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var state string
+	if err := conn.QueryRow(context.Background(), `SELECT breaker_state FROM destination_state WHERE name = 'sink'`).Scan(&state); err != nil || state != "open" {
+		t.Fatalf("shared breaker state %q (%v), want open", state, err)
+	}
+	// Sends already running when it opened finish their in-process
+	// retries; then the count stands still.
+	last := -1
+	testutil.PollEvery(10*time.Second, 500*time.Millisecond, func() bool {
+		n, _, _ := sink.counters()
+		still := n == last
+		last = n
+		return still
+	})
+	opened, _, _ := sink.counters()
+	// threshold failed tries, plus the tries running on each replica's 4
+	// slots when it opened; each try is up to RetryMax+1 requests.
+	if limit := (threshold + 3*4) * (webhook.RetryMax + 1); opened > limit {
+		t.Errorf("%d requests before every replica held the destination, want at most %d", opened, limit)
+	}
+	// Retries are due every 100-500 ms: an open breaker holds them all.
+	if testutil.Poll(2*time.Second, func() bool { n, _, _ := sink.counters(); return n > opened }) {
+		n, _, _ := sink.counters()
+		t.Errorf("%d requests after the breaker opened on every replica, want none", n-opened)
+	}
+	t.Logf("%d requests reached the failing destination before the shared breaker (threshold %d) held it on 3 replicas", opened, threshold)
 }
