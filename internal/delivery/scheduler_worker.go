@@ -129,6 +129,9 @@ func (w *worker) setPaused(p bool) {
 func (w *worker) breakerState() breakerState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.shared.open() {
+		return sharedBreakerState(w.shared.breaker)
+	}
 	return w.gates.br.state
 }
 
