@@ -268,11 +268,7 @@ func TestThreeReplicasOnPostgres(t *testing.T) {
 		}
 		resp.Body.Close()
 		for _, r := range rs {
-			if !testutil.Poll(10*time.Second, func() bool {
-				var ds []struct{ Name, State string }
-				adminGet(t, r.addr, "/api/v1/destinations", &ds)
-				return len(ds) == 1 && ds[0].State == "paused"
-			}) {
+			if !showsState(t, r, "paused") {
 				t.Errorf("%s does not show sink paused", r.name)
 			}
 		}
@@ -315,6 +311,16 @@ func TestThreeReplicasOnPostgres(t *testing.T) {
 				t.Errorf("%s's stream lacks dispatches other replicas made", rs[i].name)
 			}
 		}
+	})
+}
+
+// showsState waits until replica r shows its one destination in state.
+func showsState(t *testing.T, r replica, state string) bool {
+	t.Helper()
+	return testutil.Poll(15*time.Second, func() bool {
+		var ds []struct{ Name, State string }
+		adminGet(t, r.addr, "/api/v1/destinations", &ds)
+		return len(ds) == 1 && ds[0].State == state
 	})
 }
 
@@ -404,11 +410,7 @@ func TestBreakerSharedByReplicas(t *testing.T) {
 		}
 	}
 	for _, r := range rs {
-		if !testutil.Poll(15*time.Second, func() bool {
-			var ds []struct{ Name, State string }
-			adminGet(t, r.addr, "/api/v1/destinations", &ds)
-			return len(ds) == 1 && ds[0].State == "circuit_open"
-		}) {
+		if !showsState(t, r, "circuit_open") {
 			t.Fatalf("%s does not show the breaker open", r.name)
 		}
 	}
