@@ -144,19 +144,24 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 
 	proxy.up()
-	if !testutil.Poll(30*time.Second, func() bool { return ready() == http.StatusOK }) {
+	if !testutil.Poll(60*time.Second, func() bool { return ready() == http.StatusOK }) {
 		t.Fatalf("/readyz answers %d after the database came back; logs:\n%s", ready(), rs[0].p.log())
 	}
-	// RevenueCat retries what got 503: nothing of it was stored, so each
-	// is accepted now, not a duplicate.
-	for _, id := range append(refused, "after-1") {
+	// RevenueCat retries what got 503. None of it was stored here (each
+	// request found its connection gone), but a 503 may in general follow a
+	// commit whose answer was lost, so a duplicate is a correct answer too;
+	// either way the event must be delivered.
+	for _, id := range refused {
 		code, status, err := postStatus(addr, id)
-		if code != 200 || status != "accepted" {
-			t.Fatalf("post %s after the outage: %d %q %v", id, code, status, err)
+		if code != 200 || (status != "accepted" && status != "duplicate") {
+			t.Fatalf("post %s after the outage: %d %q %v; logs:\n%s", id, code, status, err, rs[0].p.log())
 		}
 	}
+	if code, status, err := postStatus(addr, "after-1"); code != 200 || status != "accepted" {
+		t.Fatalf("post after-1: %d %q %v; logs:\n%s", code, status, err, rs[0].p.log())
+	}
 	want := append([]string{"before-1", "after-1"}, refused...)
-	if !testutil.Poll(30*time.Second, func() bool {
+	if !testutil.Poll(60*time.Second, func() bool {
 		got, _ := sink.snapshot()
 		for _, id := range want {
 			if got[deliveryKey(id, "sink")] == 0 {
@@ -166,7 +171,7 @@ func TestDatabaseOutage(t *testing.T) {
 		return true
 	}) {
 		got, _ := sink.snapshot()
-		t.Fatalf("not every accepted event was delivered after the outage: %v; logs:\n%s", got, rs[0].p.log())
+		t.Fatalf("not every accepted event was delivered after the outage: sink got %v (/readyz %d); logs:\n%s", got, ready(), rs[0].p.log())
 	}
 	if err := stopProc(t, rs[0].p, syscall.SIGTERM); err != nil {
 		t.Fatalf("stop after the outage: %v; logs:\n%s", err, rs[0].p.log())
