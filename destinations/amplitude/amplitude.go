@@ -66,8 +66,6 @@ const (
 type Destination struct {
 	batch.Named // prints as amplitude "<name>", never its secrets
 	cfg         Config
-	url         string
-	timeout     time.Duration
 	client      *batch.Client
 	batches     *batch.Batcher[Event]
 }
@@ -112,10 +110,10 @@ func New(name string, cfg Config, opts destinations.Options) (*Destination, erro
 	d := &Destination{
 		Named:  batch.Named{Kind: "amplitude", Name: name},
 		cfg:    cfg,
-		url:    strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi",
 		client: batch.NewClient(opts, cfg.APIKey),
 	}
-	api := &batch.Endpoint[Event]{Client: d.client, URL: d.url, Encode: d.encode, Judge: d.judge}
+	url := strings.TrimRight(cmp.Or(cfg.Endpoint, DefaultEndpoint), "/") + "/2/httpapi"
+	api := &batch.Endpoint[Event]{Client: d.client, URL: url, Encode: d.encode, Judge: d.judge}
 	d.batches = batch.New(BatchSize, batch.MaxRequests*opts.Timeout, api.Send)
 	return d, nil
 }

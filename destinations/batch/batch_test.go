@@ -113,34 +113,93 @@ func TestGiveUpWhileQueued(t *testing.T) {
 	}
 }
 
-// TestEndpointBudget: splits stop before MaxRequests requests are spent;
-// the items not yet alone get the last verdict.
-func TestEndpointBudget(t *testing.T) {
+// refusingEndpoint is an Endpoint of ints whose vendor answers every
+// request with status, judged by judge; requests counts what it got.
+func refusingEndpoint(t *testing.T, status int, judge func(Response, []int) Verdict) (p *Endpoint[int], requests func() int) {
 	var n int
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		n++
 		mu.Unlock()
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		w.WriteHeader(status)
 	}))
-	defer srv.Close()
-	c := NewClient(destinations.Options{}, secret.Secret("k"))
-	p := &Endpoint[int]{
-		Client: c, URL: srv.URL,
+	t.Cleanup(srv.Close)
+	p = &Endpoint[int]{
+		Client: NewClient(destinations.Options{}, secret.Secret("k")), URL: srv.URL,
 		Encode: func(items []int) ([]byte, error) { return []byte(fmt.Sprint(items)), nil },
-		Judge: func(r Response, _ []int) Verdict {
-			return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Message: "too large"}}
-		},
+		Judge:  judge,
 	}
-	items := make([]int, 64)
-	results := p.Send(context.Background(), items)
-	if n > MaxRequests || n < 3 {
-		t.Errorf("%d requests, want a few splits and at most %d", n, MaxRequests)
+	return p, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// TestEndpointBudget: splits stop before MaxRequests requests are spent. An
+// item the vendor refused alone gets the verdict (permanent); items still
+// refused together when the budget ends are retried, since the one the
+// vendor cannot take is unknown.
+func TestEndpointBudget(t *testing.T) {
+	const P, R = destinations.Permanent, destinations.Retry
+	for _, tt := range []struct {
+		name     string
+		items    int
+		requests int
+		want     []destinations.Outcome // nil: every item R
+	}{
+		// 64, 32, 16, then the other 16 and 32 with no budget to split.
+		{name: "never alone", items: 64, requests: 5},
+		// 4, 2, 1, 1, then the other 2 with no budget to split.
+		{name: "first two alone", items: 4, requests: 5, want: []destinations.Outcome{P, P, R, R}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, requests := refusingEndpoint(t, http.StatusRequestEntityTooLarge, func(r Response, _ []int) Verdict {
+				return Verdict{Split: true, All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "too large"}}
+			})
+			results := p.Send(context.Background(), make([]int, tt.items))
+			if n := requests(); n != tt.requests || n > MaxRequests {
+				t.Errorf("%d requests, want %d (at most %d)", n, tt.requests, MaxRequests)
+			}
+			for i, r := range results {
+				want := R
+				if tt.want != nil {
+					want = tt.want[i]
+				}
+				wantMsg := "too large"
+				if want == R {
+					wantMsg = "too large (refused in a request of "
+				}
+				if r.Outcome != want || r.Reason != destinations.ReasonRejected || !strings.HasPrefix(r.Message, wantMsg) ||
+					len(r.Exchanges) == 0 || len(r.Exchanges) > MaxRequests {
+					t.Errorf("item %d = %s/%s %q with %d exchanges, want %s %q…", i, r.Outcome, r.Reason, r.Message, len(r.Exchanges), want, wantMsg)
+				}
+			}
+		})
+	}
+}
+
+// TestEndpointResendBudget: each answer refuses the first item by name and
+// asks for the rest again; when the budget ends, the items never named are
+// retried, not dead with the refused ones.
+func TestEndpointResendBudget(t *testing.T) {
+	p, requests := refusingEndpoint(t, http.StatusBadRequest, func(r Response, _ []int) Verdict {
+		bad := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "invalid field time"}
+		return Verdict{Again: true, Each: map[int]destinations.Result{0: bad},
+			All: destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected, Message: "rejected the request"}}
+	})
+	results := p.Send(context.Background(), make([]int, MaxRequests+2))
+	if n := requests(); n != MaxRequests {
+		t.Errorf("%d requests, want %d", n, MaxRequests)
 	}
 	for i, r := range results {
-		if r.Outcome != destinations.Permanent || len(r.Exchanges) == 0 || len(r.Exchanges) > MaxRequests {
-			t.Errorf("item %d = %s with %d exchanges", i, r.Outcome, len(r.Exchanges))
+		want, wantMsg := destinations.Permanent, "invalid field time"
+		if i >= MaxRequests {
+			want, wantMsg = destinations.Retry, "rejected the request (not ingested with the events it refused; this attempt could not send it again)"
+		}
+		if r.Outcome != want || r.Message != wantMsg || len(r.Exchanges) != min(i+1, MaxRequests) {
+			t.Errorf("item %d = %s %q with %d exchanges, want %s %q", i, r.Outcome, r.Message, len(r.Exchanges), want, wantMsg)
 		}
 	}
 }

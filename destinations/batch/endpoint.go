@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/rcrouter/rcrouter/destinations"
@@ -9,7 +10,9 @@ import (
 
 // MaxRequests is the most requests one Endpoint.Send makes, splits and
 // resends included; when they are spent, the last verdict stands for the
-// items it named. It bounds how long a batch can take (Capabilities.MaxWait).
+// items it named, except that items the vendor did not single out are
+// retried when a split or resend was asked for (see send). It bounds how long a batch can
+// take (Capabilities.MaxWait).
 const MaxRequests = 6
 
 // Endpoint sends batches of T to one URL of a vendor's API and sorts out
@@ -99,8 +102,24 @@ func (p *Endpoint[T]) send(ctx context.Context, items []T, results []destination
 			return
 		}
 	}
+	all := v.All
+	switch {
+	case all.Outcome != destinations.Permanent:
+	case v.Split && len(items) > 1:
+		// The vendor refused these items together and the budget allows no
+		// further split: which of them it cannot take is unknown, and most
+		// would likely pass alone. Retried rather than dead, so that a good
+		// event does not die for sharing a request with a bad one.
+		all.Outcome = destinations.Retry
+		all.Message = fmt.Sprintf("%s (refused in a request of %d events that this attempt could not split further)", all.Message, len(items))
+	case v.Again && len(v.Each) > 0:
+		// The vendor named the items it refused; the others were not at
+		// fault, only not ingested, and the budget allows no resend.
+		all.Outcome = destinations.Retry
+		all.Message = fmt.Sprintf("%s (not ingested with the events it refused; this attempt could not send it again)", all.Message)
+	}
 	for i := range items {
-		r := v.All
+		r := all
 		if named, ok := v.Each[i]; ok {
 			r = named
 		}

@@ -7,18 +7,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
-
-// maxResponse bounds how much of an answer is read for classification.
-const maxResponse = 1 << 20
 
 // Client posts JSON batches through the shared capturing transport: each
 // request becomes one Exchange, with secrets redacted.
@@ -72,7 +67,7 @@ func (c *Client) Close() error {
 type Response struct {
 	Status   int // 0 when no answer came
 	Header   http.Header
-	Body     []byte // the first MiB
+	Body     []byte // at most the Transport's read limit (DefaultMaxResponse)
 	Err      error  // transport failure; set when Status is 0
 	Exchange destinations.Exchange
 	At       time.Time // when the answer came, for Retry-After dates
@@ -86,7 +81,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	rec := &destinations.Recorder{}
 	req, err := http.NewRequestWithContext(destinations.WithRecorder(ctx, rec), http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return Response{Err: errors.New(c.Redact(unwrapURLError(err).Error()))}
+		return Response{Err: errors.New(c.Redact(destinations.UnwrapURLError(err).Error()))}
 	}
 	maps.Copy(req.Header, header)
 	req.Header.Set("Content-Type", "application/json")
@@ -97,14 +92,17 @@ func (c *Client) Post(ctx context.Context, rawURL string, body []byte, header ht
 	resp, err := c.http.Do(req)
 	var r Response
 	if err != nil {
-		r.Err = errors.New(c.Redact(unwrapURLError(err).Error()))
-		if isTimeout(err) {
+		r.Err = errors.New(c.Redact(destinations.UnwrapURLError(err).Error()))
+		if destinations.IsTimeout(err) {
 			r.Err = fmt.Errorf("no response within %s: %w", c.timeout, context.DeadlineExceeded)
 		}
 	} else {
 		r.Status, r.Header = resp.StatusCode, resp.Header
-		r.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		// The capturing Transport has read the body already, up to its
+		// limit, and closed the connection on any rest: reading it here
+		// cannot grow past that, and what a longer answer began with is
+		// enough to classify it.
+		r.Body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
 	r.At = c.now()
@@ -163,18 +161,3 @@ func StatusMessage(vendor string, status int, detail string) string {
 
 // Redact replaces the client's secrets in s (vendors echo keys in errors).
 func (c *Client) Redact(s string) string { return secret.Redact(s, c.secrets...) }
-
-// unwrapURLError drops net/http's `Post "<url>": ` prefix; the dispatch
-// record shows the (redacted) URL already.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}

@@ -147,13 +147,21 @@ func (d *Destination) classify(a chat.Answer) destinations.Result {
 	return res
 }
 
+// maxWait stands for a wait longer than a Duration holds. Converting such
+// a float would overflow into a negative Duration, which the scheduler reads
+// as "retry now"; a huge wait instead is capped there at max_interval.
+const maxWait = time.Duration(1 << 62)
+
 // rateLimitWait is how long Discord asked us to wait: retry_after from the
 // body (fractional seconds, the most precise), else X-RateLimit-Reset-After,
 // else Retry-After. Fractions round up so that we never come back early.
 func rateLimitWait(retryAfter float64, h http.Header, now time.Time) time.Duration {
 	seconds := func(f float64) time.Duration {
-		if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		switch {
+		case !(f > 0): // zero, negative or NaN: no wait given
 			return 0
+		case f >= maxWait.Seconds(): // +Inf included
+			return maxWait
 		}
 		return time.Duration(math.Ceil(f*1000)) * time.Millisecond
 	}

@@ -186,6 +186,12 @@ func TestOutcomes(t *testing.T) {
 		chattest.Case("429 from Cloudflare, HTML with Retry-After date", answer(429, map[string]string{"Retry-After": date}, "<html>error code: 1015</html>"),
 			destinations.Retry, destinations.ReasonRateLimited, "<html>error code: 1015</html>", 90*time.Second, true),
 		chattest.Case("429 without any wait", answer(429, nil, ""), destinations.Retry, destinations.ReasonRateLimited, "HTTP 429", 0, true),
+		// Beyond any Duration: a long wait (the scheduler caps it), never
+		// an overflow into "retry at once".
+		chattest.Case("429 with retry_after beyond a Duration", answer(429, nil, `{"message": "You are being rate limited.", "retry_after": 1e300}`),
+			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", maxWait, true),
+		chattest.Case("429 with X-RateLimit-Reset-After Inf", answer(429, map[string]string{"X-RateLimit-Reset-After": "+Inf"}, `{"message": "You are being rate limited."}`),
+			destinations.Retry, destinations.ReasonRateLimited, "You are being rate limited.", maxWait, true),
 		chattest.Case("500", answer(500, nil, `{"message": "500: Internal Server Error", "code": 0}`),
 			destinations.Retry, destinations.ReasonServerError, "500: Internal Server Error", 0, false),
 		chattest.Case("502 HTML", answer(502, nil, "<html>Bad Gateway</html>\n"), destinations.Retry, destinations.ReasonServerError, "<html>Bad Gateway</html>", 0, false),

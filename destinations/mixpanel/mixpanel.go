@@ -61,7 +61,6 @@ const insertIDLen = 36
 type Destination struct {
 	batch.Named // prints as mixpanel "<name>", never its secrets
 	cfg         Config
-	timeout     time.Duration
 	client      *batch.Client
 	track       *batch.Endpoint[Message]
 	engage      *batch.Endpoint[[]Engage]

@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/batch"
@@ -54,7 +53,6 @@ type Destination struct {
 	batch.Named // prints as posthog "<name>", never its secrets
 	cfg         Config
 	version     string
-	timeout     time.Duration
 	client      *batch.Client
 	batches     *batch.Batcher[Event]
 }

@@ -6,6 +6,7 @@ package slack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
@@ -167,7 +169,7 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 	var status slackapi.StatusCodeError
 	switch {
 	case errors.As(err, &rl) || last.Response.StatusCode == http.StatusTooManyRequests:
-		return rateLimited(orDefault(short(body), "rate_limited"))
+		return rateLimited(cmp.Or(chat.Short(body), "rate_limited"))
 	case errors.As(err, &apiErr):
 		code := d.redact(apiErr.Err)
 		switch {
@@ -184,38 +186,24 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 			return destinations.Result{Outcome: destinations.Delivered}
 		}
 		return destinations.Result{Outcome: outcome, Reason: reason,
-			Message: orDefault(short(d.redact(body)), fmt.Sprintf("HTTP %d", status.Code))}
+			Message: cmp.Or(chat.Short(d.redact(body)), fmt.Sprintf("HTTP %d", status.Code))}
 	case len(xs) > 0 && last.Response.Error != "":
 		reason := destinations.ReasonNetwork
-		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		if destinations.IsTimeout(err) {
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-			Message: short(last.Response.Error)}
+			Message: chat.Short(last.Response.Error)}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
 			Message: d.redact(err.Error())}
 	}
 	// No request went out (it could not be built): repeating cannot help.
 	return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-		Message: short(d.redact(err.Error()))}
+		Message: chat.Short(d.redact(err.Error()))}
 }
 
 func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
-
-func short(s string) string { return destinations.Truncate(s, 200) }
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
 
 // responseHeaders carries the Retry-After of a Send's response back from the
 // transport; the dispatch record keeps no headers, and slack-go only parses

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -193,7 +192,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	rec := &destinations.Recorder{}
 	req, err := retryablehttp.NewRequestWithContext(destinations.WithRecorder(ctx, rec), d.method, d.url, body)
 	if err != nil {
-		return rejected(d.redact(unwrapURLError(err).Error()))
+		return rejected(d.redact(destinations.UnwrapURLError(err).Error()))
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json")
@@ -284,12 +283,12 @@ func (d *Destination) result(ctx context.Context, resp *http.Response, err error
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork, Message: "cancelled"}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout, Message: "deadline of the attempt exceeded"}
-	case isTimeout(err):
+	case destinations.IsTimeout(err):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
 			Message: fmt.Sprintf("no response within %s", d.timeout)}
 	default:
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: d.redact(unwrapURLError(err).Error())}
+			Message: d.redact(destinations.UnwrapURLError(err).Error())}
 	}
 }
 
@@ -302,21 +301,6 @@ func rejected(msg string) destinations.Result {
 // statusMessage is "HTTP 503 Service Unavailable".
 func statusMessage(code int) string {
 	return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", code, http.StatusText(code)))
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// unwrapURLError drops net/http's `Post "<url>": ` prefix: the URL may carry
-// credentials and the dispatch record shows the (redacted) URL already.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // userinfoSecrets are the credentials of a URL's userinfo, and their Basic

@@ -25,7 +25,7 @@ func Migrate(ctx context.Context, path string, getenv func(string) (string, bool
 	if err != nil {
 		return 0, err
 	}
-	st, err := openStore(cfg, log, clock.Real(), storeMode{})
+	st, err := openStore(cfg, log, clock.Real(), storeMode{replica: replicaName(cfg)})
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +133,8 @@ func Parse(data []byte, path string, getenv func(string) (string, bool), types d
 		return nil, err
 	}
 	cfg.Inbound.Authorization = nonEmpty(cfg.Inbound.Authorization)
+	sum := sha256.Sum256(data)
+	cfg.SHA256 = hex.EncodeToString(sum[:])
 	return cfg, nil
 }
 

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -37,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		Destinations: map[string]*Destination{},
 		Path:         "conf/rcrouter.yaml",
 		Dir:          dir,
+		SHA256:       fmt.Sprintf("%x", sha256.Sum256([]byte(required))),
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -195,5 +198,23 @@ func TestLoadErrors(t *testing.T) {
 	var one *Error
 	if !errors.As(err, &one) || one.Line != 2 || one.Path != "server.listen" {
 		t.Errorf("errors.As(*Error) = %+v, want line 2 at server.listen", one)
+	}
+}
+
+func TestSHA256IsOfTheBytesBeforeExpansion(t *testing.T) {
+	file := []byte(required + "server:\n  replica: \"${REPLICA}\"\n")
+	var sums []string
+	for _, name := range []string{"rc-1", "rc-2"} {
+		cfg, err := Parse(file, "rcrouter.yaml", env(map[string]string{"REPLICA": name}), testTypes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Server.Replica != name {
+			t.Fatalf("replica %q, want %q", cfg.Server.Replica, name)
+		}
+		sums = append(sums, cfg.SHA256)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(file)); sums[0] != want || sums[1] != want {
+		t.Errorf("config_sha256 %v, want %s for both replicas", sums, want)
 	}
 }

@@ -26,6 +26,10 @@ type Config struct {
 	Dir  string `yaml:"-"`
 	// Names lists destination names in file order.
 	Names []string `yaml:"-"`
+	// SHA256 is the hex SHA-256 of the file's bytes as read, before ${VAR}
+	// expansion: replicas sharing one file with per-replica environments
+	// agree on it (config_sha256 of GET /api/v1/replicas).
+	SHA256 string `yaml:"-"`
 }
 
 // Server is the `server:` block.
@@ -40,6 +44,9 @@ type Server struct {
 	// X-Forwarded-Proto (Secure cookies) and X-Forwarded-For (login
 	// throttle) are believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Replica names this process in the dispatch log, its leases and
+	// /api/v1/replicas; empty means <hostname>-<pid>.
+	Replica string `yaml:"replica"`
 	// WatchConfig reloads when the file changes (default true). Off, only
 	// SIGHUP and POST /api/v1/reload apply an edit, so an operator can
 	// preview it first (reload dry run) and then apply it.
@@ -60,9 +67,10 @@ type Admin struct {
 
 // Storage is the `storage:` block.
 type Storage struct {
-	Driver    string        `yaml:"driver"` // sqlite (default) | postgres
-	Path      string        `yaml:"path"`   // sqlite; default data/rcrouter.db, relative to Dir
-	DSN       secret.Secret `yaml:"dsn"`    // postgres
+	Driver    string        `yaml:"driver"`    // sqlite (default) | postgres
+	Path      string        `yaml:"path"`      // sqlite; default data/rcrouter.db, relative to Dir
+	DSN       secret.Secret `yaml:"dsn"`       // postgres
+	MaxConns  int           `yaml:"max_conns"` // postgres: pool size per replica; 0 means 16
 	Retention time.Duration `yaml:"retention"`
 	// DispatchBodyBytes truncates request and response bodies kept in the
 	// dispatch log (default 4096).

@@ -65,6 +65,10 @@ func (v *validator) server() {
 			v.p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "must be an IP address or CIDR (10.0.0.0/8), got %q", p)
 		}
 	}
+	// A replica name is a label in the dispatch log, the UI and lease rows.
+	if len(s.Replica) > 100 || strings.IndexFunc(s.Replica, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		v.p.add("server.replica", "must be at most 100 characters without spaces or control characters, got %q", s.Replica)
+	}
 }
 
 // MinConnections is the smallest server.max_connections: below it the
@@ -147,6 +151,9 @@ func (v *validator) storage() {
 		}
 	default:
 		v.p.add("storage.driver", "must be sqlite or postgres, got %q", s.Driver)
+	}
+	if s.MaxConns < 0 || s.MaxConns > 10000 {
+		v.p.add("storage.max_conns", "must be from 0 (the default, 16) to 10000, got %d", s.MaxConns)
 	}
 	if s.Retention < 0 {
 		v.p.add("storage.retention", "must not be negative, got %s", s.Retention)

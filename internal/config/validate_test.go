@@ -129,6 +129,14 @@ func TestValidate(t *testing.T) {
 		},
 		{name: "postgres with dsn", doc: "storage: {driver: postgres, dsn: \"postgres://u:p@h/db\"}"},
 		{
+			name: "pool size and replica name out of range",
+			doc:  "storage:\n  driver: postgres\n  dsn: x\n  max_conns: 10001\nserver:\n  replica: \"rc 1\"\n",
+			want: []string{
+				"f.yaml:4: storage.max_conns: must be from 0 (the default, 16) to 10000, got 10001",
+				`f.yaml:6: server.replica: must be at most 100 characters without spaces or control characters, got "rc 1"`,
+			},
+		},
+		{
 			name: "sqlite without path",
 			doc:  "storage:\n  path: \"\"\n",
 			want: []string{"f.yaml:2: storage.path: required for driver sqlite"},

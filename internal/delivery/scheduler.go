@@ -69,6 +69,14 @@ type SchedulerOptions struct {
 	// Owner names this process in the leases it claims (its replica name;
 	// default <hostname>-<pid>).
 	Owner string
+	// Rate, Breaker and Signals are what replicas on one database share
+	// (store/postgres): the rate limit of each destination for all of them
+	// together, its circuit breaker, and other replicas' wake-ups and
+	// pauses. Nil (SQLite, one process): rate limit and breaker in memory,
+	// and only this process's own wake-ups.
+	Rate    SharedRate
+	Breaker SharedBreaker
+	Signals Signals
 }
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
@@ -94,6 +102,10 @@ type Scheduler struct {
 	poll       time.Duration
 	rand       func(int64) int64
 	commits    *committer
+	rates      SharedRate
+	breakers   SharedBreaker
+	signals    Signals
+	share      shareMode
 
 	reconfigure chan struct{} // cap 1: Apply asks Run to start new workers
 	halting     chan struct{} // closed when Shutdown begins
@@ -153,6 +165,10 @@ func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 		poll:        opts.PollInterval,
 		rand:        opts.Rand,
 		commits:     newCommitter(st, opts.Logger),
+		rates:       opts.Rate,
+		breakers:    opts.Breaker,
+		signals:     opts.Signals,
+		share:       shareMode{rate: opts.Rate != nil, breaker: opts.Breaker != nil},
 		reconfigure: make(chan struct{}, 1),
 		halting:     make(chan struct{}),
 		abort:       make(chan struct{}),
@@ -187,11 +203,11 @@ func (s *Scheduler) Apply(targets []Target) {
 		t.Policy = t.Policy.effective(t.Caps)
 		keep[t.Name] = true
 		if w := s.workers[t.Name]; w != nil {
-			w.reconfigure(t, now)
+			w.reconfigure(t, now, s.share)
 			changed = append(changed, w)
 			continue
 		}
-		w := newWorker(t, now)
+		w := newWorker(t, now, s.share)
 		w.gates.pause.paused = s.paused[t.Name]
 		s.workers[t.Name] = w
 		s.metrics.setBreaker(t.Name, breakerClosed)
@@ -255,6 +271,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	go s.commits.run(base)
+	if s.signals != nil {
+		s.loops.Add(1)
+		go s.follow(workCtx)
+	}
 	s.startWorkers(workCtx)
 	for {
 		select {

@@ -38,6 +38,23 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.GET("/routes", s.listRoutes)
 	g.POST("/routes/test", s.testRoute)
 	g.GET("/stream", s.stream)
+	g.GET("/replicas", s.listReplicas)
+}
+
+func (s *Server) listReplicas(c *gin.Context) {
+	if s.opts.Replicas == nil {
+		c.JSON(http.StatusNotFound, gin.H{"error": "replicas are not known to this server"})
+		return
+	}
+	rs, err := s.opts.Replicas.Replicas(c.Request.Context())
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	if rs == nil {
+		rs = []store.Replica{}
+	}
+	c.JSON(http.StatusOK, rs)
 }
 
 // apiError answers a store or backend error with the matching status.

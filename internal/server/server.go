@@ -77,6 +77,13 @@ type RouteStatus struct {
 	Matched24h int      `json:"matched_24h"`
 }
 
+// ReplicaLister lists the replicas that share the store (GET
+// /api/v1/replicas, DESIGN §8): several on PostgreSQL, this process alone on
+// SQLite.
+type ReplicaLister interface {
+	Replicas(ctx context.Context) ([]store.Replica, error)
+}
+
 // Accepted is the answer to one accepted webhook.
 type Accepted struct {
 	Created      bool
@@ -124,6 +131,7 @@ type Options struct {
 	Backend            Backend
 	Store              store.Reader
 	Hub                *Hub
+	Replicas           ReplicaLister // nil: GET /api/v1/replicas answers 404
 	Logger             *slog.Logger
 	Registry           *prometheus.Registry // private registry served on /metrics
 	// Clock checks signature timestamps, paces stream heartbeats and times
@@ -201,6 +209,9 @@ func (s *Server) Backend() Backend { return s.opts.Backend }
 
 // Store returns the store the server reads from.
 func (s *Server) Store() store.Reader { return s.opts.Store }
+
+// Replicas returns what lists the replicas, or nil.
+func (s *Server) Replicas() ReplicaLister { return s.opts.Replicas }
 
 // Hub returns the live dispatch hub.
 func (s *Server) Hub() *Hub { return s.opts.Hub }

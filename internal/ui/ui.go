@@ -99,6 +99,7 @@ func parsePages(assetURL func(string) string) map[string]*template.Template {
 		"sclass":   statusClass,
 		"stclass":  stateClass,
 		"stlabel":  stateLabel,
+		"shortsha": shortSHA,
 		"inc":      func(i int) int { return i + 1 },
 	}
 	pages := map[string]*template.Template{}

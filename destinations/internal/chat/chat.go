@@ -35,10 +35,10 @@ type Piece struct {
 	Kind Kind
 }
 
-// Words, Val and Prose make pieces of each kind.
-func Words(s string) Piece { return Piece{Text: s, Kind: Word} }
-func Val(s string) Piece   { return Piece{Text: s, Kind: Value} }
-func Prose(s string) Piece { return Piece{Text: s, Kind: Text} }
+// words, val and prose make pieces of each kind.
+func words(s string) Piece { return Piece{Text: s, Kind: Word} }
+func val(s string) Piece   { return Piece{Text: s, Kind: Value} }
+func prose(s string) Piece { return Piece{Text: s, Kind: Text} }
 
 // Sentence is a phrase with its event values marked.
 type Sentence []Piece
@@ -84,12 +84,12 @@ func Clip(s string) string {
 // integration has them, and in the same style for the events it does not
 // send. A transfer's lists are joined with ", " (each a single value).
 func Phrase(e *event.Event) Sentence {
-	u, p := Val(e.UserID), Val(e.ProductID)
+	u, p := val(e.UserID), val(e.ProductID)
 	customer := func(middle string, tail ...Piece) Sentence {
-		return append(Sentence{Words("Customer "), u, Words(" " + middle + " ")}, tail...)
+		return append(Sentence{words("Customer "), u, words(" " + middle + " ")}, tail...)
 	}
 	if IsTest(e) {
-		return Sentence{Words("Test event from RevenueCat")}
+		return Sentence{words("Test event from RevenueCat")}
 	}
 	switch e.Lifecycle {
 	case event.TrialStarted:
@@ -116,27 +116,27 @@ func Phrase(e *event.Event) Sentence {
 		if e.NewProductID == "" {
 			return customer("got a product change from", p)
 		}
-		return customer("got a product change from", p, Words(" to "), Val(e.NewProductID))
+		return customer("got a product change from", p, words(" to "), val(e.NewProductID))
 	case event.Expired:
-		return Sentence{Words("Customer "), u, Words("'s subscription of "), p, Words(" just expired")}
+		return Sentence{words("Customer "), u, words("'s subscription of "), p, words(" just expired")}
 	case event.Paused:
 		return customer("just paused their subscription of", p)
 	case event.Extended:
-		return customer("got their subscription of", p, Words(" extended"))
+		return customer("got their subscription of", p, words(" extended"))
 	case event.Transferred:
-		return Sentence{Words("Purchases were transferred from "), Val(strings.Join(e.TransferredFrom, ", ")),
-			Words(" to "), Val(strings.Join(e.TransferredTo, ", "))}
+		return Sentence{words("Purchases were transferred from "), val(strings.Join(e.TransferredFrom, ", ")),
+			words(" to "), val(strings.Join(e.TransferredTo, ", "))}
 	}
-	s := customer("got event", Val(e.Type))
+	s := customer("got event", val(e.Type))
 	if e.ProductID != "" {
-		s = append(s, Words(" for "), p)
+		s = append(s, words(" for "), p)
 	}
 	return s
 }
 
-// PlainStyle renders a sentence as plain text (notification fallbacks):
+// plainStyle renders a sentence as plain text (notification fallbacks):
 // values as they are, clipped, "unknown" when empty, through escape.
-func PlainStyle(escape func(string) string) Style {
+func plainStyle(escape func(string) string) Style {
 	return Style{
 		Value: func(s string) string {
 			if s == "" {
@@ -151,7 +151,7 @@ func PlainStyle(escape func(string) string) Style {
 // Fallback is the plain phrase of e with a "[Sandbox] " prefix for sandbox
 // events: the text notifications show, with any template.
 func Fallback(e *event.Event, escape func(string) string) string {
-	text := Phrase(e).Render(PlainStyle(escape))
+	text := Phrase(e).Render(plainStyle(escape))
 	if IsSandbox(e) {
 		text = "[Sandbox] " + text
 	}
@@ -210,21 +210,21 @@ type Fact struct {
 	Value Sentence
 }
 
-// MaxList is how many values of a list a fact shows before "and N more".
-const MaxList = 5
+// maxList is how many values of a list a fact shows before "and N more".
+const maxList = 5
 
-// List shows values as Value pieces separated by ", ", at most MaxList of them.
-func List(s []string) Sentence {
+// list shows values as Value pieces separated by ", ", at most maxList of them.
+func list(s []string) Sentence {
 	var out Sentence
 	for i, v := range s {
-		if i == MaxList {
-			out = append(out, Words(fmt.Sprintf(", and %d more", len(s)-MaxList)))
+		if i == maxList {
+			out = append(out, words(fmt.Sprintf(", and %d more", len(s)-maxList)))
 			break
 		}
 		if i > 0 {
-			out = append(out, Words(", "))
+			out = append(out, words(", "))
 		}
-		out = append(out, Val(v))
+		out = append(out, val(v))
 	}
 	return out
 }
@@ -238,36 +238,36 @@ func Facts(e *event.Event) []Fact {
 		}
 	}
 	if e.Lifecycle == event.Transferred {
-		add("From", List(e.TransferredFrom))
-		add("To", List(e.TransferredTo))
+		add("From", list(e.TransferredFrom))
+		add("To", list(e.TransferredTo))
 	}
 	if e.ProductID != "" {
-		product := Sentence{Val(e.ProductID)}
+		product := Sentence{val(e.ProductID)}
 		if e.NewProductID != "" {
-			product = append(product, Words(" → "), Val(e.NewProductID))
+			product = append(product, words(" → "), val(e.NewProductID))
 		}
 		add("Product", product)
 	}
-	add("Entitlements", List(e.Entitlements))
+	add("Entitlements", list(e.Entitlements))
 	if r := Revenue(e); r != "" {
-		add("Revenue", Sentence{Prose(r)})
+		add("Revenue", Sentence{prose(r)})
 	}
 	if e.Store != "" {
 		if name, ok := StoreName(e.Store); ok {
-			add("Store", Sentence{Words(name)})
+			add("Store", Sentence{words(name)})
 		} else {
-			add("Store", Sentence{Val(e.Store)})
+			add("Store", Sentence{val(e.Store)})
 		}
 	}
 	if e.CancelReason != "" {
-		add("Reason", Sentence{Val(e.CancelReason)})
+		add("Reason", Sentence{val(e.CancelReason)})
 	}
 	if e.ExpirationReason != "" {
-		add("Reason", Sentence{Val(e.ExpirationReason)})
+		add("Reason", Sentence{val(e.ExpirationReason)})
 	}
 	at := func(title string, ms *int64) {
 		if ms != nil {
-			add(title, Sentence{Words(FormatTime(*ms))})
+			add(title, Sentence{words(FormatTime(*ms))})
 		}
 	}
 	switch e.Lifecycle {
@@ -279,7 +279,7 @@ func Facts(e *event.Event) []Fact {
 		at("Expires", e.ExpirationAtMs)
 	}
 	if e.CountryCode != "" {
-		add("Country", Sentence{Val(e.CountryCode)})
+		add("Country", Sentence{val(e.CountryCode)})
 	}
 	return f
 }
@@ -331,23 +331,23 @@ func Revenue(e *event.Event) string {
 	switch {
 	case cur == "" || cur == "USD":
 		if usd != nil {
-			return Money(*usd, "USD")
+			return money(*usd, "USD")
 		}
-		return Money(*local, "USD")
+		return money(*local, "USD")
 	case usd == nil:
-		return Money(*local, cur)
+		return money(*local, cur)
 	case local == nil:
-		return Money(*usd, "USD")
+		return money(*usd, "USD")
 	}
-	return Money(*local, cur) + " (" + Money(*usd, "USD") + ")"
+	return money(*local, cur) + " (" + money(*usd, "USD") + ")"
 }
 
 // zeroDecimal are currencies without minor units.
 var zeroDecimal = map[string]bool{"JPY": true, "KRW": true, "VND": true, "CLP": true, "ISK": true, "PYG": true, "UGX": true}
 
-// Money formats an amount in a currency (upper-case ISO code): "$9.99",
+// money formats an amount in a currency (upper-case ISO code): "$9.99",
 // "-4.99 GBP", "1200 JPY".
-func Money(amount float64, currency string) string {
+func money(amount float64, currency string) string {
 	sign := ""
 	if amount < 0 {
 		sign, amount = "-", -amount

@@ -89,7 +89,7 @@ func TestToneAndPhrase(t *testing.T) {
 			if tone != tt.tone || tone.Label() != tt.label {
 				t.Errorf("tone = %v %q, want %v %q", tone, tone.Label(), tt.tone, tt.label)
 			}
-			if got := Phrase(&tt.e).Render(PlainStyle(esc)); got != tt.plain {
+			if got := Phrase(&tt.e).Render(plainStyle(esc)); got != tt.plain {
 				t.Errorf("plain = %q, want %q", got, tt.plain)
 			}
 		})

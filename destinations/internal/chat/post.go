@@ -103,8 +103,7 @@ func (w *Webhook) Deliver(ctx context.Context, msg any, renderErr error, classif
 // timeout or a network error.
 func (w *Webhook) transportResult(err error) destinations.Result {
 	reason := destinations.ReasonNetwork
-	var t interface{ Timeout() bool }
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || (errors.As(err, &t) && t.Timeout()) {
+	if errors.Is(err, context.Canceled) || destinations.IsTimeout(err) {
 		reason = destinations.ReasonTimeout
 	}
 	return destinations.Result{Outcome: destinations.Retry, Reason: reason,

@@ -73,12 +73,12 @@ func templateDate(ms any) (string, error) {
 func templateMoney(amount any, currency string) (string, error) {
 	switch v := amount.(type) {
 	case float64:
-		return Money(v, strings.ToUpper(currency)), nil
+		return money(v, strings.ToUpper(currency)), nil
 	case *float64:
 		if v == nil {
 			return "", nil
 		}
-		return Money(*v, strings.ToUpper(currency)), nil
+		return money(*v, strings.ToUpper(currency)), nil
 	}
 	return "", fmt.Errorf("money: want an amount, got %T", amount)
 }
@@ -86,7 +86,7 @@ func templateMoney(amount any, currency string) (string, error) {
 // ParseTemplate compiles a `template:` with funcs and calls render for every
 // sample event: a template that fails for any of them would fail for real
 // events too. render builds the vendor message and returns an error when it
-// is invalid or lets Hostile text through unescaped (see Leaks).
+// is invalid or lets hostile text through unescaped (see Leaks).
 func ParseTemplate(name, src string, funcs template.FuncMap, render func(t *template.Template, e *event.Event) error) (*template.Template, error) {
 	t, err := template.New(name).Funcs(funcs).Parse(src)
 	if err != nil {
@@ -100,11 +100,11 @@ func ParseTemplate(name, src string, funcs template.FuncMap, render func(t *temp
 	return t, nil
 }
 
-// Hostile is the text every sample event carries in its user id, product,
+// hostile is the text every sample event carries in its user id, product,
 // entitlements and attributes: quotes and backslashes break a template that
 // does not use toJson, and mention sequences (Slack's <!channel> and <@U0>,
 // Discord's @everyone) show one that does not escape.
-const Hostile = `<!channel> "q" \ *b* & <@U0> @everyone`
+const hostile = `<!channel> "q" \ *b* & <@U0> @everyone`
 
 // Leaks returns the first of sequences found in text, or "": an adapter
 // passes the mention sequences its vendor would act on.
@@ -135,11 +135,11 @@ func Samples() []Sample {
 			Type:                     typ,
 			AppID:                    "app_sample",
 			EventTimestampMs:         1767225603000,
-			AppUserID:                "user " + Hostile,
+			AppUserID:                "user " + hostile,
 			OriginalAppUserID:        "$RCAnonymousID:sample",
-			Aliases:                  []string{"$RCAnonymousID:sample", "user " + Hostile},
-			ProductID:                "product " + Hostile,
-			EntitlementIDs:           []string{"pro " + Hostile},
+			Aliases:                  []string{"$RCAnonymousID:sample", "user " + hostile},
+			ProductID:                "product " + hostile,
+			EntitlementIDs:           []string{"pro " + hostile},
 			PeriodType:               "NORMAL",
 			PurchasedAtMs:            ms(1767225600000),
 			ExpirationAtMs:           ms(1769904000000),
@@ -152,11 +152,11 @@ func Samples() []Sample {
 			CommissionPercentage:     f(0.15),
 			CountryCode:              "DE",
 			SubscriberAttributes: map[string]event.Attribute{
-				"$email":       {Value: "sample@example.org " + Hostile, UpdatedAtMs: 1767225000000},
-				"$displayName": {Value: "Sample " + Hostile, UpdatedAtMs: 1767225000000},
+				"$email":       {Value: "sample@example.org " + hostile, UpdatedAtMs: 1767225000000},
+				"$displayName": {Value: "Sample " + hostile, UpdatedAtMs: 1767225000000},
 			},
-			Entitlements: []string{"pro " + Hostile},
-			UserID:       "user " + Hostile,
+			Entitlements: []string{"pro " + hostile},
+			UserID:       "user " + hostile,
 			Lifecycle:    lc,
 		}
 	}
@@ -188,7 +188,7 @@ func Samples() []Sample {
 	e.CancelReason, e.Price, e.PriceInPurchasedCurrency, e.IsRefund = "CUSTOMER_SUPPORT", f(-10.84), f(-9.99), true
 	add("refunded", e)
 	e = base(event.TypeProductChange, event.ProductChanged)
-	e.NewProductID = "new product " + Hostile
+	e.NewProductID = "new product " + hostile
 	add("product_changed", e)
 	e = base(event.TypeSubscriptionPaused, event.Paused)
 	e.AutoResumeAtMs = ms(1772323200000)
@@ -200,8 +200,8 @@ func Samples() []Sample {
 	e = &event.Event{
 		ID: "00000000-0000-4000-8000-000000000001", Type: event.TypeTransfer, AppID: "app_sample",
 		EventTimestampMs: 1767225603000, Store: "APP_STORE", Environment: "PRODUCTION",
-		TransferredFrom: []string{"from " + Hostile}, TransferredTo: []string{"to " + Hostile},
-		Entitlements: []string{}, UserID: "to " + Hostile, Lifecycle: event.Transferred,
+		TransferredFrom: []string{"from " + hostile}, TransferredTo: []string{"to " + hostile},
+		Entitlements: []string{}, UserID: "to " + hostile, Lifecycle: event.Transferred,
 	}
 	add("transferred", e)
 	e = base("SUBSCRIBER_ALIAS", event.Other)

@@ -1,8 +1,14 @@
-// Package fields turns a RevenueCat event into the property map that
-// RevenueCat's analytics integrations (Amplitude, Mixpanel, PostHog) send as
-// event properties: the webhook's own field names, every field the event
-// carries (type-specific ones too), flattened subscriber attributes, and
-// timestamps in the vendor's format.
+// Package fields holds what the batching analytics adapters (Amplitude,
+// Mixpanel, PostHog) share beyond package analytics:
+//
+//   - Of, the property map RevenueCat's integrations send with an event: the
+//     webhook's own field names, every field the event carries
+//     (type-specific ones too), flattened subscriber attributes, and
+//     timestamps in the vendor's format (ISO, Seconds);
+//   - SubscriptionStatus, the rc_subscription_status user property;
+//   - EventName and Skipped, the start of a Send: the vendor's event name,
+//     or the skipped result that says why the event is not sent;
+//   - Check, the validation of the config keys their blocks share.
 package fields
 
 import (
