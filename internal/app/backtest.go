@@ -27,7 +27,7 @@ func Backtest(ctx context.Context, cfg *config.Config, current, proposed *router
 			return backtest.Result{}, fmt.Errorf("no stored events to replay: %w", err)
 		}
 	}
-	st, err := openStore(cfg, slog.New(slog.DiscardHandler), clock.Real(), storeMode{noMigrate: true})
+	st, err := openStore(cfg, slog.New(slog.DiscardHandler), clock.Real(), storeMode{noMigrate: true, replica: replicaName(cfg)})
 	if err != nil {
 		return backtest.Result{}, err
 	}
