@@ -19,8 +19,8 @@ import (
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
 
-// child runs one server under test: "rcbench -child baseline|rcrouter
-// [-config PATH] [-cpuprofile PATH]". It listens on 127.0.0.1, prints
+// child runs one server under test: "rcbench -child baseline|fanbase|rcrouter
+// [-config PATH] [-sink URL]... [-concurrency N] [-cpuprofile PATH]". It listens on 127.0.0.1, prints
 // "LISTEN <addr>" on stdout, and stops when its stdin ends: when the parent
 // closes it, or when the parent dies.
 func child(args []string, stderr io.Writer) int {
@@ -33,6 +33,9 @@ func child(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", "", "rcrouter config file")
 	profile := fs.String("cpuprofile", "", "write a CPU profile here")
+	var sinks sinkList
+	fs.Var(&sinks, "sink", "fanbase: a sink URL to post every event to (repeatable)")
+	concurrency := fs.Int("concurrency", 4, "fanbase: senders per sink")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -65,6 +68,8 @@ func child(args []string, stderr io.Writer) int {
 	switch kind {
 	case "baseline":
 		err = serveBaseline(ctx, l)
+	case "fanbase":
+		err = serveFanBaseline(ctx, l, sinks, max(*concurrency, 1), stderr)
 	case "rcrouter":
 		err = serveRcrouter(ctx, l, *cfg, log)
 	default:
