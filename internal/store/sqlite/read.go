@@ -20,11 +20,12 @@ const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.
 // scanDeliveries reads and closes rows of deliveryCols, plus the event body
 // when withBody.
 func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
-	return scanDeliveriesN(rows, withBody, 0)
+	return scanDeliveriesN(rows, withBody, 0, nil)
 }
 
-// scanDeliveriesN is scanDeliveries reading at most max rows (0: all).
-func scanDeliveriesN(rows *sql.Rows, withBody bool, max int) ([]store.Delivery, error) {
+// scanDeliveriesN is scanDeliveries keeping at most max rows (0: all), and
+// only those skip (when set) does not refuse.
+func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string) bool) ([]store.Delivery, error) {
 	defer rows.Close()
 	var out []store.Delivery
 	if max > 0 {
@@ -41,6 +42,9 @@ func scanDeliveriesN(rows *sql.Rows, withBody bool, max int) ([]store.Delivery, 
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
+		}
+		if skip != nil && skip(d.ID) {
+			continue
 		}
 		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMs(next), fromMs(created), fromMs(updated)
 		d.DeliveredAt = nullMs(delivered)
@@ -88,6 +92,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if len(ds) == 0 {
 		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
+	s.leases.overlay(ds)
 	return ds[0], nil
 }
 
@@ -105,6 +110,7 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.De
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of event %q: %w", eventID, err)
 	}
+	s.leases.overlay(ds)
 	return ds, nil
 }
 

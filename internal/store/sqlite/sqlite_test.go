@@ -360,18 +360,26 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if p, err := s.Paused(ctx); err != nil || !p["b"] {
 		t.Fatalf("Paused = %v, %v; want b", p, err)
 	}
-	// Start-up of a single process: what was in flight is due at once.
-	if n, err := s.ReleaseAll(ctx, t0.Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("ReleaseAll = %d, %v; want 1", n, err)
+	// Start-up of a single process: leases lived in the process that
+	// closed, so what was in flight is due at once, with nothing to release.
+	if d, err := s.Delivery(ctx, inflight[0].ID); err != nil || d.State != store.Pending {
+		t.Fatalf("in-flight delivery after reopening = %+v, %v; want pending", d, err)
+	}
+	if n, err := s.ReleaseAll(ctx, t0.Add(time.Second)); err != nil || n != 0 {
+		t.Fatalf("ReleaseAll = %d, %v; want 0", n, err)
+	}
+	// The dead process's lease is gone: its late completion is refused,
+	// before and after another claim.
+	late := []store.Completion{{DeliveryID: inflight[0].ID, LeaseToken: inflight[0].Lease.Token, State: store.Delivered}}
+	if err := s.Complete(ctx, late); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete of a lease from the closed store: err = %v, want ErrLeaseLost", err)
 	}
 	got, err := s.Claim(ctx, "p2", "b", t0.Add(time.Second), t0.Add(time.Minute), 10)
 	if err != nil || len(got) != 1 {
-		t.Fatalf("Claim after ReleaseAll = %d rows, %v; want 1", len(got), err)
+		t.Fatalf("Claim after reopening = %d rows, %v; want 1", len(got), err)
 	}
-	// The dead process's lease is gone: its late completion is refused.
-	err = s.Complete(ctx, []store.Completion{{DeliveryID: inflight[0].ID, LeaseToken: inflight[0].Lease.Token, State: store.Delivered}})
-	if !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("Complete of a lease from before ReleaseAll: err = %v, want ErrLeaseLost", err)
+	if err := s.Complete(ctx, late); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete of a lease from the closed store after a new claim: err = %v, want ErrLeaseLost", err)
 	}
 }
 

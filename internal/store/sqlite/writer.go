@@ -241,16 +241,17 @@ const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending'
 type writer struct {
 	// ctx is never cancelled: one caller giving up must not cut off a
 	// statement that serves the whole batch.
-	ctx  context.Context
-	conn *sql.Conn
-	st   stmts
+	ctx    context.Context
+	conn   *sql.Conn
+	st     stmts
+	leases *leaseTable
 }
 
 type stmts struct {
 	begin, commit, rollback *sql.Stmt
 	insEvent, insDelivery   *sql.Stmt
 	settle                  *sql.Stmt
-	claimSel, claimUpd      *sql.Stmt
+	claimSel                *sql.Stmt
 	getDelivery             *sql.Stmt
 	completeUpd             *sql.Stmt
 	insDispatch             *sql.Stmt
@@ -262,7 +263,7 @@ type stmts struct {
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{ctx: ctx, conn: conn}
+	w := &writer{ctx: ctx, conn: conn, leases: newLeaseTable()}
 	prep := []struct {
 		dst **sql.Stmt
 		sql string
@@ -278,8 +279,6 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},
-		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ?, lease_owner = ?, lease_token = ?
-			WHERE id = ?`},
 		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_owner, lease_token FROM deliveries WHERE id = ?`},
 		{&w.st.completeUpd, `UPDATE deliveries SET
 			state = ?1,
@@ -301,7 +300,7 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
 			WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`},
 		{&w.st.releaseOne, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
-			lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE id = ?2 AND state = 'running' AND lease_token = ?3`},
+			lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE id = ?2`},
 		{&w.st.releaseAll, releaseAllSQL},
 		{&w.st.retryUpd, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
 			delivered_at = NULL, updated_at = ?1 WHERE id = ?2`},
