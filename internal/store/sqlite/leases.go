@@ -28,6 +28,7 @@ type heldLease struct {
 	owner, token                           string
 	until, claimedAt                       int64 // Unix ms
 	eventID, eventType, destination, route string
+	body                                   []byte // the event body Claim returned; never changed
 }
 
 func newLeaseTable() *leaseTable { return &leaseTable{m: make(map[string]*heldLease)} }

@@ -114,20 +114,27 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.De
 	return ds, nil
 }
 
+// dispatchCols reads a record; a request body stored as a reference
+// (request_body_event) is its event's body, read by primary key.
 const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, replica, attempt, status,
-	request, response, duration_ms, created_at, next_attempt_at`
+	request, response, duration_ms, created_at, next_attempt_at,
+	CASE WHEN request_body_event = 1 THEN (SELECT body FROM events WHERE events.id = dispatches.event_id) END`
 
 func scanDispatch(sc interface{ Scan(...any) error }) (store.Dispatch, error) {
 	var d store.Dispatch
 	var req, resp string
 	var created int64
 	var next sql.NullInt64
+	var eventBody []byte
 	if err := sc.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Replica, &d.Attempt,
-		&d.Status, &req, &resp, &d.DurationMs, &created, &next); err != nil {
+		&d.Status, &req, &resp, &d.DurationMs, &created, &next, &eventBody); err != nil {
 		return d, err
 	}
 	if err := json.Unmarshal([]byte(req), &d.Request); err != nil {
 		return d, fmt.Errorf("decode request of dispatch %s: %w", d.ID, err)
+	}
+	if eventBody != nil {
+		d.Request.Body = string(eventBody)
 	}
 	if err := json.Unmarshal([]byte(resp), &d.Response); err != nil {
 		return d, fmt.Errorf("decode response of dispatch %s: %w", d.ID, err)

@@ -115,6 +115,13 @@ ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_token TEXT;
 ALTER TABLE dispatches ADD COLUMN replica TEXT NOT NULL DEFAULT '';
 `,
+	// 3: a dispatch record whose request body is its event's own bytes
+	// (webhook body raw) stores the flag instead of a copy: about 1.7 KB
+	// less per delivery for the writer to insert and to write to the WAL.
+	// Purge keeps such an event until those records are gone.
+	`
+ALTER TABLE dispatches ADD COLUMN request_body_event INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the schema to the newest version in one transaction, so a

@@ -104,7 +104,7 @@ func (s *Store) Claim(ctx context.Context, owner, destination string, now, lease
 		}
 		for i := range ds {
 			d := &ds[i]
-			s.leases.put(d.ID, &heldLease{owner: owner, token: token, until: leaseMs, claimedAt: nowMs,
+			s.leases.put(d.ID, &heldLease{owner: owner, token: token, until: leaseMs, claimedAt: nowMs, body: d.Body,
 				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route})
 			d.State = store.Running
 			d.UpdatedAt = fromMs(nowMs)
@@ -135,6 +135,7 @@ type dispatchRow struct {
 	attempt                                             int
 	status                                              string
 	request, response                                   string
+	bodyIsEvent                                         bool // request stored without its body, which is the event's
 	durationMs, createdAt                               int64
 	next                                                sql.NullInt64
 }
@@ -163,6 +164,11 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			finished = now
 		}
 		r := completion{deliveryID: c.DeliveryID, token: c.LeaseToken, state: c.State, lastError: c.LastError, finished: ms(finished)}
+		// The claim's body, to store a request that sent it as a reference.
+		var claimed *heldLease
+		if l := s.leases.get(c.DeliveryID); l != nil && l.token == c.LeaseToken {
+			claimed = l
+		}
 		if c.State == store.Retrying {
 			r.next = sql.NullInt64{Int64: ms(c.NextAttemptAt), Valid: true}
 		}
@@ -171,7 +177,13 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			if d.ID == "" {
 				d.ID = s.ids.New() // in place: the caller publishes the record with it
 			}
-			req, err := json.Marshal(d.Request)
+			rq := d.Request
+			bodyIsEvent := claimed != nil && rq.Body != "" && rq.Body == string(claimed.body) &&
+				(d.EventID == "" || d.EventID == claimed.eventID)
+			if bodyIsEvent {
+				rq.Body = ""
+			}
+			req, err := json.Marshal(rq)
 			if err != nil {
 				return fmt.Errorf("complete delivery %q: encode request: %w", c.DeliveryID, err)
 			}
@@ -181,7 +193,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			}
 			dr := dispatchRow{
 				id: d.ID, eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route, replica: d.Replica,
-				attempt: d.Attempt, status: d.Status, request: string(req), response: string(resp),
+				attempt: d.Attempt, status: d.Status, request: string(req), response: string(resp), bodyIsEvent: bodyIsEvent,
 				durationMs: d.DurationMs, createdAt: ms(d.CreatedAt),
 			}
 			if d.NextAttemptAt != nil {
@@ -245,7 +257,7 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 			_, err := w.st.insDispatch.ExecContext(w.ctx, d.id, r.deliveryID,
 				or(d.eventID, cur.eventID), or(d.eventType, cur.eventType), or(d.destination, cur.destination), or(d.route, cur.route),
 				or(d.replica, cur.owner),
-				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next)
+				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next, d.bodyIsEvent)
 			if err != nil {
 				return nil, fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
 			}
@@ -444,8 +456,12 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 }
 
 // purgeEventsSQL reads only settled events (events_settled), so old events
-// that still hold work (a large dead backlog) cost nothing.
-const purgeEventsSQL = `SELECT id FROM events WHERE settled = 1 AND received_at < ? ORDER BY received_at LIMIT ?`
+// that still hold work (a large dead backlog) cost nothing. An event whose
+// body a kept dispatch record refers to (request_body_event) stays until
+// that record ages out; the check is one seek of dispatches_event.
+const purgeEventsSQL = `SELECT id FROM events WHERE settled = 1 AND received_at < ?
+	AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = events.id AND request_body_event = 1)
+	ORDER BY received_at LIMIT ?`
 
 // Purge deletes, oldest first, at most limit dispatch records created before
 // before, and at most limit events received before before whose deliveries

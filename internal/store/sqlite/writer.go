@@ -293,8 +293,8 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
 			WHERE id = ?6`},
 		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route, replica,
-			attempt, status, request, response, duration_ms, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			attempt, status, request, response, duration_ms, created_at, next_attempt_at, request_body_event)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		// A late completion must not replace a newer error.
 		{&w.st.setLastError, `INSERT INTO destination_state (name, last_error, last_error_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
