@@ -273,9 +273,12 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.rollback, `ROLLBACK`},
 		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
-		// Recomputed rather than counted, so it cannot drift.
-		{&w.st.settle, `UPDATE events SET settled = NOT EXISTS (
-			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped')) WHERE id = ?1`},
+		// Recomputed rather than counted, so it cannot drift. It runs when a
+		// delivery becomes delivered or skipped, and so finds the event
+		// unsettled (that delivery was not final); only the last one writes
+		// the event row, the others read.
+		{&w.st.settle, `UPDATE events SET settled = 1 WHERE id = ?1 AND settled = 0 AND NOT EXISTS (
+			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},
