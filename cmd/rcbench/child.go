@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rcrouter/rcrouter/internal/app"
+	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
 
@@ -106,6 +107,15 @@ func serveRcrouter(ctx context.Context, l net.Listener, cfg string, log *slog.Lo
 // normalization rcrouter does) and answering 200 with a small JSON body like
 // rcrouter's. No authorization check, no routing, no store, no fan-out.
 func serveBaseline(ctx context.Context, l net.Listener) error {
+	return serveGin(ctx, l, func(c *gin.Context, ev *event.Event) {
+		c.JSON(http.StatusOK, gin.H{"status": "accepted", "event_id": ev.ID, "destinations": []string{}})
+	})
+}
+
+// serveGin serves webhooks on l as the baselines do, until ctx ends: gin and
+// net/http configured as rcrouter's server, the body read under the same
+// size limit and decoded with revenuecat.Decode; accept answers the event.
+func serveGin(ctx context.Context, l net.Listener, accept func(c *gin.Context, ev *event.Event)) error {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.POST(webhookPath, func(c *gin.Context) {
@@ -119,7 +129,7 @@ func serveBaseline(ctx context.Context, l net.Listener) error {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "accepted", "event_id": ev.ID, "destinations": []string{}})
+		accept(c, ev)
 	})
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 120 * time.Second}
 	announce(l)

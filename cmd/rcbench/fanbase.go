@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/event"
-	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
 
 // fanQueue bounds the events waiting for each destination in the fan-out
@@ -64,42 +61,12 @@ func serveFanBaseline(ctx context.Context, l net.Listener, sinks []string, concu
 		senders.Wait()
 	}()
 
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.POST(webhookPath, func(c *gin.Context) {
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
-		if err != nil {
-			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
-			return
-		}
-		ev, err := revenuecat.Decode(body)
-		if err != nil {
-			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
-			return
-		}
+	return serveGin(ctx, l, func(c *gin.Context, ev *event.Event) {
 		for _, q := range queues {
 			q <- ev
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "accepted", "event_id": ev.ID, "destinations": sinks})
 	})
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 120 * time.Second}
-	announce(l)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // sinkList is a repeatable -sink flag.

@@ -232,13 +232,18 @@ func (b *bench) ingest(ctx context.Context) error {
 			}
 		}
 	}
+	b.printRatio("ratio rcrouter/baseline", "req/s", rc, base)
+	return nil
+}
+
+// printRatio prints the mean ratio of rc to base and each round's.
+func (b *bench) printRatio(what, unit string, rc, base []float64) {
 	mb, mr := mean(base), mean(rc)
-	b.printf("ratio rcrouter/baseline: %.2f (mean %.0f / %.0f req/s; per round:", mr/mb, mr, mb)
+	b.printf("%s: %.2f (mean %.0f / %.0f %s; per round:", what, mr/mb, mr, mb, unit)
 	for i := range rc {
 		b.printf(" %.2f", rc[i]/base[i])
 	}
 	b.printf(")\n")
-	return nil
 }
 
 func (b *bench) row(round int, st runStats) {
@@ -350,12 +355,7 @@ func (b *bench) fanout(ctx context.Context) error {
 			}
 		}
 	}
-	mb, mr := mean(base), mean(rc)
-	b.printf("ratio rcrouter/fan-out baseline, deliveries/s in the window: %.2f (mean %.0f / %.0f; per round:", mr/mb, mr, mb)
-	for i := range rc {
-		b.printf(" %.2f", rc[i]/base[i])
-	}
-	b.printf(")\n")
+	b.printRatio("ratio rcrouter/fan-out baseline, deliveries in the window", "/s", rc, base)
 	return nil
 }
 
