@@ -3,6 +3,8 @@ package destinations
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +21,19 @@ const DefaultMaxBody = 4096
 
 // TruncatedMarker ends a body that was cut to fit the dispatch log.
 const TruncatedMarker = "…[truncated]"
+
+// DefaultMaxResponse bounds how much of a response body anyone, an adapter or
+// a vendor library, can read through a Transport. Vendors answer in a few
+// KiB; a sink that answers with megabytes must not grow the process.
+const DefaultMaxResponse = 256 << 10
+
+// UnreadMarker ends a recorded body whose response was longer than the
+// Transport reads: the rest was discarded with the connection.
+const UnreadMarker = "…[truncated: response over the read limit, rest not read]"
+
+// ErrResponseTooLarge is what reading a response body returns after
+// MaxResponse bytes when the destination sent more.
+var ErrResponseTooLarge = errors.New("response body over the read limit")
 
 // Recorder collects the exchanges made under one context. Adapters put one in
 // the context of each Send (WithRecorder) and return its Exchanges.
@@ -71,12 +86,18 @@ type Transport struct {
 	SecretURL bool
 	// MaxBody bounds the bodies kept (default DefaultMaxBody).
 	MaxBody int
+	// MaxResponse bounds the response bytes read (default
+	// DefaultMaxResponse); the caller reads them and then ErrResponseTooLarge.
+	MaxResponse int
 	// OnExchange, if set, is called for every exchange whose request context
 	// has no Recorder (Segment's batches are sent from the library's goroutines).
 	OnExchange func(req *http.Request, reqBody []byte, x Exchange)
 }
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. Two policies hold for every client
+// above it: a response body is read up to MaxResponse and the connection
+// closed on the rest, and a redirect is never followed (its Location is
+// removed, so net/http hands the 3xx back; the record names it).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := t.Base
 	if base == nil {
@@ -110,11 +131,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.Response.Error = t.redact(err.Error())
 	} else {
 		x.Response.StatusCode = resp.StatusCode
-		head, rest, readErr := t.peek(resp.Body)
-		resp.Body = rest
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			// A redirect would carry the credentials (Segment's Basic
+			// auth) or the batch to whatever the Location names.
+			resp.Header.Del("Location")
+			x.Response.Error = "redirect not followed: Location: " + t.redactLocation(req.URL, loc)
+		}
+		head, cut, readErr := t.readBounded(resp.Body)
+		resp.Body = t.replay(head, cut, readErr)
 		x.Duration = time.Since(start)
 		x.Response.Body = t.truncate(t.redact(string(head)))
-		if readErr != nil {
+		if cut {
+			// The marker fits within MaxBody, so a later Truncate to the
+			// same size keeps it.
+			kept := Truncate(t.redact(string(head)), max(0, t.maxBody()-len(UnreadMarker)))
+			x.Response.Body = strings.TrimSuffix(kept, TruncatedMarker) + UnreadMarker
+		}
+		if readErr != nil && x.Response.Error == "" {
 			x.Response.Error = t.redact("reading response body: " + readErr.Error())
 		}
 	}
@@ -126,25 +159,37 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// peek reads the start of body and returns it together with a body that
-// still yields every byte (and any read error) to the caller. It reads the
-// longest secret's length beyond MaxBody so that a secret straddling the cut
-// is redacted whole before truncation, never shown in part.
-func (t *Transport) peek(body io.ReadCloser) ([]byte, io.ReadCloser, error) {
+// readBounded reads body up to MaxResponse and closes it. cut reports that
+// the destination sent more: closing an unfinished body drops the connection
+// instead of draining it, so the rest never reaches this process. The
+// bound is at least the longest secret's length beyond MaxBody, so that a
+// secret straddling the recorded cut is redacted whole, never shown in part.
+func (t *Transport) readBounded(body io.ReadCloser) (head []byte, cut bool, err error) {
 	if body == nil {
-		return nil, http.NoBody, nil
+		return nil, false, nil
 	}
-	limit := int64(t.maxBody()) + 1
+	defer body.Close()
+	limit := t.maxResponse()
 	for _, s := range t.Secrets {
-		if n := int64(t.maxBody() + len(s)); n > limit {
-			limit = n
-		}
+		limit = max(limit, t.maxBody()+len(s))
 	}
-	head, err := io.ReadAll(io.LimitReader(body, limit))
+	head, err = io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	if len(head) > limit {
+		return head[:limit], true, nil
+	}
+	return head, false, err
+}
+
+// replay gives the caller the bytes that were read, then the read error,
+// ErrResponseTooLarge for a cut body, or EOF.
+func (t *Transport) replay(head []byte, cut bool, err error) io.ReadCloser {
+	if cut {
+		err = fmt.Errorf("%w (%d bytes)", ErrResponseTooLarge, len(head))
+	}
 	if err != nil {
-		return head, readCloser{io.MultiReader(bytes.NewReader(head), errReader{err}), body}, err
+		return io.NopCloser(io.MultiReader(bytes.NewReader(head), errReader{err}))
 	}
-	return head, readCloser{io.MultiReader(bytes.NewReader(head), body), body}, nil
+	return io.NopCloser(bytes.NewReader(head))
 }
 
 // errReader replays a read error that happened while peeking.
@@ -152,16 +197,18 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
 func (t *Transport) maxBody() int {
 	if t.MaxBody > 0 {
 		return t.MaxBody
 	}
 	return DefaultMaxBody
+}
+
+func (t *Transport) maxResponse() int {
+	if t.MaxResponse > 0 {
+		return t.MaxResponse
+	}
+	return DefaultMaxResponse
 }
 
 func (t *Transport) redact(s string) string { return secret.Redact(s, t.Secrets...) }
@@ -200,14 +247,18 @@ func (t *Transport) redactURL(u *url.URL) string {
 	if t.SecretURL {
 		return RedactURL(u)
 	}
-	c := *u
-	if c.User == nil {
-		return t.redact(c.String())
+	return t.redact(HideUserinfo(u))
+}
+
+// redactLocation shows a redirect target without credentials: its userinfo
+// and the configured secrets are redacted, and when the destination's own URL
+// is a secret, only scheme://host/<secret> is shown.
+func (t *Transport) redactLocation(from *url.URL, loc string) string {
+	u, err := from.Parse(loc)
+	if err != nil {
+		return Truncate(t.redact(loc), 200)
 	}
-	// url.User would escape the marker as %3Csecret%3E; put it back by hand.
-	c.User = url.User("userinfo")
-	s := c.String()
-	return t.redact(strings.Replace(s, "userinfo@", secret.Redacted+"@", 1))
+	return Truncate(t.redactURL(u), t.maxBody())
 }
 
 // RedactURL shows a URL that is itself a secret as scheme://host/<secret>.

@@ -172,7 +172,8 @@ func TestTransportLargeResponseStillReadable(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	tr := &Transport{Base: srv.Client().Transport, MaxBody: 100}
+	// Within MaxResponse the caller reads every byte; only the record is cut.
+	tr := &Transport{Base: srv.Client().Transport, MaxBody: 100, MaxResponse: len(big)}
 	got, err, xs := do(t, tr, newRequest(t, http.MethodGet, srv.URL, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -368,4 +369,65 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+func TestTransportStopsReadingAtMaxResponse(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	tr := &Transport{Base: answer(500, body), MaxBody: 200, MaxResponse: 300}
+	got, err, xs := do(t, tr, newRequest(t, http.MethodGet, "https://x.example/", nil))
+	if !errors.Is(err, ErrResponseTooLarge) {
+		t.Fatalf("read error = %v, want ErrResponseTooLarge", err)
+	}
+	if got != body[:300] {
+		t.Errorf("caller read %d bytes, want the first 300", len(got))
+	}
+	rec := xs[0].Response.Body
+	if !strings.HasSuffix(rec, UnreadMarker) || len(rec) > 200 {
+		t.Errorf("recorded body = %q (%d bytes), want at most 200 ending with %q", rec, len(rec), UnreadMarker)
+	}
+	if Truncate(rec, 200) != rec {
+		t.Error("a second Truncate to MaxBody changes the record")
+	}
+}
+
+func TestTransportRedirectNotFollowed(t *testing.T) {
+	tests := []struct {
+		name      string
+		tr        *Transport
+		location  string
+		wantError string
+	}{
+		{"absolute", &Transport{}, "https://other.example:8443/in?x=1",
+			"redirect not followed: Location: https://other.example:8443/in?x=1"},
+		{"relative", &Transport{}, "/elsewhere",
+			"redirect not followed: Location: https://x.example/elsewhere"},
+		{"userinfo", &Transport{}, "https://bob:hunter2@other.example/",
+			"redirect not followed: Location: https://<secret>@other.example/"},
+		{"configured secret", &Transport{Secrets: []secret.Secret{"wk_SECRET_1"}}, "https://other.example/?key=wk_SECRET_1",
+			"redirect not followed: Location: https://other.example/?key=<secret>"},
+		{"secret url", &Transport{SecretURL: true}, "/services/T0/B0/abc",
+			"redirect not followed: Location: https://x.example/<secret>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls int
+			tt.tr.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				calls++
+				h := http.Header{}
+				h.Set("Location", tt.location)
+				return &http.Response{StatusCode: 307, Header: h, Body: http.NoBody, Request: r}, nil
+			})
+			// A plain client follows redirects; the transport must stop it.
+			_, err, xs := do(t, tt.tr, newRequest(t, http.MethodPost, "https://x.example/v1", strings.NewReader("{}")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if calls != 1 || len(xs) != 1 {
+				t.Fatalf("requests = %d, exchanges = %d, want 1 and 1", calls, len(xs))
+			}
+			if xs[0].Response.StatusCode != 307 || xs[0].Response.Error != tt.wantError {
+				t.Errorf("recorded %d %q, want 307 %q", xs[0].Response.StatusCode, xs[0].Response.Error, tt.wantError)
+			}
+		})
+	}
 }

@@ -32,7 +32,7 @@ func serveFanBaseline(ctx context.Context, l net.Listener, sinks []string, concu
 	var senders sync.WaitGroup
 	for i, url := range sinks {
 		name := fmt.Sprintf("sink-%d", i+1)
-		d, err := webhook.New(name, webhook.Config{URL: url, Body: webhook.BodyRaw}, webhook.Options{Version: "rcbench"})
+		d, err := webhook.New(name, webhook.Config{URL: url, Body: webhook.BodyRaw}, webhook.Options{Options: destinations.Options{Version: "rcbench"}})
 		if err != nil {
 			l.Close()
 			return err

@@ -94,8 +94,14 @@ routes:
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, args...)
+}
+
+// startProcEnv is startProc with more environment variables (VAR=value).
+func startProcEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "RCROUTER_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "RCROUTER_TEST_MAIN=1"), env...)
 	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -24,8 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
-
+	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
@@ -35,10 +36,12 @@ import (
 var leakSecrets = map[string]string{
 	"inbound.authorization":            "inb-auth-Q7xK2v",
 	"inbound.signing_secret":           "inb-sign-W9pL4c",
-	"admin.token":                      "adm-tok-R3mN8x",
+	"admin.token":                      "adm-tok-R3mN8x-leak1",
 	"segment.write_key":                "seg-wk-T5vB1q",
 	"slack.webhook_url":                "slk-url-Y6cD2w",
 	"slack.token":                      "xoxb-slk-tok-U8fG3e",
+	"discord.webhook_url token":        "dsc-tok-H4jK8m-0123456789",
+	"teams.webhook_url sig":            "tms-sig-P2rT6v",
 	"webhook.headers.X-Api-Key":        "wh-hdr-A2kL6r",
 	"webhook.headers.Authorization":    "wh-auth-S4nM7t",
 	"webhook.signing_secret (key)":     "wh-sign-D9qP0y",
@@ -47,6 +50,9 @@ var leakSecrets = map[string]string{
 	"segment.write_key as Basic auth":  base64.StdEncoding.EncodeToString([]byte("seg-wk-T5vB1q:")),
 	"webhook.url userinfo as Basic":    base64.StdEncoding.EncodeToString([]byte("hookuser:wh-url-pass-Z1hJ5")),
 	"inbound.authorization (env only)": "Bearer inb-auth-Q7xK2v",
+	"amplitude.api_key":                "amp-key-H3vN9s",
+	"mixpanel.token":                   "mp-tok-K8wQ2d",
+	"posthog.api_key":                  "phc-key-J5tR7m",
 }
 
 // leakForms expands each secret to the forms checked for.
@@ -65,6 +71,21 @@ func leakForms() map[string]string {
 		out[v] = name
 	}
 	return out
+}
+
+// configDump loads the config at path (with the process's environment)
+// and returns its dump.
+func configDump(t *testing.T, path string) []byte {
+	t.Helper()
+	loaded, err := config.Load(path, os.LookupEnv, app.Types())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := loaded.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dump
 }
 
 // echoSink answers every request with an error (500, then 400, in turn)
@@ -130,18 +151,32 @@ destinations:
   slack-bot:
     slack: {token: %q, channel: "#sales", api_url: "%s/api/"}
     rate_limit: 0
+  discord-hook:
+    discord: {webhook_url: "%s/api/webhooks/77/%s"}
+    rate_limit: 0
+  teams-hook:
+    teams: {webhook_url: "%s/teams/hook?api-version=1&sig=%s"}
+    rate_limit: 0
   hook:
     webhook:
       url: "http://hookuser:%s@%s/hook"
       headers: {X-Api-Key: %q, Authorization: "Bearer %s"}
       signing_secret: "whsec_%s"
+  amp:
+    amplitude: {api_key: %q, endpoint: %q}
+  mp:
+    mixpanel: {token: %q, endpoint: %q}
+  ph:
+    posthog: {api_key: %q, endpoint: %q}
 routes:
   - name: all
-    to: [seg, slack-hook, slack-bot, hook]
+    to: [seg, slack-hook, slack-bot, discord-hook, teams-hook, hook, amp, mp, ph]
 `, addr, leakSecrets["inbound.signing_secret"], leakSecrets["admin.token"], echo.URL,
 		echo.URL, leakSecrets["slack.webhook_url"], leakSecrets["slack.token"], echo.URL,
+		echo.URL, leakSecrets["discord.webhook_url token"], echo.URL, leakSecrets["teams.webhook_url sig"],
 		leakSecrets["webhook.url userinfo password"], u.Host, leakSecrets["webhook.headers.X-Api-Key"],
-		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"])
+		leakSecrets["webhook.headers.Authorization"], leakSecrets["webhook.signing_secret (whsec_)"],
+		leakSecrets["amplitude.api_key"], echo.URL, leakSecrets["mixpanel.token"], echo.URL, leakSecrets["posthog.api_key"], echo.URL)
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -164,15 +199,7 @@ routes:
 		}
 		show(strings.Join(args[:1], " ")+" output", append(out.Bytes(), errb.Bytes()...))
 	}
-	loaded, err := config.Load(cfg, os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := loaded.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	show("config dump", dump)
+	show("config dump", configDump(t, cfg))
 
 	p := startProc(t, "serve", "--config", cfg, "--log-level", "debug")
 	waitReady(t, p, addr)
@@ -242,10 +269,12 @@ routes:
 	bad["X-RevenueCat-Webhook-Signature"] = "t=1,v1=00"
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), bad)
 	call("POST", "/webhooks/revenuecat", eventBody("leak-bad"), map[string]string{"Authorization": "Bearer " + leakSecrets["inbound.authorization"] + "x"})
-	var test map[string]any
-	api("POST", "/api/v1/destinations/hook/test", &test)
-	if id, _ := test["event_id"].(string); id != "" {
-		ids = append(ids, id)
+	for _, name := range []string{"hook", "discord-hook", "teams-hook"} {
+		var test map[string]any
+		api("POST", "/api/v1/destinations/"+name+"/test", &test)
+		if id, _ := test["event_id"].(string); id != "" {
+			ids = append(ids, id)
+		}
 	}
 
 	// Wait until every delivery is final (each destination gives up after
@@ -268,7 +297,7 @@ routes:
 				return false
 			}
 		}
-		return len(ds) == 4
+		return len(ds) == 9
 	}
 	waitSettled := func() {
 		if !testutil.Poll(30*time.Second, settled) {
@@ -307,7 +336,7 @@ routes:
 			failed[d["destination"].(string)] = true
 		}
 	}
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		if !failed[dest] {
 			t.Errorf("no failed attempt recorded for %s: the traffic did not exercise its error path", dest)
 		}
@@ -345,7 +374,7 @@ routes:
 		show("UI cookie", []byte(c.String()))
 	}
 	get("/ui/")
-	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook"} {
+	for _, dest := range []string{"seg", "slack-hook", "slack-bot", "hook", "amp", "mp", "ph"} {
 		get("/ui/destinations/" + dest)
 	}
 	for _, id := range ids {
@@ -375,4 +404,117 @@ routes:
 	}
 	t.Logf("checked %d KiB of output (%d dispatch records, %d log lines) for %d secret forms",
 		len(all)>>10, len(dispatches), strings.Count(p.log(), "\n"), len(leakForms()))
+}
+
+// TestPostgresPasswordNeverLeaks runs the commands and a replica on
+// PostgreSQL with a password in the DSN (the test server trusts local
+// connections, so any password logs in) and against servers that refuse:
+// the password appears in no output, log, API answer or UI page. migrate
+// and serve exit 1 when the database cannot be reached.
+func TestPostgresPasswordNeverLeaks(t *testing.T) {
+	const password = "pg-pass-K8wX3z"
+	dsn, err := url.Parse(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn.User = url.UserPassword("postgres", password)
+	dead := *dsn
+	dead.Host = freeAddr(t) // nothing listens there
+	wrongDB := *dsn
+	wrongDB.Path = "/no_such_database_here"
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
+  listen: %q
+  replica: leak-replica
+inbound:
+  authorization: [%q]
+admin:
+  token: %q
+storage:
+  driver: postgres
+  dsn: "${LEAK_PG_DSN}"
+destinations:
+  archive:
+    file: {path: data/events.jsonl}
+routes:
+  - name: all
+    to: [archive]
+`, addr, procAuth, procAdmin)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var seen bytes.Buffer
+	show := func(what string, b []byte) { fmt.Fprintf(&seen, "\n=== %s\n%s", what, b) }
+
+	for _, tt := range []struct {
+		name string
+		dsn  string
+		args []string
+		want int
+	}{
+		{"validate", dsn.String(), []string{"validate", "--config", cfg}, exitOK},
+		{"migrate", dsn.String(), []string{"migrate", "--config", cfg}, exitOK},
+		{"migrate, server unreachable", dead.String(), []string{"migrate", "--config", cfg}, exitFailure},
+		{"migrate, unknown database", wrongDB.String(), []string{"migrate", "--config", cfg}, exitFailure},
+		{"serve, server unreachable", dead.String(), []string{"serve", "--config", cfg, "--log-level", "debug"}, exitFailure},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("LEAK_PG_DSN", tt.dsn)
+			var out, errb bytes.Buffer
+			if code := run(tt.args, &out, &errb); code != tt.want {
+				t.Fatalf("exit %d, want %d; stdout %s; stderr %s", code, tt.want, out.String(), errb.String())
+			}
+			if tt.want != exitOK && errb.Len() == 0 {
+				t.Error("a failure without a message")
+			}
+			show(tt.name, append(out.Bytes(), errb.Bytes()...))
+		})
+	}
+	t.Setenv("LEAK_PG_DSN", dsn.String())
+	show("config dump", configDump(t, cfg))
+
+	p := startProc(t, "serve", "--config", cfg, "--log-level", "debug")
+	waitReady(t, p, addr)
+	if code, err := postEvent(http.DefaultClient, addr, "pg-leak-1"); code != 200 {
+		t.Fatalf("post: %d %v", code, err)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	if _, err := browser.PostForm("http://"+addr+"/ui/login", url.Values{"token": {procAdmin}, "next": {"/ui/"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/readyz", "/metrics", "/api/v1/replicas", "/api/v1/destinations", "/api/v1/events/pg-leak-1", "/ui/"} {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+procAdmin)
+		c := http.DefaultClient
+		if strings.HasPrefix(path, "/ui/") {
+			c = browser
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		show("GET "+path, b)
+	}
+	if err := stopProc(t, p, syscall.SIGTERM); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	show("log", []byte(p.log()))
+
+	all := seen.String()
+	for _, form := range []string{password, url.QueryEscape(password), base64.StdEncoding.EncodeToString([]byte(password))} {
+		if i := strings.Index(all, form); i >= 0 {
+			t.Errorf("the DSN password leaks: …%s…", all[max(0, i-160):min(len(all), i+len(form)+40)])
+		}
+	}
+	if !strings.Contains(all, "leak-replica") {
+		t.Error("the replica's name is nowhere: the test did not see what it means to check")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/router"
@@ -28,7 +29,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// Any problem with the file, unreadable or invalid, is exit 2.
-	cfg, err := config.Load(*path, os.LookupEnv)
+	cfg, err := config.Load(*path, os.LookupEnv, app.Types())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
@@ -51,7 +52,7 @@ func routes(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: rcrouter routes --config PATH EVENT.json")
 		return exitUsage
 	}
-	cfg, err := config.Load(*path, os.LookupEnv)
+	cfg, err := config.Load(*path, os.LookupEnv, app.Types())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage

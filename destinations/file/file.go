@@ -35,29 +35,34 @@ type Destination struct {
 	path string // absolute
 	url  string // file://<path>, for the dispatch log
 	now  func() time.Time
+	max  int // bytes of the line kept in the dispatch record
 
 	mu sync.Mutex
 	f  *os.File // nil once closed
 }
 
+var _ destinations.Destination = (*Destination)(nil)
+
 // New creates missing parent directories and opens (or creates) the file for
-// appending.
-func New(name string, cfg Config) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("file %q: %w", name, err)
+// appending. Options.Now stamps written_at; Timeout, Logger and Base are not
+// used (there is no HTTP). Errors do not name the destination: the caller does.
+func New(name string, cfg Config, opts destinations.Options) (*Destination, error) {
+	opts = opts.WithDefaults()
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
 	}
 	abs, err := filepath.Abs(cfg.Path)
 	if err != nil {
-		return nil, fmt.Errorf("file %q: %w", name, err)
+		return nil, fmt.Errorf("file: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
-		return nil, fmt.Errorf("file %q: creating directory: %w", name, err)
+		return nil, fmt.Errorf("file: creating directory: %w", err)
 	}
 	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("file %q: %w", name, err)
+		return nil, fmt.Errorf("file: %w", err)
 	}
-	return &Destination{name: name, path: abs, url: "file://" + filepath.ToSlash(abs), now: time.Now, f: f}, nil
+	return &Destination{name: name, path: abs, url: "file://" + filepath.ToSlash(abs), now: opts.Now, max: opts.MaxBody, f: f}, nil
 }
 
 // line is one archived delivery.
@@ -72,7 +77,7 @@ type line struct {
 func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinations.Result {
 	if dl.Event == nil || !json.Valid(dl.Event.Raw) {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("file %q: the event has no valid raw JSON to archive", d.name)}
+			Message: "the event has no valid raw JSON to archive"}
 	}
 	// The write is not interruptible, and it is short: ctx is not consulted.
 	d.mu.Lock()
@@ -87,7 +92,7 @@ func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinat
 	})
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("file %q: encoding the line: %v", d.name, err)}
+			Message: fmt.Sprintf("encoding the line: %v", err)}
 	}
 	x := destinations.Exchange{
 		Started: start,
@@ -95,7 +100,7 @@ func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinat
 			Method:  "APPEND",
 			URL:     d.url,
 			Headers: map[string]string{},
-			Body:    destinations.Truncate(string(bytes.TrimSuffix(b, []byte("\n"))), destinations.DefaultMaxBody),
+			Body:    destinations.Truncate(string(bytes.TrimSuffix(b, []byte("\n"))), d.max),
 		},
 	}
 	err = d.append(b)
@@ -103,7 +108,7 @@ func (d *Destination) Send(_ context.Context, dl destinations.Delivery) destinat
 	if err != nil {
 		x.Response.Error = err.Error()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
-			Message: fmt.Sprintf("file %q: %v", d.name, err), Exchanges: []destinations.Exchange{x}}
+			Message: err.Error(), Exchanges: []destinations.Exchange{x}}
 	}
 	return destinations.Result{Outcome: destinations.Delivered, Exchanges: []destinations.Exchange{x}}
 }
@@ -153,7 +158,7 @@ func (d *Destination) Close() error {
 	err := d.f.Close()
 	d.f = nil
 	if err != nil {
-		return fmt.Errorf("file %q: closing: %w", d.name, err)
+		return fmt.Errorf("file: closing: %w", err)
 	}
 	return nil
 }

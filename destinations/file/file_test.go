@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
 func mustNew(t *testing.T, path string) *Destination {
 	t.Helper()
-	d, err := New("archive", Config{Path: path})
+	d, err := New("archive", Config{Path: path}, destinations.Options{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -207,7 +207,7 @@ func TestSendRejectsEventsWithoutJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := d.Send(context.Background(), tt.dl)
 			want := destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-				Message: `file "archive": the event has no valid raw JSON to archive`}
+				Message: `the event has no valid raw JSON to archive`}
 			if res.Outcome != want.Outcome || res.Reason != want.Reason || res.Message != want.Message || len(res.Exchanges) != 0 {
 				t.Errorf("result = %+v, want %+v", res, want)
 			}
@@ -227,7 +227,7 @@ func TestSendAfterClose(t *testing.T) {
 		t.Fatalf("second Close = %v", err)
 	}
 	res := d.Send(context.Background(), delivery("k", `{}`))
-	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != `file "archive": closed` {
+	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != "closed" {
 		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
 	}
 	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != "closed" {
@@ -248,11 +248,11 @@ func TestSendWriteErrorIsRetry(t *testing.T) {
 	d.f = ro
 
 	res := d.Send(context.Background(), delivery("k", `{}`))
-	want := `file "archive": writing: write ` + path + `: bad file descriptor`
+	want := `writing: write ` + path + `: bad file descriptor`
 	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonServerError || res.Message != want {
 		t.Errorf("result = %s/%s %q, want retry/server_error %q", res.Outcome, res.Reason, res.Message, want)
 	}
-	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != strings.TrimPrefix(want, `file "archive": `) {
+	if len(res.Exchanges) != 1 || res.Exchanges[0].Response.Error != want {
 		t.Errorf("exchanges = %+v", res.Exchanges)
 	}
 }
@@ -267,15 +267,15 @@ func TestNewErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no path", Config{}, `file "archive": path: is required`},
+		{"no path", Config{}, `file: path: required`},
 		{"parent is a file", Config{Path: filepath.Join(blocker, "x.jsonl")},
-			`file "archive": creating directory: mkdir ` + blocker + `: not a directory`},
+			`file: creating directory: mkdir ` + blocker + `: not a directory`},
 		{"path is a directory", Config{Path: filepath.Dir(blocker)},
-			`file "archive": open ` + filepath.Dir(blocker) + `: is a directory`},
+			`file: open ` + filepath.Dir(blocker) + `: is a directory`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New("archive", tt.cfg)
+			_, err := New("archive", tt.cfg, destinations.Options{})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("New error = %v, want %s", err, tt.want)
 			}

@@ -1,14 +1,10 @@
 package segment
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
-	"regexp"
-	"slices"
-	"sort"
 
-	"github.com/rcrouter/rcrouter/internal/event"
+	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -32,57 +28,49 @@ const DefaultEndpoint = "https://api.segment.io"
 // batch_size is not set. Every Send enqueues two messages (track, identify).
 const DefaultBatchSize = 100
 
-// The sales_reporting modes, as RevenueCat's integration names them.
-const (
-	Gross            = "gross"              // revenue = price
-	Proceeds         = "proceeds"           // after the store's commission
-	ProceedsAfterTax = "proceeds_after_tax" // after commission and estimated taxes
-)
+var _ destinations.Block = (*Config)(nil)
 
-// typeKey is what an events key naming a RevenueCat type looks like. The set
-// of types is open (PAYWALL_IMPRESSION, custom paywall names), so any
-// upper-case identifier is accepted.
-var typeKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
-// Validate checks the block. Each joined error starts with the key it is
-// about (write_key, endpoint, …), so the config loader can prefix the YAML
-// path and line. No message contains the write key.
-func (c Config) Validate() error {
-	var errs []error
-	if c.WriteKey.Value() == "" {
-		errs = append(errs, errors.New("write_key: is required"))
+// Validate checks the block; no message shows the write key or URL
+// credentials.
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
+	switch key := c.WriteKey.Value(); {
+	case key == "":
+		p.Add("write_key", "required (the write key of the Segment source)")
+	case destinations.HasLineBreak(key):
+		// It travels in the Authorization header.
+		p.Add("write_key", "must be one line (it contains CR or LF)")
 	}
 	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("endpoint: %q is not an http(s) URL (e.g. %s)", c.Endpoint, DefaultEndpoint))
+		if msg := destinations.CheckURL(c.Endpoint, true); msg != "" {
+			p.Add("endpoint", "%s", msg)
+		} else if u, _ := url.Parse(c.Endpoint); u.User != nil {
+			// Segment authenticates with the write key; credentials in the
+			// URL would only travel to a host that is not Segment's.
+			p.Add("endpoint", "must not hold credentials (user:password@); Segment authenticates with write_key")
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			p.Add("endpoint", "%q is not an http(s) URL (e.g. %s)", c.Endpoint, DefaultEndpoint)
 		}
 	}
-	switch c.SalesReporting {
-	case "", Gross, Proceeds, ProceedsAfterTax:
-	default:
-		errs = append(errs, fmt.Errorf("sales_reporting: %q is not one of gross, proceeds, proceeds_after_tax", c.SalesReporting))
+	if msg := analytics.CheckSalesReporting(c.SalesReporting); msg != "" {
+		p.Add("sales_reporting", "%s", msg)
 	}
 	if c.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("batch_size: %d is negative", c.BatchSize))
+		p.Add("batch_size", "%d is negative", c.BatchSize)
 	}
-	keys := make([]string, 0, len(c.Events))
-	for k := range c.Events {
-		keys = append(keys, k)
+	for _, b := range analytics.CheckEvents(c.Events) {
+		p.Add("events."+b.Key, "%s", b.Message)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !slices.Contains(event.Lifecycles, event.Lifecycle(k)) && !typeKey.MatchString(k) {
-			errs = append(errs, fmt.Errorf("events: %q is neither a lifecycle (trial_started, renewed, …) nor a RevenueCat type (RENEWAL, …)", k))
-		}
-	}
-	return errors.Join(errs...)
+	return p
 }
 
-// salesReporting returns the mode with its default applied.
-func (c Config) salesReporting() string {
-	if c.SalesReporting == "" {
-		return Gross
+// Type is the `segment:` destination type.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:   "segment",
+		Config: func() destinations.Block { return &Config{} },
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), Options{Options: o})
+		},
 	}
-	return c.SalesReporting
 }

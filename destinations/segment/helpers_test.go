@@ -6,11 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -26,58 +25,48 @@ type batch struct {
 	ids  []string
 }
 
-// fakeSegment is an httptest Segment batch API. It checks Basic auth (write
-// key, empty password), records every batch and answers with status(n) for
-// the n-th request (from 0).
+// fakeSegment is a fake Segment batch API. It checks Basic auth (write key,
+// empty password), records every batch and answers with status(n) for the
+// n-th request (from 0).
 type fakeSegment struct {
-	*httptest.Server
-	t      *testing.T
-	mu     sync.Mutex
-	got    []batch
-	status func(n int) int
-	body   string
+	*destinationstest.Server
+	t *testing.T
 }
 
 func newFakeSegment(t *testing.T, status func(n int) int, body string) *fakeSegment {
 	t.Helper()
-	f := &fakeSegment{t: t, status: status, body: body}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := destinationstest.NewServerFunc(t, func(n int, r *http.Request) destinationstest.Reply {
 		user, pass, ok := r.BasicAuth()
 		if !ok || user != testWriteKey || pass != "" || r.URL.Path != "/v1/batch" || r.Method != http.MethodPost {
 			t.Errorf("fake segment: got %s %s with basic auth ok=%v user=%q pass=%q", r.Method, r.URL.Path, ok, user, pass)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
+			return destinationstest.Reply{Status: http.StatusUnauthorized}
 		}
-		b, _ := io.ReadAll(r.Body)
+		return destinationstest.Reply{Status: status(n), Body: body}
+	})
+	return &fakeSegment{Server: srv, t: t}
+}
+
+func always(code int) func(int) int { return func(int) int { return code } }
+
+// batches are the requests received so far, with their message ids.
+func (f *fakeSegment) batches() []batch {
+	var out []batch
+	for _, r := range f.Requests() {
 		var parsed struct {
 			Batch []struct {
 				MessageID string `json:"messageId"`
 			} `json:"batch"`
 		}
-		if err := json.Unmarshal(b, &parsed); err != nil {
-			t.Errorf("fake segment: body is not JSON: %v", err)
+		if err := json.Unmarshal(r.Body, &parsed); err != nil {
+			f.t.Errorf("fake segment: body is not JSON: %v", err)
 		}
 		var ids []string
 		for _, m := range parsed.Batch {
 			ids = append(ids, m.MessageID)
 		}
-		f.mu.Lock()
-		n := len(f.got)
-		f.got = append(f.got, batch{body: b, ids: ids})
-		f.mu.Unlock()
-		w.WriteHeader(f.status(n))
-		_, _ = io.WriteString(w, f.body)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func always(code int) func(int) int { return func(int) int { return code } }
-
-func (f *fakeSegment) batches() []batch {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]batch(nil), f.got...)
+		out = append(out, batch{body: r.Body, ids: ids})
+	}
+	return out
 }
 
 // fastRetry keeps the library's ten tries quick in tests.
@@ -96,7 +85,9 @@ func newTestDestination(t *testing.T, endpoint string, cfg Config, opts Options)
 	if opts.Version == "" {
 		opts.Version = "test"
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	d, err := New("segment-test", cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -23,9 +23,10 @@ import (
 	"sync"
 	"time"
 
-	analytics "github.com/segmentio/analytics-go/v3"
+	segmentio "github.com/segmentio/analytics-go/v3"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -40,19 +41,15 @@ const libraryTimeout = 10 * time.Second
 // Defaults of Options.
 const (
 	DefaultFlushInterval = 200 * time.Millisecond
-	DefaultTimeout       = 10 * time.Second
 	closeTimeout         = 15 * time.Second
 )
 
-// Options are the runtime settings that do not come from the `segment:` block.
+// Options are the shared adapter options plus Segment's own knobs.
 type Options struct {
-	Timeout time.Duration // per HTTP request; default 10s (analytics-go caps it at 10s)
-	MaxBody int           // bytes of request and response bodies kept per exchange; default destinations.DefaultMaxBody
-	Logger  *slog.Logger  // default slog.Default()
-	// Base sends the requests; nil means a transport of this destination's
-	// own (a clone of http.DefaultTransport keeping up to 16 idle connections
-	// to Segment), closed by Close.
-	Base http.RoundTripper
+	// Timeout is capped at 10s by analytics-go. Base nil means a transport of
+	// this destination's own (a clone of http.DefaultTransport keeping up to
+	// 16 idle connections to Segment), closed by Close.
+	destinations.Options
 	// FlushInterval is how long a message may wait for its batch to fill
 	// before the batch is sent anyway; default 200ms.
 	FlushInterval time.Duration
@@ -60,7 +57,6 @@ type Options struct {
 	// number of the failed try, from 0). The default, 50ms doubling up to
 	// 500ms, keeps a whole burst to about 3.3s plus the requests themselves.
 	RetryAfter func(try int) time.Duration
-	Version    string // context.library.version; default "dev"
 }
 
 // DefaultRetryAfter is the default Options.RetryAfter: 50ms doubling, capped
@@ -83,7 +79,7 @@ type Destination struct {
 	version string
 	maxBody int
 	maxWait time.Duration
-	client  analytics.Client
+	client  segmentio.Client
 	ownBase *http.Transport // created here, so closed here
 
 	mu      sync.Mutex
@@ -102,27 +98,17 @@ type pending struct {
 }
 
 // New builds the destination and starts its analytics-go client; Close stops it.
+// Its errors do not name the destination: the caller does.
 func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("segment destination %s: %w", name, err)
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("segment: %w", err)
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.MaxBody <= 0 {
-		opts.MaxBody = destinations.DefaultMaxBody
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Options = opts.Options.WithDefaults()
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
 	}
 	if opts.RetryAfter == nil {
 		opts.RetryAfter = DefaultRetryAfter
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
 	}
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = DefaultEndpoint
@@ -164,7 +150,7 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		MaxBody:    opts.MaxBody,
 		OnExchange: d.onExchange,
 	}
-	client, err := analytics.NewWithConfig(cfg.WriteKey.Value(), analytics.Config{
+	client, err := segmentio.NewWithConfig(cfg.WriteKey.Value(), segmentio.Config{
 		Endpoint:   cfg.Endpoint,
 		Interval:   opts.FlushInterval,
 		BatchSize:  cfg.BatchSize,
@@ -174,21 +160,42 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		RetryAfter: opts.RetryAfter,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("segment destination %s: %w", name, err)
+		return nil, fmt.Errorf("segment: %w", err)
 	}
 	d.client = client
 	return d, nil
 }
 
-// MaxWait is the longest one Send waits for Segment when its context has no
-// earlier deadline; a delivery lease should be longer.
-func (d *Destination) MaxWait() time.Duration { return d.maxWait }
+var (
+	_ destinations.Destination = (*Destination)(nil)
+	_ destinations.Capable     = (*Destination)(nil)
+)
+
+// Capabilities: analytics-go gathers concurrent messages into batches, so the
+// scheduler runs at least a batch worth of Sends at once (every Send enqueues
+// two messages, so a full batch needs no more); and one Send waits for the
+// library's whole burst of tries, MaxWait.
+func (d *Destination) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{Batch: d.cfg.BatchSize, MaxWait: d.maxWait}
+}
+
+// String names the destination without its write key.
+func (d *Destination) String() string { return "segment destination " + d.name }
+
+// GoString keeps %#v from printing the fields, which hold secrets fmt cannot
+// redact (it calls no methods on unexported fields).
+func (d *Destination) GoString() string { return d.String() }
+
+// LogValue logs the destination as its name and endpoint, never the write key.
+func (d *Destination) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "segment"), slog.String("endpoint", d.cfg.Endpoint))
+}
 
 // Send enqueues the event's track and identify and waits until analytics-go
 // has reported on both, or ctx is done.
 func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destinations.Result {
 	e := dl.Event
-	name, ok := EventName(e, d.cfg.Events)
+	name, ok := analytics.EventName(e, d.cfg.Events)
 	if !ok {
 		return destinations.Result{
 			Outcome: destinations.Skipped,
@@ -214,14 +221,14 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	if d.closed {
 		d.mu.Unlock()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed", d.name)}
+			Message: "closed"}
 	}
 	if d.waiting[trackID] != nil || d.waiting[identifyID] != nil {
 		// The scheduler hands out a delivery once; a second Send of the same
 		// key while the first waits would get the first one's callbacks.
 		d.mu.Unlock()
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonClientError,
-			Message: fmt.Sprintf("segment destination %s: delivery %s is already in flight", d.name, key)}
+			Message: fmt.Sprintf("delivery %s is already in flight", key)}
 	}
 	d.waiting[trackID] = p
 	d.waiting[identifyID] = p
@@ -231,10 +238,10 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	// before Enqueue returns.
 	for _, m := range []struct {
 		id  string
-		msg analytics.Message
+		msg segmentio.Message
 	}{{trackID, track}, {identifyID, identify}} {
 		if err := d.client.Enqueue(m.msg); err != nil {
-			d.resolve(m.id, enqueueResult(d.name, err))
+			d.resolve(m.id, enqueueResult(err))
 		}
 	}
 
@@ -253,7 +260,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	res := combine(p.results, trackID, identifyID)
 	if p.left > 0 && res.Outcome != destinations.Permanent {
 		res = destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
-			Message: fmt.Sprintf("segment destination %s: timed out waiting for the batch result", d.name)}
+			Message: "timed out waiting for the batch result"}
 	}
 	res.Exchanges = p.exchanges
 	return res
@@ -278,11 +285,11 @@ func (d *Destination) Close() error {
 			d.ownBase.CloseIdleConnections()
 		}
 		if err != nil {
-			return fmt.Errorf("segment destination %s: close: %w", d.name, err)
+			return fmt.Errorf("segment: close: %w", err)
 		}
 		return nil
 	case <-time.After(closeTimeout):
-		return fmt.Errorf("segment destination %s: close: flush still running after %s", d.name, closeTimeout)
+		return fmt.Errorf("segment: close: flush still running after %s", closeTimeout)
 	}
 }
 
@@ -316,9 +323,14 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 	}
 	d.mu.Unlock()
 	switch {
-	case errors.Is(libErr, analytics.ErrMessageTooBig):
+	case errors.Is(libErr, segmentio.ErrMessageTooBig):
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("segment destination %s: message over Segment's 32 KB limit", d.name)}
+			Message: "message over Segment's 32 KB limit"}
+	case status >= 300 && status < 400:
+		// Redirects are never followed (destinations.Transport): the
+		// endpoint is wrong and repeating cannot fix it.
+		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonClientError,
+			Message: withDetail(fmt.Sprintf("HTTP %d redirect not followed", status), detail)}
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
 		// Segment answers 400 for invalid JSON and 413 for a batch that is
 		// too big: sending the same bytes again cannot succeed.
@@ -326,19 +338,19 @@ func (d *Destination) outcome(id string, libErr error) destinations.Result {
 			Message: withDetail(fmt.Sprintf("segment rejected the batch: HTTP %d", status), detail)}
 	case libErr == nil:
 		return destinations.Result{Outcome: destinations.Delivered}
-	case errors.Is(libErr, analytics.ErrClosed):
+	case errors.Is(libErr, segmentio.ErrClosed):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed before the batch was sent", d.name)}
-	case errors.Is(libErr, analytics.ErrTooManyRequests):
+			Message: "closed before the batch was sent"}
+	case errors.Is(libErr, segmentio.ErrTooManyRequests):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonServerError,
-			Message: fmt.Sprintf("segment destination %s: too many batches in flight", d.name)}
+			Message: "too many batches in flight"}
 	case !seen || status == 0:
 		reason := destinations.ReasonNetwork
 		if strings.Contains(detail, "deadline exceeded") || strings.Contains(detail, "timeout") {
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-			Message: withDetail(fmt.Sprintf("segment destination %s: %d tries failed", d.name, libraryAttempts), detail)}
+			Message: withDetail(fmt.Sprintf("%d tries failed", libraryAttempts), detail)}
 	default:
 		// Every other failure is retried by the scheduler, whatever the code:
 		// the library has already retried it and Segment documents only 400
@@ -362,13 +374,13 @@ func withDetail(msg, detail string) string {
 
 // enqueueResult classifies an Enqueue error: a closed client is temporary, an
 // invalid message (no user id) is not.
-func enqueueResult(name string, err error) destinations.Result {
-	if errors.Is(err, analytics.ErrClosed) {
+func enqueueResult(err error) destinations.Result {
+	if errors.Is(err, segmentio.ErrClosed) {
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: fmt.Sprintf("segment destination %s: closed", name)}
+			Message: "closed"}
 	}
 	return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-		Message: fmt.Sprintf("segment destination %s: invalid message: %v", name, err)}
+		Message: fmt.Sprintf("invalid message: %v", err)}
 }
 
 // combine reports the worse of the two message results: permanent over retry
@@ -453,27 +465,28 @@ func (d *Destination) onExchange(_ *http.Request, body []byte, x destinations.Ex
 // callback receives analytics-go's per-message verdicts.
 type callback struct{ d *Destination }
 
-func (c callback) Success(m analytics.Message) {
+func (c callback) Success(m segmentio.Message) {
 	id := messageID(m)
 	c.d.resolve(id, c.d.outcome(id, nil))
 }
 
-func (c callback) Failure(m analytics.Message, err error) {
+func (c callback) Failure(m segmentio.Message, err error) {
 	id := messageID(m)
 	c.d.resolve(id, c.d.outcome(id, err))
 }
 
-func messageID(m analytics.Message) string {
+func messageID(m segmentio.Message) string {
 	switch m := m.(type) {
-	case analytics.Track:
+	case segmentio.Track:
 		return m.MessageId
-	case analytics.Identify:
+	case segmentio.Identify:
 		return m.MessageId
 	}
 	return ""
 }
 
-// stopOnReject ends analytics-go's ten-try burst at the first 400 or 413.
+// stopOnReject ends analytics-go's ten-try burst at the first 400, 413 or
+// redirect.
 // The library retries every non-2xx status and only stops on success, so the
 // rejected response — already recorded with its real status and body by the
 // capturing Transport underneath — is handed to the library as an empty 200.
@@ -483,7 +496,8 @@ type stopOnReject struct{ next http.RoundTripper }
 
 func (s stopOnReject) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := s.next.RoundTrip(req)
-	if err != nil || (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge) {
+	redirect := resp != nil && resp.StatusCode >= 300 && resp.StatusCode < 400
+	if err != nil || (!redirect && resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

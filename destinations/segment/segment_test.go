@@ -2,6 +2,7 @@ package segment
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
+	"github.com/rcrouter/rcrouter/destinations/internal/analytics"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -28,7 +31,7 @@ import (
 func TestGoldenFixtures(t *testing.T) {
 	f := newFakeSegment(t, always(200), `{"success":true}`)
 	// Two messages per batch and no timer flush: each Send is exactly one batch.
-	d := newTestDestination(t, f.URL, Config{BatchSize: 2}, Options{FlushInterval: time.Hour, MaxBody: 1 << 20})
+	d := newTestDestination(t, f.URL, Config{BatchSize: 2}, Options{FlushInterval: time.Hour, Options: destinations.Options{MaxBody: 1 << 20}})
 	for _, fx := range testutil.Fixtures(t) {
 		t.Run(fx.Dir+"/"+fx.Stem(), func(t *testing.T) {
 			e, err := revenuecat.Decode(fx.Body)
@@ -388,88 +391,12 @@ func TestSkipped(t *testing.T) {
 	}
 }
 
-func TestEventName(t *testing.T) {
-	tests := []struct {
-		name      string
-		typ       string
-		lifecycle event.Lifecycle
-		events    map[string]string
-		want      string
-		send      bool
-	}{
-		{"initial purchase", event.TypeInitialPurchase, event.SubscriptionStarted, nil, "rc_initial_purchase_event", true},
-		{"trial start", event.TypeInitialPurchase, event.TrialStarted, nil, "rc_trial_started_event", true},
-		{"trial conversion", event.TypeRenewal, event.TrialConverted, nil, "rc_trial_converted_event", true},
-		{"trial cancellation", event.TypeCancellation, event.TrialCancelled, nil, "rc_trial_cancelled_event", true},
-		{"renewal", event.TypeRenewal, event.Renewed, nil, "rc_renewal_event", true},
-		{"cancellation", event.TypeCancellation, event.Cancelled, nil, "rc_cancellation_event", true},
-		{"refund is a cancellation", event.TypeCancellation, event.Refunded, nil, "rc_cancellation_event", true},
-		{"uncancellation", event.TypeUncancellation, event.Uncancelled, nil, "rc_uncancellation_event", true},
-		{"non-renewing purchase", event.TypeNonRenewingPurchase, event.OneTimePurchase, nil, "rc_non_subscription_purchase_event", true},
-		{"paused", event.TypeSubscriptionPaused, event.Paused, nil, "rc_subscription_paused_event", true},
-		{"expiration", event.TypeExpiration, event.Expired, nil, "rc_expiration_event", true},
-		{"billing issue", event.TypeBillingIssue, event.BillingIssue, nil, "rc_billing_issue_event", true},
-		{"product change", event.TypeProductChange, event.ProductChanged, nil, "rc_product_change_event", true},
-		{"extended has no default", event.TypeSubscriptionExtended, event.Extended, nil, "", false},
-		{"transfer has no default", event.TypeTransfer, event.Transferred, nil, "", false},
-		{"transfer named by type", event.TypeTransfer, event.Transferred, map[string]string{"TRANSFER": "rc_transfer"}, "rc_transfer", true},
-		{"test named by type", event.TypeTest, event.Other, map[string]string{"TEST": "rc_test"}, "rc_test", true},
-		{"type key overrides default", event.TypeRenewal, event.Renewed, map[string]string{"RENEWAL": "Renewed"}, "Renewed", true},
-		{"lifecycle key overrides default", event.TypeInitialPurchase, event.TrialStarted, map[string]string{"trial_started": "Trial"}, "Trial", true},
-		{"lifecycle key wins over type key", event.TypeInitialPurchase, event.TrialStarted, map[string]string{"INITIAL_PURCHASE": "Purchase", "trial_started": "Trial"}, "Trial", true},
-		{"type key applies to its other lifecycles", event.TypeInitialPurchase, event.SubscriptionStarted, map[string]string{"INITIAL_PURCHASE": "Purchase", "trial_started": "Trial"}, "Purchase", true},
-		{"empty lifecycle name turns it off", event.TypeCancellation, event.Refunded, map[string]string{"refunded": ""}, "", false},
-		{"other lifecycle key names unknown types", "PAYWALL_IMPRESSION", event.Other, map[string]string{"other": "rc_other"}, "rc_other", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := &event.Event{Type: tt.typ, Lifecycle: tt.lifecycle, IsTest: tt.typ == event.TypeTest}
-			got, send := EventName(e, tt.events)
-			if got != tt.want || send != tt.send {
-				t.Errorf("EventName = %q, %v; want %q, %v", got, send, tt.want, tt.send)
-			}
-		})
-	}
-}
-
-func TestRevenue(t *testing.T) {
-	f := func(v float64) *float64 { return &v }
-	tests := []struct {
-		name                     string
-		price, commission, taxes *float64
-		mode                     string
-		want                     *float64
-	}{
-		{"gross", f(10.84), f(0.15), f(0.1597), Gross, f(10.84)},
-		{"empty mode is gross", f(10.84), f(0.15), f(0.1597), "", f(10.84)},
-		{"proceeds", f(10.84), f(0.15), f(0.1597), Proceeds, f(9.214)},
-		{"proceeds after tax", f(10.84), f(0.15), f(0.1597), ProceedsAfterTax, f(7.482852)},
-		{"refund gross is negative", f(-6.29), f(0.25), f(0.1667), Gross, f(-6.29)},
-		{"refund proceeds is negative", f(-6.29), f(0.25), f(0.1667), Proceeds, f(-4.7175)},
-		{"refund after tax is negative", f(-6.29), f(0.25), f(0.1667), ProceedsAfterTax, f(-3.668957)},
-		{"null price is null", nil, f(0.3), f(0), ProceedsAfterTax, nil},
-		{"trial is zero", f(0), f(0.3), f(0.1), ProceedsAfterTax, f(0)},
-		{"missing percentages deduct nothing", f(5), nil, nil, ProceedsAfterTax, f(5)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := &event.Event{Price: tt.price, CommissionPercentage: tt.commission, TaxPercentage: tt.taxes}
-			got := Revenue(e, tt.mode)
-			switch {
-			case got == nil && tt.want == nil:
-			case got == nil || tt.want == nil || *got != *tt.want:
-				t.Errorf("Revenue = %v, want %v", show(got), show(tt.want))
-			}
-		})
-	}
-}
-
 // TestSalesReportingSent: the mode decides the revenue property sent.
 func TestSalesReportingSent(t *testing.T) {
 	tests := []struct {
 		mode string
 		want float64
-	}{{"", 10.84}, {Gross, 10.84}, {Proceeds, 9.214}, {ProceedsAfterTax, 7.482852}}
+	}{{"", 10.84}, {analytics.Gross, 10.84}, {analytics.Proceeds, 9.214}, {analytics.ProceedsAfterTax, 7.482852}}
 	f := newFakeSegment(t, always(200), "")
 	for _, tt := range tests {
 		t.Run("mode "+tt.mode, func(t *testing.T) {
@@ -493,13 +420,6 @@ func TestSalesReportingSent(t *testing.T) {
 	}
 }
 
-func show(p *float64) string {
-	if p == nil {
-		return "nil"
-	}
-	return fmt.Sprint(*p)
-}
-
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -507,22 +427,26 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{"minimal", Config{WriteKey: "k"}, ""},
-		{"everything", Config{WriteKey: "k", Endpoint: "https://events.eu1.segmentapis.com", SalesReporting: ProceedsAfterTax, BatchSize: 20,
+		{"everything", Config{WriteKey: "k", Endpoint: "https://events.eu1.segmentapis.com", SalesReporting: analytics.ProceedsAfterTax, BatchSize: 20,
 			Events: map[string]string{"RENEWAL": "Renewed", "trial_started": "", "PAYWALL_IMPRESSION": "paywall"}}, ""},
-		{"missing write key", Config{}, "write_key: is required"},
-		{"endpoint not a URL", Config{WriteKey: "k", Endpoint: "api.segment.io"}, `endpoint: "api.segment.io" is not an http(s) URL (e.g. https://api.segment.io)`},
-		{"endpoint with credentials", Config{WriteKey: "k", Endpoint: "https://u:p@api.segment.io"}, `endpoint: "https://u:p@api.segment.io" is not an http(s) URL (e.g. https://api.segment.io)`},
-		{"sales reporting", Config{WriteKey: "k", SalesReporting: "net"}, `sales_reporting: "net" is not one of gross, proceeds, proceeds_after_tax`},
+		{"missing write key", Config{}, "write_key: required (the write key of the Segment source)"},
+		{"write key with a line break", Config{WriteKey: "k\r\nX-Injected: 1"}, "write_key: must be one line (it contains CR or LF)"},
+		{"endpoint not a URL", Config{WriteKey: "k", Endpoint: "api.segment.io"}, `endpoint: must be an absolute http(s) URL, got "api.segment.io"`},
+		// Issue #16: the credentials of a bad endpoint are never printed.
+		{"endpoint with credentials", Config{WriteKey: "k", Endpoint: "https://u:hunter2@api.segment.io"}, `endpoint: must not hold credentials (user:password@); Segment authenticates with write_key`},
+		{"endpoint with credentials and a bad scheme", Config{WriteKey: "k", Endpoint: "ftp://u:hunter2@api.segment.io"}, `endpoint: must be an absolute http(s) URL, got "ftp://<secret>@api.segment.io"`},
+		{"endpoint with a query", Config{WriteKey: "k", Endpoint: "https://api.segment.io/?a=1"}, `endpoint: "https://api.segment.io/?a=1" is not an http(s) URL (e.g. https://api.segment.io)`},
+		{"sales reporting", Config{WriteKey: "k", SalesReporting: "net"}, `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "net"`},
 		{"negative batch size", Config{WriteKey: "k", BatchSize: -1}, "batch_size: -1 is negative"},
 		{"bad event keys, all reported", Config{WriteKey: "k", Events: map[string]string{"trial_start": "x", "Renewal": "y"}},
-			`events: "Renewal" is neither a lifecycle (trial_started, renewed, …) nor a RevenueCat type (RENEWAL, …)` + "\n" +
-				`events: "trial_start" is neither a lifecycle (trial_started, renewed, …) nor a RevenueCat type (RENEWAL, …)`},
+			`events.Renewal: unknown event type or lifecycle "Renewal": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other` + "\n" +
+				`events.trial_start: unknown event type or lifecycle "trial_start": types are UPPER_CASE (RENEWAL), lifecycles are one of trial_started, trial_converted, trial_cancelled, subscription_started, renewed, cancelled, uncancelled, expired, billing_issue, refunded, product_changed, paused, transferred, extended, one_time_purchase, other`},
 		{"several problems at once", Config{SalesReporting: "x", BatchSize: -2},
-			"write_key: is required\n" + `sales_reporting: "x" is not one of gross, proceeds, proceeds_after_tax` + "\nbatch_size: -2 is negative"},
+			"write_key: required (the write key of the Segment source)\n" + `sales_reporting: must be gross, proceeds or proceeds_after_tax, got "x"` + "\nbatch_size: -2 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := tt.cfg.Validate().Err()
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -536,7 +460,7 @@ func TestValidate(t *testing.T) {
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New("seg", Config{}, Options{})
-	if err == nil || err.Error() != "segment destination seg: write_key: is required" {
+	if err == nil || err.Error() != "segment: write_key: required (the write key of the Segment source)" {
 		t.Errorf("New = %v", err)
 	}
 }
@@ -608,7 +532,7 @@ func TestTimeout(t *testing.T) {
 		cancel()
 	}()
 	res := d.Send(ctx, destinations.Delivery{Key: "slow", Event: purchase("e", "u")})
-	want := "segment destination segment-test: timed out waiting for the batch result"
+	want := "timed out waiting for the batch result"
 	if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonTimeout || res.Message != want {
 		t.Errorf("result = %s/%s %q, want retry/timeout %q", res.Outcome, res.Reason, res.Message, want)
 	}
@@ -620,7 +544,7 @@ func TestMessageTooBig(t *testing.T) {
 	e := purchase("e", "u")
 	e.SubscriberAttributes["notes"] = event.Attribute{Value: strings.Repeat("x", 40000)}
 	res := d.Send(context.Background(), destinations.Delivery{Key: "big", Event: e})
-	want := "segment destination segment-test: message over Segment's 32 KB limit"
+	want := "message over Segment's 32 KB limit"
 	if res.Outcome != destinations.Permanent || res.Reason != destinations.ReasonRejected || res.Message != want {
 		t.Errorf("result = %s/%s %q, want permanent/rejected %q", res.Outcome, res.Reason, res.Message, want)
 	}
@@ -638,7 +562,7 @@ func TestInvalidMessage(t *testing.T) {
 	e.UserID = ""
 	res := d.Send(context.Background(), destinations.Delivery{Key: "nouser", Event: e})
 	if res.Outcome != destinations.Permanent || res.Reason != destinations.ReasonRejected ||
-		!strings.HasPrefix(res.Message, "segment destination segment-test: invalid message: ") {
+		!strings.HasPrefix(res.Message, "invalid message: ") {
 		t.Errorf("result = %s/%s %q", res.Outcome, res.Reason, res.Message)
 	}
 	if n := len(f.batches()); n != 0 {
@@ -653,7 +577,7 @@ func TestSendAfterClose(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	res := d.Send(context.Background(), destinations.Delivery{Key: "late", Event: purchase("e", "u")})
-	if res.Outcome != destinations.Retry || res.Message != "segment destination segment-test: closed" {
+	if res.Outcome != destinations.Retry || res.Message != "closed" {
 		t.Errorf("result = %s %q", res.Outcome, res.Message)
 	}
 }
@@ -665,14 +589,29 @@ func TestLogAdapterHidesBodies(t *testing.T) {
 	l.Errorf("sending request - %s", errors.New("dial "+testWriteKey+": refused"))
 	l.Errorf("%s - %v", errors.New("the message exceeds the maximum allowed size"), map[string]string{"$email": "ana@example.org"})
 	out := buf.String()
-	for _, leak := range []string{"ana@example.org", testWriteKey, "Bad Request"} {
-		if strings.Contains(out, leak) {
-			t.Errorf("log leaks %q:\n%s", leak, out)
-		}
-	}
+	destinationstest.NoSecret(t, []string{"ana@example.org", testWriteKey, "Bad Request"}, destinations.Result{}, nil, out)
 	for _, want := range []string{"response 400 … – …", "sending request - dial <secret>: refused", "the message exceeds the maximum allowed size - …"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestLeaksNoSecret: neither the write key nor its Basic form reaches the
+// result, the printed destination or the debug logs, on success or failure.
+func TestLeaksNoSecret(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte(testWriteKey + ":"))
+	for _, status := range []int{200, 500} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			f := newFakeSegment(t, always(status), `{"echo":"`+testWriteKey+`"}`)
+			logs := &destinationstest.Logs{}
+			opts := Options{FlushInterval: time.Hour, Options: destinations.Options{Logger: logs.Logger()}}
+			d := newTestDestination(t, f.URL, Config{BatchSize: 2}, opts)
+			res := d.Send(context.Background(), destinations.Delivery{Key: "leak", Event: purchase("e", "u")})
+			if len(res.Exchanges) == 0 {
+				t.Fatalf("no exchanges: %+v", res)
+			}
+			destinationstest.NoSecret(t, []string{testWriteKey, basic}, res, d, logs.String())
+		})
 	}
 }

@@ -1,10 +1,9 @@
 package slack
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -25,35 +24,58 @@ type Config struct {
 // DefaultAPIURL is Slack's Web API.
 const DefaultAPIURL = "https://slack.com/api/"
 
-// Validate checks the block: exactly one mode, URLs that parse, and a
-// template that renders valid Block Kit for every sample event. Each joined
-// error starts with the key it is about; none quotes a secret.
-func (c Config) Validate() error {
-	var errs []error
-	webhook, token := c.WebhookURL.Value() != "", c.Token.Value() != ""
+var _ destinations.Block = (*Config)(nil)
+
+// Validate checks the block: exactly one mode, URLs that parse, a token that
+// fits a header, and a template that renders valid Block Kit for every
+// sample event. No message quotes a secret
+// or URL credentials.
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
+	hasURL, hasBot := c.WebhookURL != "", c.Token != "" || c.Channel != ""
 	switch {
-	case webhook && (token || c.Channel != ""):
-		errs = append(errs, errors.New("webhook_url: set either webhook_url, or token and channel, not both"))
-	case !webhook && !token:
-		errs = append(errs, errors.New("webhook_url: set webhook_url (incoming webhook) or token and channel (bot)"))
-	case token && c.Channel == "":
-		errs = append(errs, errors.New("channel: is required with token"))
+	case hasURL && hasBot:
+		p.Add("", "set either webhook_url, or token and channel, not both")
+	case !hasURL && !hasBot:
+		p.Add("", "set webhook_url (incoming webhook), or token and channel (bot)")
+	case hasBot && c.Token == "":
+		p.Add("token", "required with channel")
+	case hasBot && c.Channel == "":
+		p.Add("channel", "required with token")
 	}
-	if webhook && !isHTTPURL(c.WebhookURL.Value()) {
-		errs = append(errs, errors.New("webhook_url: is not an http(s) URL"))
+	if hasURL {
+		// The URL is the credential: never quote it.
+		if u, err := url.Parse(c.WebhookURL.Value()); destinations.CheckURL(c.WebhookURL.Value(), false) != "" || err != nil || u.User != nil {
+			p.Add("webhook_url", "must be an absolute http(s) URL")
+		}
 	}
-	if c.APIURL != "" && !isHTTPURL(c.APIURL) {
-		errs = append(errs, fmt.Errorf("api_url: %q is not an http(s) URL", c.APIURL))
+	if destinations.HasLineBreak(c.Token.Value()) {
+		p.Add("token", "must be one line (it contains CR or LF)") // it travels in the Authorization header
+	}
+	if c.APIURL != "" {
+		if msg := destinations.CheckURL(c.APIURL, true); msg != "" {
+			p.Add("api_url", "%s", msg)
+		} else if u, _ := url.Parse(c.APIURL); u.User != nil {
+			p.Add("api_url", "must not hold credentials (user:password@); the bot authenticates with token")
+		}
 	}
 	if c.Template != "" {
 		if _, err := parseTemplate(c.Template); err != nil {
-			errs = append(errs, fmt.Errorf("template: %w", err))
+			p.Add("template", "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+	return p
 }
 
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
+// Type is the `slack:` destination type. Slack allows about one message
+// per second per webhook or channel, hence rate_limit 1 by default.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:      "slack",
+		Config:    func() destinations.Block { return &Config{} },
+		RateLimit: 1,
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), o)
+		},
+	}
 }

@@ -4,11 +4,9 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/secret"
@@ -21,58 +19,12 @@ const webhookPath = "/services/T0TEST/B0TEST/s3cr3tWebhookToken"
 
 const testToken = "xoxb-test-1234567890-abcdef"
 
-// reply is one scripted answer.
-type reply struct {
-	status int
-	header map[string]string
-	body   string
-}
-
-// received is one request a fake got.
-type received struct {
-	path   string
-	header http.Header
-	body   []byte
-}
-
-// fakeSlack is an httptest server answering every request with one reply
-// and keeping what it got.
-type fakeSlack struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []received
-}
-
-func newFakeSlack(t *testing.T, r reply) *fakeSlack {
-	t.Helper()
-	f := &fakeSlack{}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		f.mu.Lock()
-		f.got = append(f.got, received{path: req.URL.Path, header: req.Header.Clone(), body: b})
-		f.mu.Unlock()
-		for k, v := range r.header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(r.status)
-		_, _ = io.WriteString(w, r.body)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeSlack) requests() []received {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]received(nil), f.got...)
-}
-
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newWebhookDestination(t *testing.T, base string, cfg Config) *Destination {
 	t.Helper()
 	cfg.WebhookURL = secret.Secret(base + webhookPath)
-	d, err := New("slack-test", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	d, err := New("slack-test", cfg, destinations.Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -84,7 +36,7 @@ func newBotDestination(t *testing.T, base string, cfg Config) *Destination {
 	cfg.Token = secret.Secret(testToken)
 	cfg.Channel = "C0SALES"
 	cfg.APIURL = base + "/api" // without the trailing slash on purpose
-	d, err := New("slack-bot", cfg, Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
+	d, err := New("slack-bot", cfg, destinations.Options{Logger: quietLogger(), Version: "test", MaxBody: 1 << 16})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -6,6 +6,7 @@ package slack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -21,21 +21,10 @@ import (
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
-
-// DefaultTimeout bounds one request when Options.Timeout is not set.
-const DefaultTimeout = 10 * time.Second
-
-// Options are the runtime settings that do not come from the `slack:` block.
-type Options struct {
-	Timeout time.Duration // per request; default 10s
-	MaxBody int           // bytes of request and response bodies kept per exchange
-	Logger  *slog.Logger  // default slog.Default()
-	Base    http.RoundTripper
-	Version string // in the User-Agent, rcrouter/<version>; default "dev"
-}
 
 // Destination is one Slack destination.
 type Destination struct {
@@ -46,25 +35,22 @@ type Destination struct {
 	api     *slackapi.Client   // bot mode only
 	tmpl    *template.Template // nil: the default message
 	secrets []secret.Secret
+	now     func() time.Time
 }
 
+var _ destinations.Destination = (*Destination)(nil)
+
 // New builds the destination; it validates cfg (and compiles its template).
-func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("slack destination %s: %w", name, err)
+// Its errors do not name the destination: the caller does.
+func New(name string, cfg Config, opts destinations.Options) (*Destination, error) {
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("slack: %w", err)
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Version == "" {
-		opts.Version = "dev"
-	}
+	opts = opts.WithDefaults()
 	d := &Destination{
 		name: name,
 		cfg:  cfg,
+		now:  opts.Now,
 		log:  opts.Logger.With("destination", name),
 		// The token travels form-encoded too before botAuth moves it, so its
 		// escaped form is a secret as well.
@@ -74,7 +60,7 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 	if cfg.Template != "" {
 		t, err := parseTemplate(cfg.Template)
 		if err != nil { // unreachable: Validate parsed it
-			return nil, fmt.Errorf("slack destination %s: template: %w", name, err)
+			return nil, fmt.Errorf("slack: template: %w", err)
 		}
 		d.tmpl = t
 	}
@@ -117,7 +103,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	msg, err := d.Render(dl.Event)
 	if err != nil {
 		return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-			Message: fmt.Sprintf("slack destination %s: template: %v", d.name, err)}
+			Message: "template: " + err.Error()}
 	}
 	rec := &destinations.Recorder{}
 	tap := &responseHeaders{}
@@ -176,14 +162,14 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 		// 429 applies to the whole webhook or app: pause the destination
 		// until Retry-After, not only this delivery.
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited,
-			RetryAfter: parseRetryAfter(retryAfterHeader, time.Now()), PauseDestination: true, Message: msg}
+			RetryAfter: d.retryAfter(retryAfterHeader), PauseDestination: true, Message: msg}
 	}
 	var rl *slackapi.RateLimitedError
 	var apiErr slackapi.SlackErrorResponse
 	var status slackapi.StatusCodeError
 	switch {
 	case errors.As(err, &rl) || last.Response.StatusCode == http.StatusTooManyRequests:
-		return rateLimited(orDefault(short(body), "rate_limited"))
+		return rateLimited(cmp.Or(chat.Short(body), "rate_limited"))
 	case errors.As(err, &apiErr):
 		code := d.redact(apiErr.Err)
 		switch {
@@ -200,57 +186,24 @@ func (d *Destination) classify(err error, xs []destinations.Exchange, retryAfter
 			return destinations.Result{Outcome: destinations.Delivered}
 		}
 		return destinations.Result{Outcome: outcome, Reason: reason,
-			Message: orDefault(short(d.redact(body)), fmt.Sprintf("HTTP %d", status.Code))}
+			Message: cmp.Or(chat.Short(d.redact(body)), fmt.Sprintf("HTTP %d", status.Code))}
 	case len(xs) > 0 && last.Response.Error != "":
 		reason := destinations.ReasonNetwork
-		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		if destinations.IsTimeout(err) {
 			reason = destinations.ReasonTimeout
 		}
 		return destinations.Result{Outcome: destinations.Retry, Reason: reason,
-			Message: fmt.Sprintf("slack destination %s: %s", d.name, short(last.Response.Error))}
+			Message: chat.Short(last.Response.Error)}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
-			Message: fmt.Sprintf("slack destination %s: %s", d.name, d.redact(err.Error()))}
+			Message: d.redact(err.Error())}
 	}
 	// No request went out (it could not be built): repeating cannot help.
 	return destinations.Result{Outcome: destinations.Permanent, Reason: destinations.ReasonRejected,
-		Message: fmt.Sprintf("slack destination %s: %s", d.name, short(d.redact(err.Error())))}
+		Message: chat.Short(d.redact(err.Error()))}
 }
 
 func (d *Destination) redact(s string) string { return secret.Redact(s, d.secrets...) }
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
-
-func short(s string) string { return destinations.Truncate(s, 200) }
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; zero when
-// absent or unreadable (the scheduler's backoff applies).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
-}
 
 // responseHeaders carries the Retry-After of a Send's response back from the
 // transport; the dispatch record keeps no headers, and slack-go only parses
@@ -340,4 +293,27 @@ func urlPathSecrets(raw secret.Secret) []secret.Secret {
 		out = append(out, secret.Secret(strings.Trim(u.Path[i:], "/")))
 	}
 	return out
+}
+
+// retryAfter is the pause Slack asked for; zero (the scheduler's backoff)
+// when it gave none, and zero too for a date already past.
+func (d *Destination) retryAfter(v string) time.Duration {
+	wait, _ := destinations.ParseRetryAfter(v, d.now())
+	return wait
+}
+
+// String names the destination without its webhook URL or token.
+func (d *Destination) String() string { return "slack destination " + d.name }
+
+// GoString keeps %#v from printing the fields, which hold secrets fmt cannot
+// redact (it calls no methods on unexported fields).
+func (d *Destination) GoString() string { return d.String() }
+
+// LogValue logs the destination as its name and mode, never its URL or token.
+func (d *Destination) LogValue() slog.Value {
+	mode := "webhook"
+	if d.api != nil {
+		mode = "bot"
+	}
+	return slog.GroupValue(slog.String("name", d.name), slog.String("type", "slack"), slog.String("mode", mode))
 }

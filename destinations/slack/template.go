@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
-	"strings"
 	"text/template"
 	"unicode/utf8"
 
 	slackapi "github.com/slack-go/slack"
 
+	"github.com/rcrouter/rcrouter/destinations/internal/chat"
 	"github.com/rcrouter/rcrouter/internal/event"
 )
 
@@ -27,90 +26,28 @@ type TemplateData struct {
 	CustomerURL string // the dashboard link, or "" without project_id
 }
 
-// funcs is the template's whole function map: formatting and quoting only,
-// nothing that reads the environment, files or the network.
-var funcs = template.FuncMap{
-	"toJson": toJSON,
-	"mrkdwn": Escape,
-	"code":   code,
-	"join":   func(sep string, s []string) string { return strings.Join(s, sep) },
-	"upper":  strings.ToUpper,
-	"lower":  strings.ToLower,
-	"default": func(def, v any) any {
-		if isEmpty(v) {
-			return def
-		}
-		return v
-	},
-	"date":  templateDate,
-	"money": templateMoney,
-}
-
-// toJSON quotes a value for a JSON template: {{ .UserID | mrkdwn | toJson }}.
-func toJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
-func isEmpty(v any) bool {
-	if v == nil {
-		return true
-	}
-	r := reflect.ValueOf(v)
-	switch r.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		return r.IsNil()
-	case reflect.String, reflect.Slice, reflect.Map:
-		return r.Len() == 0
-	}
-	return r.IsZero()
-}
-
-// templateDate formats milliseconds (int64 or *int64) as "2006-01-02 15:04 UTC".
-func templateDate(ms any) (string, error) {
-	switch v := ms.(type) {
-	case int64:
-		return formatTime(v), nil
-	case *int64:
-		if v == nil {
-			return "", nil
-		}
-		return formatTime(*v), nil
-	}
-	return "", fmt.Errorf("date: want milliseconds, got %T", ms)
-}
-
-// templateMoney formats an amount (float64 or *float64) in a currency.
-func templateMoney(amount any, currency string) (string, error) {
-	switch v := amount.(type) {
-	case float64:
-		return Escape(money(v, strings.ToUpper(currency))), nil
-	case *float64:
-		if v == nil {
-			return "", nil
-		}
-		return Escape(money(*v, strings.ToUpper(currency))), nil
-	}
-	return "", fmt.Errorf("money: want an amount, got %T", amount)
+// funcs is the template's whole function map: chat's shared functions and
+// Slack's mrkdwn quoting.
+func funcs() template.FuncMap {
+	f := chat.Funcs(Escape)
+	f["mrkdwn"] = Escape
+	f["code"] = code
+	return f
 }
 
 // parseTemplate compiles a `template:` and renders it for every sample event:
 // a template that fails for any of them would fail for real events too.
 func parseTemplate(src string) (*template.Template, error) {
-	t, err := template.New("slack").Funcs(funcs).Parse(src)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range samples() {
-		m, err := renderTemplate(t, s.event, "proj_sample")
+	return chat.ParseTemplate("slack", src, funcs(), func(t *template.Template, e *event.Event) error {
+		m, err := renderTemplate(t, e, "proj_sample")
 		if err != nil {
-			return nil, fmt.Errorf("sample %s: %w", s.name, err)
+			return err
 		}
 		if leak := mentionIn(m.Blocks); leak != "" {
-			return nil, fmt.Errorf("sample %s: event text reaches Slack unescaped (%s): pass it through mrkdwn or code", s.name, leak)
+			return fmt.Errorf("event text reaches Slack unescaped (%s): pass it through mrkdwn or code", leak)
 		}
-	}
-	return t, nil
+		return nil
+	})
 }
 
 // renderTemplate renders one event into blocks; the text fallback stays the
@@ -120,7 +57,7 @@ func renderTemplate(t *template.Template, e *event.Event, projectID string) (Mes
 		Event:       e,
 		Text:        FallbackText(e),
 		Headline:    headline(e, projectID),
-		Revenue:     Escape(revenue(e)),
+		Revenue:     Escape(chat.Revenue(e)),
 		StoreName:   storeName(e.Store),
 		CustomerURL: customerURL(e, projectID),
 	}
@@ -254,115 +191,9 @@ func mentionIn(blocks []slackapi.Block) string {
 		}
 	}
 	for _, t := range texts {
-		for _, s := range hostileSequences {
-			if strings.Contains(t, s) {
-				return s
-			}
+		if leak := chat.Leaks(t, "<!channel>", "<@U0>"); leak != "" {
+			return leak
 		}
 	}
 	return ""
-}
-
-// hostile is the text every sample event carries in its user id, product,
-// entitlements and attributes: quotes and backslashes break a template that
-// does not use toJson, and Slack control sequences show one that does not
-// escape.
-const hostile = `<!channel> "q" \ *b* & <@U0>`
-
-var hostileSequences = []string{"<!channel>", "<@U0>"}
-
-type sample struct {
-	name  string
-	event *event.Event
-}
-
-// samples are synthetic events, one per lifecycle plus TEST, with the
-// derived fields set as normalization sets them. They are built here, not
-// read from fixtures: validation runs at config load, in any directory.
-func samples() []sample {
-	f := func(v float64) *float64 { return &v }
-	ms := func(v int64) *int64 { return &v }
-	base := func(typ string, lc event.Lifecycle) *event.Event {
-		return &event.Event{
-			ID:                       "00000000-0000-4000-8000-000000000000",
-			Type:                     typ,
-			AppID:                    "app_sample",
-			EventTimestampMs:         1767225603000,
-			AppUserID:                "user " + hostile,
-			OriginalAppUserID:        "$RCAnonymousID:sample",
-			Aliases:                  []string{"$RCAnonymousID:sample", "user " + hostile},
-			ProductID:                "product " + hostile,
-			EntitlementIDs:           []string{"pro " + hostile},
-			PeriodType:               "NORMAL",
-			PurchasedAtMs:            ms(1767225600000),
-			ExpirationAtMs:           ms(1769904000000),
-			Store:                    "APP_STORE",
-			Environment:              "PRODUCTION",
-			Currency:                 "EUR",
-			Price:                    f(10.84),
-			PriceInPurchasedCurrency: f(9.99),
-			TaxPercentage:            f(0.16),
-			CommissionPercentage:     f(0.15),
-			CountryCode:              "DE",
-			SubscriberAttributes: map[string]event.Attribute{
-				"$email":       {Value: "sample@example.org " + hostile, UpdatedAtMs: 1767225000000},
-				"$displayName": {Value: "Sample " + hostile, UpdatedAtMs: 1767225000000},
-			},
-			Entitlements: []string{"pro " + hostile},
-			UserID:       "user " + hostile,
-			Lifecycle:    lc,
-		}
-	}
-	var out []sample
-	add := func(name string, e *event.Event) { out = append(out, sample{name, e}) }
-
-	e := base(event.TypeInitialPurchase, event.TrialStarted)
-	e.PeriodType, e.Price, e.PriceInPurchasedCurrency, e.IsTrialStart = "TRIAL", f(0), f(0), true
-	add("trial_started", e)
-	e = base(event.TypeRenewal, event.TrialConverted)
-	e.IsTrialConversion = true
-	add("trial_converted", e)
-	e = base(event.TypeCancellation, event.TrialCancelled)
-	e.PeriodType, e.CancelReason, e.Price = "TRIAL", "UNSUBSCRIBE", f(0)
-	add("trial_cancelled", e)
-	add("subscription_started", base(event.TypeInitialPurchase, event.SubscriptionStarted))
-	add("renewed", base(event.TypeRenewal, event.Renewed))
-	e = base(event.TypeCancellation, event.Cancelled)
-	e.CancelReason = "UNSUBSCRIBE"
-	add("cancelled", e)
-	add("uncancelled", base(event.TypeUncancellation, event.Uncancelled))
-	e = base(event.TypeExpiration, event.Expired)
-	e.ExpirationReason = "UNSUBSCRIBE"
-	add("expired", e)
-	e = base(event.TypeBillingIssue, event.BillingIssue)
-	e.GracePeriodExpirationAtMs = ms(1768435200000)
-	add("billing_issue", e)
-	e = base(event.TypeCancellation, event.Refunded)
-	e.CancelReason, e.Price, e.PriceInPurchasedCurrency, e.IsRefund = "CUSTOMER_SUPPORT", f(-10.84), f(-9.99), true
-	add("refunded", e)
-	e = base(event.TypeProductChange, event.ProductChanged)
-	e.NewProductID = "new product " + hostile
-	add("product_changed", e)
-	e = base(event.TypeSubscriptionPaused, event.Paused)
-	e.AutoResumeAtMs = ms(1772323200000)
-	add("paused", e)
-	add("extended", base(event.TypeSubscriptionExtended, event.Extended))
-	e = base(event.TypeNonRenewingPurchase, event.OneTimePurchase)
-	e.ExpirationAtMs = nil
-	add("one_time_purchase", e)
-	e = &event.Event{
-		ID: "00000000-0000-4000-8000-000000000001", Type: event.TypeTransfer, AppID: "app_sample",
-		EventTimestampMs: 1767225603000, Store: "APP_STORE", Environment: "PRODUCTION",
-		TransferredFrom: []string{"from " + hostile}, TransferredTo: []string{"to " + hostile},
-		Entitlements: []string{}, UserID: "to " + hostile, Lifecycle: event.Transferred,
-	}
-	add("transferred", e)
-	e = base("SUBSCRIBER_ALIAS", event.Other)
-	e.ProductID, e.Price, e.PriceInPurchasedCurrency, e.Currency = "", nil, nil, ""
-	add("other", e)
-	e = base(event.TypeTest, event.Other)
-	e.Environment, e.IsSandbox, e.IsTest = "SANDBOX", true, true
-	e.Price, e.PriceInPurchasedCurrency, e.Currency, e.EntitlementIDs, e.Entitlements = nil, nil, "", nil, []string{}
-	add("test", e)
-	return out
 }

@@ -3,10 +3,11 @@ package webhook
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
-	"net/url"
+	"maps"
+	"slices"
 	"strings"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -62,58 +63,63 @@ var Methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 // whsecPrefix marks a Standard Webhooks secret whose key is base64.
 const whsecPrefix = "whsec_"
 
-// Validate checks the block and returns every problem, joined
-// (errors.Join); each one starts with the YAML key it is about ("url: …").
-// No message quotes a secret or the URL (it may hold credentials).
-func (c Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+var _ destinations.Block = (*Config)(nil)
 
-	if c.URL == "" {
-		add("url: is required")
-	} else if u, err := url.Parse(c.URL); err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error quotes the URL, which may hold credentials
-		}
-		add("url: %w", err)
-	} else if u.Scheme != "http" && u.Scheme != "https" {
-		add("url: must be an absolute http or https URL")
-	} else if u.Host == "" {
-		add("url: has no host")
+// Validate checks the block and returns every problem. No message quotes a
+// secret or the URL (it may hold credentials).
+func (c *Config) Validate() destinations.Problems {
+	var p destinations.Problems
+	switch {
+	case c.URL == "":
+		p.Add("url", "required")
+	case destinations.CheckURL(c.URL, false) != "":
+		// Not quoted: a URL may carry credentials.
+		p.Add("url", "must be an absolute http(s) URL")
 	}
-
 	if c.Method != "" && !validMethod(c.Method) {
-		add("method: %q is not one of %s", c.Method, strings.Join(Methods, ", "))
+		p.Add("method", "must be GET, POST, PUT, PATCH or DELETE, got %q", c.Method)
 	}
-
-	switch c.body() {
-	case BodyRaw, BodyNormalized:
+	switch c.Body {
+	case "", BodyRaw, BodyNormalized:
 		if c.Template != "" {
-			add("template: is only used with body: template (body is %s)", c.body())
+			p.Add("template", "only used with body: template")
 		}
 	case BodyTemplate:
 		if c.Template == "" {
-			add("template: is required when body is template")
+			p.Add("template", "required with body: template")
 		} else if err := checkTemplate(c.Template); err != nil {
-			add("template: %w", err)
+			p.Add("template", "%v", err)
 		}
 	default:
-		add("body: %q is not one of raw, normalized, template", c.Body)
+		p.Add("body", "must be raw, normalized or template, got %q", c.Body)
 	}
-
-	for name := range c.Headers {
-		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			add("headers: %q is not a valid header name", name)
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
+		switch {
+		case name == "" || strings.ContainsAny(name, " \t\r\n:"):
+			p.Add("headers", "%q is not a valid header name", name)
+		case destinations.HasLineBreak(c.Headers[name].Value()):
+			// A line break would end the header and start another one;
+			// net/http refuses such a value at every request, so say it now.
+			p.Add("headers."+name, "must be one line (the value contains CR or LF)")
 		}
 	}
-
 	if c.SigningSecret != "" {
 		if _, err := signingKey(c.SigningSecret); err != nil {
-			add("signing_secret: %w", err)
+			p.Add("signing_secret", "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+	return p
+}
+
+// Type is the `webhook:` destination type.
+func Type() destinations.Type {
+	return destinations.Type{
+		Name:   "webhook",
+		Config: func() destinations.Block { return &Config{} },
+		New: func(name string, b destinations.Block, o destinations.Options) (destinations.Destination, error) {
+			return New(name, *b.(*Config), Options{Options: o})
+		},
+	}
 }
 
 // body returns the body mode with its default.

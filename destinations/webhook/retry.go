@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
@@ -74,27 +72,9 @@ func (d *Destination) backoff(lo, hi time.Duration, attempt int, resp *http.Resp
 	return lo + rand.N(ceiling-lo+1)
 }
 
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
-// (a date in the past means now).
+// retryAfter reads the Retry-After of a response (see destinations.ParseRetryAfter).
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(time.Duration(1<<62)/time.Second) {
-			secs = int64(time.Duration(1<<62) / time.Second)
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(at.Sub(now), 0), true
+	return destinations.ParseRetryAfter(h.Get("Retry-After"), now)
 }
 
 // leveledLogger adapts slog to retryablehttp.LeveledLogger. Everything goes

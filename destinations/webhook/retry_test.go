@@ -10,38 +10,6 @@ import (
 	"time"
 )
 
-func TestRetryAfter(t *testing.T) {
-	tests := []struct {
-		name   string
-		header string
-		want   time.Duration
-		ok     bool
-	}{
-		{"absent", "", 0, false},
-		{"seconds", "120", 120 * time.Second, true},
-		{"zero", "0", 0, true},
-		{"spaces", " 7 ", 7 * time.Second, true},
-		{"negative", "-5", 0, false},
-		{"http date", t0.Add(45 * time.Second).Format(http.TimeFormat), 45 * time.Second, true},
-		{"RFC 850 date", t0.Add(time.Minute).Format("Monday, 02-Jan-06 15:04:05 GMT"), time.Minute, true},
-		{"date in the past", t0.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"garbage", "soon", 0, false},
-		{"huge", "99999999999999999", time.Duration(1<<62) / time.Second * time.Second, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			if tt.header != "" {
-				h.Set("Retry-After", tt.header)
-			}
-			got, ok := retryAfter(h, t0)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestCheckRetry(t *testing.T) {
 	d := &Destination{waitMax: 2 * time.Second, now: func() time.Time { return t0 }}
 	resp := func(code int, retryAfter string) *http.Response {

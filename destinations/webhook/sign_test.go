@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -114,7 +115,7 @@ func TestSendSignsAndResignsEachRetry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSink(t, reply{status: 500}, reply{status: 502}, reply{status: 200})
+			s := destinationstest.NewServer(t, destinationstest.Reply{Status: 500}, destinationstest.Reply{Status: 502}, destinationstest.Reply{Status: 200})
 			opts := fastOptions()
 			opts.Now = (&clock{t: t0, step: 7 * time.Second}).Now
 			d := mustNew(t, Config{URL: s.URL, SigningSecret: secret.Secret(tt.secret)}, opts)
@@ -124,16 +125,16 @@ func TestSendSignsAndResignsEachRetry(t *testing.T) {
 			if res.Outcome != destinations.Delivered || len(res.Exchanges) != 3 {
 				t.Fatalf("result %s with %d exchanges", res.Outcome, len(res.Exchanges))
 			}
-			got := s.requests()
+			got := s.Requests()
 			var last int64
 			for i, r := range got {
-				if err := verify(tt.secret, r.header, r.body); err != nil {
+				if err := verify(tt.secret, r.Header, r.Body); err != nil {
 					t.Errorf("request %d: %v", i, err)
 				}
-				if id := r.header.Get("webhook-id"); id != "evt-1:hook" {
+				if id := r.Header.Get("webhook-id"); id != "evt-1:hook" {
 					t.Errorf("request %d webhook-id = %q", i, id)
 				}
-				ts, _ := strconv.ParseInt(r.header.Get("webhook-timestamp"), 10, 64)
+				ts, _ := strconv.ParseInt(r.Header.Get("webhook-timestamp"), 10, 64)
 				if i == 0 && ts != t0.Unix() {
 					t.Errorf("first timestamp = %d, want %d", ts, t0.Unix())
 				}
@@ -143,9 +144,9 @@ func TestSendSignsAndResignsEachRetry(t *testing.T) {
 				last = ts
 				// The dispatch record shows what was sent.
 				x := res.Exchanges[i].Request.Headers
-				if x["Webhook-Signature"] != r.header.Get("webhook-signature") || x["Webhook-Timestamp"] != r.header.Get("webhook-timestamp") {
+				if x["Webhook-Signature"] != r.Header.Get("webhook-signature") || x["Webhook-Timestamp"] != r.Header.Get("webhook-timestamp") {
 					t.Errorf("request %d recorded %q/%q, sent %q/%q", i, x["Webhook-Signature"], x["Webhook-Timestamp"],
-						r.header.Get("webhook-signature"), r.header.Get("webhook-timestamp"))
+						r.Header.Get("webhook-signature"), r.Header.Get("webhook-timestamp"))
 				}
 			}
 		})

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,7 +31,6 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultTimeout      = 10 * time.Second
 	DefaultRetryWaitMin = 250 * time.Millisecond
 	DefaultRetryWaitMax = 2 * time.Second
 	// RetryMax is how many times one Send repeats a request in-process.
@@ -42,17 +40,12 @@ const (
 // drainLimit bounds how much of a response is read to reuse its connection.
 const drainLimit = 64 << 10
 
-// Options are the run-time settings that do not come from the `webhook:` block.
+// Options are the shared adapter options plus the bounds of the in-process
+// retries. Base nil means a transport of this destination's own (a clone of
+// http.DefaultTransport with keep-alive and up to 64 idle connections per
+// host), closed by Close; Now stamps signatures and reads Retry-After dates.
 type Options struct {
-	Timeout time.Duration // per request; default DefaultTimeout
-	MaxBody int           // bodies kept per Exchange; default destinations.DefaultMaxBody
-	Logger  *slog.Logger  // nil: no logging
-	// Base sends the requests; nil means a transport of this destination's
-	// own (a clone of http.DefaultTransport with keep-alive and up to 64 idle
-	// connections per host), closed by Close.
-	Base    http.RoundTripper
-	Now     func() time.Time // signing timestamps and Retry-After dates; default time.Now
-	Version string           // in User-Agent "rcrouter/<version>"; default "dev"
+	destinations.Options
 	// RetryWaitMin and RetryWaitMax bound the waits between in-process
 	// retries (defaults 250 ms and 2 s). A Retry-After above RetryWaitMax is
 	// not waited for here but returned in Result.RetryAfter.
@@ -79,36 +72,40 @@ type Destination struct {
 	ownBase   *http.Transport // created here, so closed here
 }
 
-// New builds a destination from its validated config.
+var (
+	_ destinations.Destination = (*Destination)(nil)
+	_ destinations.Capable     = (*Destination)(nil)
+)
+
+// New builds a destination from its validated config. Its errors do not
+// name the destination: the caller does.
 func New(name string, cfg Config, opts Options) (*Destination, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("webhook %q: %w", name, err)
+	if err := cfg.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
+	opts.Options = opts.Options.WithDefaults()
 	d := &Destination{
 		name:      name,
 		url:       cfg.URL,
 		method:    cfg.method(),
 		mode:      cfg.body(),
 		headers:   cfg.Headers,
-		userAgent: "rcrouter/" + orString(opts.Version, "dev"),
-		timeout:   orDur(opts.Timeout, DefaultTimeout),
+		userAgent: "rcrouter/" + opts.Version,
+		timeout:   opts.Timeout,
 		waitMax:   orDur(opts.RetryWaitMax, DefaultRetryWaitMax),
 		now:       opts.Now,
-	}
-	if d.now == nil {
-		d.now = time.Now
 	}
 	if d.mode == BodyTemplate {
 		t, err := parseTemplate(cfg.Template)
 		if err != nil { // Validate parsed it already; kept for safety
-			return nil, fmt.Errorf("webhook %q: template: %w", name, err)
+			return nil, fmt.Errorf("webhook: template: %w", err)
 		}
 		d.tmpl = t
 	}
 	if cfg.SigningSecret != "" {
 		key, err := signingKey(cfg.SigningSecret)
 		if err != nil {
-			return nil, fmt.Errorf("webhook %q: signing_secret: %w", name, err)
+			return nil, fmt.Errorf("webhook: signing_secret: %w", err)
 		}
 		d.key = key
 		d.secrets = append(d.secrets, cfg.SigningSecret,
@@ -133,7 +130,7 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 			Base:          base,
 			Secrets:       d.secrets,
 			SecretHeaders: secretHeaders,
-			MaxBody:       orInt(opts.MaxBody, destinations.DefaultMaxBody),
+			MaxBody:       opts.MaxBody,
 		},
 		Timeout: d.timeout,
 		// Redirects are not followed: net/http would forward our secret
@@ -152,9 +149,8 @@ func New(name string, cfg Config, opts Options) (*Destination, error) {
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 		PrepareRetry: d.prepareRetry,
 	}
-	if opts.Logger != nil { // never the library's default stderr logger
-		d.client.Logger = leveledLogger{log: opts.Logger.With("destination", name), secrets: d.secrets}
-	}
+	// Always ours: never the library's default stderr logger.
+	d.client.Logger = leveledLogger{log: opts.Logger.With("destination", name), secrets: d.secrets}
 	return d, nil
 }
 
@@ -169,10 +165,10 @@ func (d *Destination) GoString() string { return d.String() }
 // LogValue implements slog.LogValuer; see String.
 func (d *Destination) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
-// MaxWait is the longest one Send can take: every request timing out, with
-// the in-process waits between them. The scheduler's lease must outlast it.
-func (d *Destination) MaxWait() time.Duration {
-	return time.Duration(RetryMax+1)*d.timeout + time.Duration(RetryMax)*d.waitMax
+// Capabilities: the longest one Send can take is every request timing out,
+// with the in-process waits between them. The scheduler's lease must outlast it.
+func (d *Destination) Capabilities() destinations.Capabilities {
+	return destinations.Capabilities{MaxWait: time.Duration(RetryMax+1)*d.timeout + time.Duration(RetryMax)*d.waitMax}
 }
 
 // Close releases idle connections of the destination's own transport.
@@ -196,7 +192,7 @@ func (d *Destination) Send(ctx context.Context, dl destinations.Delivery) destin
 	rec := &destinations.Recorder{}
 	req, err := retryablehttp.NewRequestWithContext(destinations.WithRecorder(ctx, rec), d.method, d.url, body)
 	if err != nil {
-		return rejected(d.redact(unwrapURLError(err).Error()))
+		return rejected(d.redact(destinations.UnwrapURLError(err).Error()))
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json")
@@ -287,12 +283,12 @@ func (d *Destination) result(ctx context.Context, resp *http.Response, err error
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork, Message: "cancelled"}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout, Message: "deadline of the attempt exceeded"}
-	case isTimeout(err):
+	case destinations.IsTimeout(err):
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonTimeout,
 			Message: fmt.Sprintf("no response within %s", d.timeout)}
 	default:
 		return destinations.Result{Outcome: destinations.Retry, Reason: destinations.ReasonNetwork,
-			Message: d.redact(unwrapURLError(err).Error())}
+			Message: d.redact(destinations.UnwrapURLError(err).Error())}
 	}
 }
 
@@ -307,21 +303,6 @@ func statusMessage(code int) string {
 	return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", code, http.StatusText(code)))
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// unwrapURLError drops net/http's `Post "<url>": ` prefix: the URL may carry
-// credentials and the dispatch record shows the (redacted) URL already.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 // userinfoSecrets are the credentials of a URL's userinfo, and their Basic
 // encoding (a response may echo the Authorization header net/http builds).
 func userinfoSecrets(raw string) []secret.Secret {
@@ -334,20 +315,6 @@ func userinfoSecrets(raw string) []secret.Secret {
 	out := []secret.Secret{secret.Secret(user), secret.Secret(pass),
 		secret.Secret(base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)))}
 	return out
-}
-
-func orString(v, def string) string {
-	if v != "" {
-		return v
-	}
-	return def
-}
-
-func orInt(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 func orDur(v, def time.Duration) time.Duration {

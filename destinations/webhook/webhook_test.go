@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
+	"github.com/rcrouter/rcrouter/destinations/destinationstest"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 func TestSendRetriesInProcessThenDelivers(t *testing.T) {
-	s := newSink(t, reply{status: 503}, reply{status: 503, body: "still down"}, reply{status: 200, body: "ok"})
+	s := destinationstest.NewServer(t, destinationstest.Reply{Status: 503}, destinationstest.Reply{Status: 503, Body: "still down"}, destinationstest.Reply{Status: 200, Body: "ok"})
 	d := mustNew(t, Config{URL: s.URL + "/hooks"}, fastOptions())
 
 	res := d.Send(context.Background(), delivery())
@@ -45,98 +46,67 @@ func TestSendRetriesInProcessThenDelivers(t *testing.T) {
 			t.Errorf("exchange %d request = %s %s", i, x.Request.Method, x.Request.URL)
 		}
 	}
-	got := s.requests()
+	got := s.Requests()
 	if len(got) != 3 {
 		t.Fatalf("sink got %d requests, want 3", len(got))
 	}
 	for i, r := range got {
-		if string(r.body) != rawRenewal || r.header.Get("Idempotency-Key") != "evt-1:hook" {
-			t.Errorf("request %d: body %q key %q", i, r.body, r.header.Get("Idempotency-Key"))
+		if string(r.Body) != rawRenewal || r.Header.Get("Idempotency-Key") != "evt-1:hook" {
+			t.Errorf("request %d: body %q key %q", i, r.Body, r.Header.Get("Idempotency-Key"))
 		}
 	}
 }
 
+// slowWaits keeps the default 250 ms–2 s in-process waits for a case, so a
+// Retry-After of 1 s would be waited for in-process if the policy allowed it.
+const slowWaits = "slow waits"
+
 func TestSendOutcomes(t *testing.T) {
 	retryAt := t0.Add(90 * time.Second).Format(http.TimeFormat)
-	tests := []struct {
-		name string
-		// slowWaits keeps the default 250 ms–2 s waits, so a Retry-After of 1 s
-		// would be waited for in-process if the policy allowed it.
-		slowWaits  bool
-		replies    []reply
-		outcome    destinations.Outcome
-		reason     destinations.Reason
-		message    string
-		retryAfter time.Duration
-		pause      bool
-		statuses   []int
-	}{
-		{name: "201 created", replies: []reply{{status: 201}},
-			outcome: destinations.Delivered, message: "HTTP 201 Created", statuses: []int{201}},
-		{name: "400 is permanent at once", replies: []reply{{status: 400, body: `{"error":"bad"}`}},
-			outcome: destinations.Permanent, reason: destinations.ReasonClientError, message: "HTTP 400 Bad Request", statuses: []int{400}},
-		{name: "429 with Retry-After seconds goes to the scheduler", slowWaits: true,
-			replies: []reply{{status: 429, header: map[string]string{"Retry-After": "1"}}},
-			outcome: destinations.Retry, reason: destinations.ReasonRateLimited, message: "HTTP 429 Too Many Requests",
-			retryAfter: time.Second, pause: true, statuses: []int{429}},
-		{name: "429 with Retry-After HTTP date", slowWaits: true,
-			replies: []reply{{status: 429, header: map[string]string{"Retry-After": retryAt}}},
-			outcome: destinations.Retry, reason: destinations.ReasonRateLimited, message: "HTTP 429 Too Many Requests",
-			retryAfter: 90 * time.Second, pause: true, statuses: []int{429}},
-		{name: "429 without Retry-After uses the backoff", slowWaits: true, replies: []reply{{status: 429}},
-			outcome: destinations.Retry, reason: destinations.ReasonRateLimited, message: "HTTP 429 Too Many Requests", statuses: []int{429}},
-		{name: "503 with a long Retry-After is not retried in-process", slowWaits: true,
-			replies: []reply{{status: 503, header: map[string]string{"Retry-After": "120"}}, {status: 200}},
-			outcome: destinations.Retry, reason: destinations.ReasonServerError, message: "HTTP 503 Service Unavailable",
-			retryAfter: 120 * time.Second, statuses: []int{503}},
-		{name: "500 with a long Retry-After is not retried in-process", slowWaits: true,
-			replies: []reply{{status: 500, header: map[string]string{"Retry-After": "3"}}, {status: 200}},
-			outcome: destinations.Retry, reason: destinations.ReasonServerError, message: "HTTP 500 Internal Server Error",
-			retryAfter: 3 * time.Second, statuses: []int{500}},
-		{name: "503 with Retry-After 0 is retried at once",
-			replies: []reply{{status: 503, header: map[string]string{"Retry-After": "0"}}, {status: 200}},
-			outcome: destinations.Delivered, message: "HTTP 200 OK", statuses: []int{503, 200}},
-		{name: "500 three times", replies: []reply{{status: 500}},
-			outcome: destinations.Retry, reason: destinations.ReasonServerError, message: "HTTP 500 Internal Server Error", statuses: []int{500, 500, 500}},
-		{name: "408 three times", replies: []reply{{status: 408}},
-			outcome: destinations.Retry, reason: destinations.ReasonTimeout, message: "HTTP 408 Request Timeout", statuses: []int{408, 408, 408}},
-		{name: "425 then 202", replies: []reply{{status: 425}, {status: 202}},
-			outcome: destinations.Delivered, message: "HTTP 202 Accepted", statuses: []int{425, 202}},
-		{name: "501 is permanent", replies: []reply{{status: 501}},
-			outcome: destinations.Permanent, reason: destinations.ReasonServerError, message: "HTTP 501 Not Implemented", statuses: []int{501}},
-		{name: "a redirect is not followed", replies: []reply{{status: 302, header: map[string]string{"Location": "/elsewhere"}}, {status: 200}},
-			outcome: destinations.Permanent, reason: destinations.ReasonClientError, message: "HTTP 302 Found", statuses: []int{302}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSink(t, tt.replies...)
-			opts := fastOptions()
-			opts.Now = (&clock{t: t0}).Now // a fixed time: Retry-After dates are exact
-			if tt.slowWaits {
-				opts.RetryWaitMin, opts.RetryWaitMax = 0, 0
-			}
-			d := mustNew(t, Config{URL: s.URL}, opts)
-
-			res := d.Send(context.Background(), delivery())
-
-			if res.Outcome != tt.outcome || res.Reason != tt.reason || res.Message != tt.message {
-				t.Errorf("result = %s/%q %q, want %s/%q %q", res.Outcome, res.Reason, res.Message, tt.outcome, tt.reason, tt.message)
-			}
-			if res.RetryAfter != tt.retryAfter || res.PauseDestination != tt.pause {
-				t.Errorf("RetryAfter %v pause %v, want %v %v", res.RetryAfter, res.PauseDestination, tt.retryAfter, tt.pause)
-			}
-			var statuses []int
-			for _, x := range res.Exchanges {
-				statuses = append(statuses, x.Response.StatusCode)
-			}
-			if fmt.Sprint(statuses) != fmt.Sprint(tt.statuses) {
-				t.Errorf("exchange statuses = %v, want %v", statuses, tt.statuses)
-			}
-			if n := len(s.requests()); n != len(tt.statuses) {
-				t.Errorf("sink got %d requests, want %d", n, len(tt.statuses))
-			}
-		})
-	}
+	destinationstest.Run(t, []destinationstest.Case{
+		{Name: "201 created", Replies: []destinationstest.Reply{{Status: 201}},
+			Outcome: destinations.Delivered, Message: "HTTP 201 Created", Statuses: []int{201}},
+		{Name: "400 is permanent at once", Replies: []destinationstest.Reply{{Status: 400, Body: `{"error":"bad"}`}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonClientError, Message: "HTTP 400 Bad Request", Statuses: []int{400}},
+		{Name: "429 with Retry-After seconds goes to the scheduler", Setup: slowWaits,
+			Replies: []destinationstest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "1"}}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, Message: "HTTP 429 Too Many Requests",
+			RetryAfter: time.Second, Pause: true, Statuses: []int{429}},
+		{Name: "429 with Retry-After HTTP date", Setup: slowWaits,
+			Replies: []destinationstest.Reply{{Status: 429, Header: map[string]string{"Retry-After": retryAt}}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, Message: "HTTP 429 Too Many Requests",
+			RetryAfter: 90 * time.Second, Pause: true, Statuses: []int{429}},
+		{Name: "429 without Retry-After uses the backoff", Setup: slowWaits, Replies: []destinationstest.Reply{{Status: 429}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonRateLimited, Message: "HTTP 429 Too Many Requests", Statuses: []int{429}},
+		{Name: "503 with a long Retry-After is not retried in-process", Setup: slowWaits,
+			Replies: []destinationstest.Reply{{Status: 503, Header: map[string]string{"Retry-After": "120"}}, {Status: 200}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Message: "HTTP 503 Service Unavailable",
+			RetryAfter: 120 * time.Second, Statuses: []int{503}},
+		{Name: "500 with a long Retry-After is not retried in-process", Setup: slowWaits,
+			Replies: []destinationstest.Reply{{Status: 500, Header: map[string]string{"Retry-After": "3"}}, {Status: 200}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Message: "HTTP 500 Internal Server Error",
+			RetryAfter: 3 * time.Second, Statuses: []int{500}},
+		{Name: "503 with Retry-After 0 is retried at once",
+			Replies: []destinationstest.Reply{{Status: 503, Header: map[string]string{"Retry-After": "0"}}, {Status: 200}},
+			Outcome: destinations.Delivered, Message: "HTTP 200 OK", Statuses: []int{503, 200}},
+		{Name: "500 three times", Replies: []destinationstest.Reply{{Status: 500}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonServerError, Message: "HTTP 500 Internal Server Error", Statuses: []int{500, 500, 500}},
+		{Name: "408 three times", Replies: []destinationstest.Reply{{Status: 408}},
+			Outcome: destinations.Retry, Reason: destinations.ReasonTimeout, Message: "HTTP 408 Request Timeout", Statuses: []int{408, 408, 408}},
+		{Name: "425 then 202", Replies: []destinationstest.Reply{{Status: 425}, {Status: 202}},
+			Outcome: destinations.Delivered, Message: "HTTP 202 Accepted", Statuses: []int{425, 202}},
+		{Name: "501 is permanent", Replies: []destinationstest.Reply{{Status: 501}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonServerError, Message: "HTTP 501 Not Implemented", Statuses: []int{501}},
+		{Name: "a redirect is not followed", Replies: []destinationstest.Reply{{Status: 302, Header: map[string]string{"Location": "/elsewhere"}}, {Status: 200}},
+			Outcome: destinations.Permanent, Reason: destinations.ReasonClientError, Message: "HTTP 302 Found", Statuses: []int{302}},
+	}, func(t *testing.T, c destinationstest.Case, s *destinationstest.Server) destinations.Result {
+		opts := fastOptions()
+		opts.Now = (&clock{t: t0}).Now // a fixed time: Retry-After dates are exact
+		if c.Setup == slowWaits {
+			opts.RetryWaitMin, opts.RetryWaitMax = 0, 0
+		}
+		return mustNew(t, Config{URL: s.URL}, opts).Send(context.Background(), delivery())
+	})
 }
 
 func TestSendTimeout(t *testing.T) {
@@ -217,7 +187,7 @@ func TestSendCancelled(t *testing.T) {
 		}
 	})
 	t.Run("before sending", func(t *testing.T) {
-		s := newSink(t, reply{status: 200})
+		s := destinationstest.NewServer(t, destinationstest.Reply{Status: 200})
 		d := mustNew(t, Config{URL: s.URL}, fastOptions())
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -227,14 +197,14 @@ func TestSendCancelled(t *testing.T) {
 		if res.Outcome != destinations.Retry || res.Reason != destinations.ReasonNetwork || res.Message != "cancelled" {
 			t.Errorf("result = %s/%q %q", res.Outcome, res.Reason, res.Message)
 		}
-		if n := len(s.requests()); n != 0 {
+		if n := len(s.Requests()); n != 0 {
 			t.Errorf("sink got %d requests, want 0", n)
 		}
 	})
 }
 
 func TestSendHeaders(t *testing.T) {
-	s := newSink(t, reply{status: 200})
+	s := destinationstest.NewServer(t, destinationstest.Reply{Status: 200})
 	d := mustNew(t, Config{
 		URL:     s.URL,
 		Method:  "put",
@@ -246,9 +216,9 @@ func TestSendHeaders(t *testing.T) {
 		t.Fatalf("outcome %s %q", res.Outcome, res.Message)
 	}
 
-	r := s.requests()[0]
-	if r.method != "PUT" {
-		t.Errorf("method = %s, want PUT", r.method)
+	r := s.Requests()[0]
+	if r.Method != "PUT" {
+		t.Errorf("method = %s, want PUT", r.Method)
 	}
 	wantSent := map[string]string{
 		"Content-Type":        "application/json",
@@ -259,11 +229,11 @@ func TestSendHeaders(t *testing.T) {
 		"X-Team":              "growth",
 	}
 	for k, v := range wantSent {
-		if got := r.header.Get(k); got != v {
+		if got := r.Header.Get(k); got != v {
 			t.Errorf("sent %s = %q, want %q", k, got, v)
 		}
 	}
-	if r.header.Get("Webhook-Signature") != "" {
+	if r.Header.Get("Webhook-Signature") != "" {
 		t.Error("signature sent without a signing secret")
 	}
 
@@ -307,7 +277,7 @@ func TestSendBodyModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSink(t, reply{status: 204})
+			s := destinationstest.NewServer(t, destinationstest.Reply{Status: 204})
 			tt.cfg.URL = s.URL
 			d := mustNew(t, tt.cfg, fastOptions())
 
@@ -316,7 +286,7 @@ func TestSendBodyModes(t *testing.T) {
 			if res.Outcome != destinations.Delivered {
 				t.Fatalf("outcome %s %q", res.Outcome, res.Message)
 			}
-			got := string(s.requests()[0].body)
+			got := string(s.Requests()[0].Body)
 			if got != tt.want {
 				t.Errorf("body =\n%s\nwant\n%s", got, tt.want)
 			}
@@ -374,7 +344,7 @@ func TestSendRejectedBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSink(t, reply{status: 200})
+			s := destinationstest.NewServer(t, destinationstest.Reply{Status: 200})
 			tt.cfg.URL = s.URL
 			d := mustNew(t, tt.cfg, fastOptions())
 
@@ -383,15 +353,15 @@ func TestSendRejectedBodies(t *testing.T) {
 			if res.Outcome != destinations.Permanent || res.Reason != destinations.ReasonRejected || res.Message != tt.message {
 				t.Errorf("result = %s/%q\n%q\nwant permanent/rejected\n%q", res.Outcome, res.Reason, res.Message, tt.message)
 			}
-			if len(res.Exchanges) != 0 || len(s.requests()) != 0 {
-				t.Errorf("%d exchanges, %d requests; want none", len(res.Exchanges), len(s.requests()))
+			if len(res.Exchanges) != 0 || len(s.Requests()) != 0 {
+				t.Errorf("%d exchanges, %d requests; want none", len(res.Exchanges), len(s.Requests()))
 			}
 		})
 	}
 }
 
 func TestSendConcurrentSendsKeepTheirOwnExchanges(t *testing.T) {
-	s := newSink(t, reply{status: 200})
+	s := destinationstest.NewServer(t, destinationstest.Reply{Status: 200})
 	d := mustNew(t, Config{URL: s.URL}, fastOptions())
 
 	const n = 20
@@ -416,7 +386,7 @@ func TestSendConcurrentSendsKeepTheirOwnExchanges(t *testing.T) {
 			t.Errorf("send %d recorded key %q", i, got)
 		}
 	}
-	if got := len(s.requests()); got != n {
+	if got := len(s.Requests()); got != n {
 		t.Errorf("sink got %d requests, want %d", got, n)
 	}
 }
@@ -449,9 +419,9 @@ func TestSecretsNeverInExchangesOrLogs(t *testing.T) {
 
 	for _, target := range []string{echo.Listener.Addr().String(), refusedAddr} {
 		t.Run(target, func(t *testing.T) {
-			logs := &safeBuffer{}
+			logs := &destinationstest.Logs{}
 			opts := fastOptions()
-			opts.Logger = debugLogger(logs)
+			opts.Logger = logs.Logger()
 			d := mustNew(t, Config{
 				URL:           "http://" + user + ":" + pass + "@" + target + "/in?x=1",
 				Headers:       map[string]secret.Secret{"X-Api-Key": headerValue},
@@ -463,23 +433,8 @@ func TestSecretsNeverInExchangesOrLogs(t *testing.T) {
 			if res.Outcome != destinations.Retry || len(res.Exchanges) != 3 {
 				t.Fatalf("result %s with %d exchanges, want retry with 3", res.Outcome, len(res.Exchanges))
 			}
-			dump, err := json.Marshal(res)
-			if err != nil {
-				t.Fatal(err)
-			}
-			places := map[string]string{
-				"result":    string(dump),
-				"printed":   fmt.Sprintf("%v %+v %#v %s", d, d, d, d),
-				"debug log": logs.String(),
-			}
-			for where, text := range places {
-				for _, f := range forbidden {
-					if strings.Contains(text, f) {
-						t.Errorf("%q leaked in the %s:\n%s", f, where, text)
-					}
-				}
-			}
-			if got := places["printed"]; got != `webhook "hook" webhook "hook" webhook "hook" webhook "hook"` {
+			destinationstest.NoSecret(t, forbidden, res, d, logs.String())
+			if got := fmt.Sprintf("%v %+v %#v %s", d, d, d, d); got != `webhook "hook" webhook "hook" webhook "hook" webhook "hook"` {
 				t.Errorf("printed = %s", got)
 			}
 			if got, want := res.Exchanges[0].Request.URL, "http://<secret>@"+target+"/in?x=1"; got != want {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 	"github.com/rcrouter/rcrouter/internal/server"
 	"github.com/rcrouter/rcrouter/internal/store"
+	"github.com/rcrouter/rcrouter/internal/store/postgres"
 	"github.com/rcrouter/rcrouter/internal/store/sqlite"
 	"github.com/rcrouter/rcrouter/router"
 )
@@ -64,6 +66,10 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
+	pg      *postgres.Store // the same store when it is PostgreSQL (replicas), else nil
+	replica string          // server.replica, or <hostname>-<pid>
+	started time.Time
+	leaving atomic.Bool // shutdown began: take no housekeeping role
 	sched   *delivery.Scheduler
 	hub     *server.Hub
 	srv     *server.Server
@@ -109,27 +115,40 @@ func New(opts Options) (*App, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
-	cfg, err := config.Load(opts.ConfigPath, opts.Getenv)
+	cfg, err := config.Load(opts.ConfigPath, opts.Getenv, Types())
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: opts.Logger, hub: server.NewHub(), reg: prometheus.NewRegistry(), done: make(chan struct{})}
+	a := &App{opts: opts, log: opts.Logger, hub: server.NewHub(), reg: prometheus.NewRegistry(), done: make(chan struct{}),
+		replica: replicaName(cfg), started: opts.Clock.Now()}
+	a.log = a.log.With("replica", a.replica)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = newAppMetrics(a.reg)
 
-	st, err := openStore(cfg, opts.Logger, opts.Clock, storeMode{noMigrate: opts.NoMigrate, startUp: true})
+	st, err := openStore(cfg, a.log, opts.Clock, storeMode{noMigrate: opts.NoMigrate, startUp: true, replica: a.replica})
 	if err != nil {
 		return nil, err
 	}
 	a.store = st
-	a.sched = delivery.NewScheduler(st, delivery.SchedulerOptions{
-		Logger:     opts.Logger,
+	sopts := delivery.SchedulerOptions{
+		Logger:     a.log,
 		Clock:      opts.Clock,
 		Metrics:    delivery.NewMetrics(a.reg),
 		Decode:     revenuecat.Decode,
 		OnDispatch: a.hub.Publish,
+		Owner:      a.replica,
 		Accepting:  func() int { return int(a.accepting.Load()) },
-	})
+	}
+	if pg, ok := st.(*postgres.Store); ok {
+		// Replicas share the rate limits, breakers and pauses, and hear each
+		// other's wake-ups. The live feed comes from the store, which has
+		// every replica's records, this one's included: publishing our own
+		// as well would show them twice.
+		a.pg = pg
+		sopts.Rate, sopts.Breaker, sopts.Signals = pg, pg, pg
+		sopts.OnDispatch = nil
+	}
+	a.sched = delivery.NewScheduler(st, sopts)
 	rt, err := a.build(cfg, nil)
 	if err != nil {
 		st.Close()
@@ -142,15 +161,17 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(&queueCollector{app: a})
 
 	a.srv = server.New(server.Options{
-		Listen:      cfg.Server.Listen,
-		WebhookPath: cfg.Server.WebhookPath,
-		Settings:    settings(cfg),
-		Backend:     a,
-		Store:       st,
-		Hub:         a.hub,
-		Logger:      opts.Logger,
-		Registry:    a.reg,
-		Clock:       opts.Clock,
+		Listen:         cfg.Server.Listen,
+		WebhookPath:    cfg.Server.WebhookPath,
+		MaxConnections: cfg.Server.MaxConnections,
+		Settings:       settings(cfg),
+		Backend:        a,
+		Store:          st,
+		Hub:            a.hub,
+		Replicas:       a,
+		Logger:         a.log,
+		Registry:       a.reg,
+		Clock:          opts.Clock,
 	})
 	if opts.UI != nil {
 		a.srv.MountUI(opts.UI(a.srv))
@@ -164,10 +185,29 @@ type storeMode struct {
 	// startUp: the store serves this process, which takes over what a
 	// single-process store's previous process left in flight.
 	startUp bool
+	replica string // this process's name in a shared store
 }
+
+// openTimeout bounds connecting to a database server at start-up.
+const openTimeout = 30 * time.Second
 
 func openStore(cfg *config.Config, log *slog.Logger, clk clock.Clock, mode storeMode) (store.Store, error) {
 	switch cfg.Storage.Driver {
+	case "postgres":
+		// Open migrates under the database's lock (replicas that start
+		// together wait for each other) unless noMigrate. No release of
+		// in-flight work at start-up: other live replicas hold leases; a
+		// dead one's expire and the reaper returns them.
+		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+		defer cancel()
+		st, err := postgres.Open(ctx, postgres.Options{
+			DSN: cfg.Storage.DSN.Value(), MaxConns: int32(cfg.Storage.MaxConns), Replica: mode.replica,
+			Logger: log, NoMigrate: mode.noMigrate, Now: clk.Now,
+		})
+		if err != nil {
+			return nil, err // names the server, never the password
+		}
+		return st, nil
 	case "sqlite":
 		st, err := sqlite.Open(cfg.Storage.Path, sqlite.Options{Logger: log, Now: clk.Now, NoMigrate: mode.noMigrate})
 		if err != nil {
@@ -199,7 +239,19 @@ func settings(cfg *config.Config) server.Settings {
 		AllowUnauthenticated: cfg.Inbound.AllowUnauthenticated,
 		AdminToken:           cfg.Admin.Token,
 		MaxBodyBytes:         cfg.Server.MaxBodyBytes,
+		TrustedProxies:       trustedProxies(cfg.Server.TrustedProxies),
 	}
+}
+
+// trustedProxies parses server.trusted_proxies (validate has checked them).
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := config.ParseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Server returns the HTTP server (tests use its Handler).
@@ -236,7 +288,13 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); errc <- a.srv.Serve(l) }()
 	go func() { defer wg.Done(); a.sched.Run(runCtx) }()
-	go func() { defer wg.Done(); a.maintain(runCtx) }()
+	if a.pg != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.forwardFeed(runCtx) }()
+		go func() { defer wg.Done(); a.replicaLoop(runCtx) }()
+	} else {
+		go func() { defer wg.Done(); a.maintain(runCtx) }()
+	}
 	watchStop := a.watchConfig(runCtx)
 
 	var runErr error
@@ -249,6 +307,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 
 	a.log.Info("shutting down")
+	a.leaving.Store(true)
 	deadline, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
 	a.srv.Drain()
@@ -261,9 +320,15 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
-	if err := a.srv.Shutdown(deadline); err != nil {
-		a.log.Warn("http shutdown", "err", err)
+	// Each phase has its own share of what is left: HTTP at most half, so
+	// that streams or slow clients cannot spend the scheduler's time to
+	// finish or release its in-flight attempts.
+	left := time.Until(deadlineOf(deadline))
+	httpCtx, httpCancel := context.WithTimeout(deadline, left/2)
+	if err := a.srv.Shutdown(httpCtx); err != nil {
+		a.log.Warn("http shutdown", "err", err, "share", (left / 2).Round(time.Millisecond))
 	}
+	httpCancel()
 	if err := a.sched.Shutdown(deadline); err != nil {
 		a.log.Warn("scheduler shutdown", "err", err)
 	}
@@ -278,6 +343,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return runErr
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 // stopping is closed when the process stops.
@@ -507,7 +577,7 @@ func (a *App) ReloadFrom(trigger string) error {
 }
 
 func (a *App) reloadLocked() error {
-	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	cfg, err := config.Load(a.opts.ConfigPath, a.opts.Getenv, Types())
 	if err != nil {
 		return err
 	}

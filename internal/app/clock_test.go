@@ -155,7 +155,7 @@ func TestReloadRefusalIsConfigErrors(t *testing.T) {
 	if !errors.As(err, &problems) || len(*problems) != 1 {
 		t.Fatalf("SIGHUP reload error %T %v, want a *config.Errors with one problem", err, err)
 	}
-	_, want := config.Load(a.opts.ConfigPath, a.opts.Getenv)
+	_, want := config.Load(a.opts.ConfigPath, a.opts.Getenv, Types())
 	if err.Error() != want.Error() {
 		t.Errorf("reload error %q, want the config's own %q", err, want)
 	}

@@ -21,11 +21,11 @@ func Migrate(ctx context.Context, path string, getenv func(string) (string, bool
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := config.Load(path, getenv)
+	cfg, err := config.Load(path, getenv, Types())
 	if err != nil {
 		return 0, err
 	}
-	st, err := openStore(cfg, log, clock.Real(), storeMode{})
+	st, err := openStore(cfg, log, clock.Real(), storeMode{replica: replicaName(cfg)})
 	if err != nil {
 		return 0, err
 	}

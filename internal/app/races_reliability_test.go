@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -547,26 +545,9 @@ func TestShutdownReleasesHangingAttempts(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(block)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
 	cfg := configHead() + "destinations:\n" + webhookDest("d", hang.URL, "    timeout: 30s\n") + "routes:\n  - name: all\n    to: [d]\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(Options{ConfigPath: path, Listener: l, ShutdownTimeout: 500 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	h := &harness{t: t, app: a, base: "http://" + l.Addr().String(), cfg: path, logs: logs}
+	h, _, stop := startStoppable(t, cfg, 500*time.Millisecond)
+	path, logs := h.cfg, h.logs
 	for i := 0; i < 3; i++ {
 		if code, body := h.post(fixtureEvent(fmt.Sprintf("hang-%d", i), "RENEWAL")); code != 200 {
 			t.Fatalf("post: %d %s", code, body)
@@ -581,17 +562,7 @@ func TestShutdownReleasesHangingAttempts(t *testing.T) {
 	}) {
 		t.Fatalf("%d of 3 attempts started", n)
 	}
-	stopAt := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("app did not stop")
-	}
-	took := time.Since(stopAt)
+	took := stop()
 	if took > 3*time.Second {
 		t.Errorf("stopping took %s with a 500ms shutdown deadline", took)
 	}

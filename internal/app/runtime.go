@@ -7,10 +7,6 @@ import (
 	"time"
 
 	"github.com/rcrouter/rcrouter/destinations"
-	"github.com/rcrouter/rcrouter/destinations/file"
-	"github.com/rcrouter/rcrouter/destinations/segment"
-	"github.com/rcrouter/rcrouter/destinations/slack"
-	"github.com/rcrouter/rcrouter/destinations/webhook"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/delivery"
 	"github.com/rcrouter/rcrouter/router"
@@ -28,6 +24,7 @@ type runtime struct {
 type adapter struct {
 	cfg  config.Destination // what it was built from, to reuse it across reloads
 	dest destinations.Destination
+	caps destinations.Capabilities
 }
 
 // build compiles cfg into a runtime and applies it to the scheduler. Adapters
@@ -54,11 +51,11 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 				rt.closeNew(old)
 				return nil, fmt.Errorf("destination %s: %w", name, err)
 			}
-			ad = adapter{cfg: *d, dest: dest}
+			ad = adapter{cfg: *d, dest: dest, caps: destinations.CapabilitiesOf(dest)}
 		}
 		rt.adapters[name] = ad
 		targets = append(targets, delivery.Target{Name: name, Type: d.Type, Dest: ad.dest,
-			Policy: policy(cfg, d), Caps: capabilities(d, ad.dest)})
+			Policy: policy(cfg, d), Caps: delivery.Capabilities(ad.caps)})
 	}
 	rt.targets = targets
 	a.sched.Apply(targets)
@@ -67,7 +64,8 @@ func (a *App) build(cfg *config.Config, old *runtime) (*runtime, error) {
 
 // policy maps a destination's options, with config's defaults applied, to
 // the scheduler's Policy field by field; package delivery derives the rest
-// (Policy.effective), so nothing here decides a value.
+// (Policy.effective) from it and the type's Capabilities, which the adapter
+// declares (destinations.Capable), so nothing here decides a value.
 func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 	o := d.Options
 	return delivery.Policy{
@@ -84,38 +82,18 @@ func policy(cfg *config.Config, d *config.Destination) delivery.Policy {
 	}
 }
 
-// capabilities is what a destination's type asks of the scheduler. It is the
-// hook for the registry of destination types, which declares them on the
-// type; until then they are found here.
-func capabilities(d *config.Destination, dest destinations.Destination) delivery.Capabilities {
-	var c delivery.Capabilities
-	if w, ok := dest.(interface{ MaxWait() time.Duration }); ok {
-		c.MaxWait = w.MaxWait()
-	}
-	// Segment's client batches concurrent messages into one request, so a
-	// Segment destination runs at least a batch worth of sends at once.
-	if d.Type == "segment" {
-		c.Batch = max(segment.DefaultBatchSize, d.Segment.BatchSize)
-	}
-	return c
-}
-
-// newDestination is the one switch that knows every adapter (STYLE rule 3).
+// newDestination builds the adapter of d through its registered type.
 func (a *App) newDestination(cfg *config.Config, d *config.Destination) (destinations.Destination, error) {
-	timeout, maxBody := d.Options.Timeout, cfg.Storage.DispatchBodyBytes
-	log := a.log // adapters add their own "destination" attribute
-	switch d.Type {
-	case "segment":
-		return segment.New(d.Name, *d.Segment, segment.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "slack":
-		return slack.New(d.Name, *d.Slack, slack.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "webhook":
-		return webhook.New(d.Name, *d.Webhook, webhook.Options{Timeout: timeout, MaxBody: maxBody, Logger: log, Version: a.opts.Version})
-	case "file":
-		return file.New(d.Name, *d.File)
-	default:
+	t, ok := Types().Lookup(d.Type)
+	if !ok {
 		return nil, fmt.Errorf("unknown destination type %q", d.Type)
 	}
+	return t.New(d.Name, d.Block, destinations.Options{
+		Timeout: d.Options.Timeout,
+		MaxBody: cfg.Storage.DispatchBodyBytes,
+		Logger:  a.log, // adapters add their own "destination" attribute
+		Version: a.opts.Version,
+	})
 }
 
 // closeNew closes the adapters rt built that old does not share (a failed build).
@@ -147,10 +125,10 @@ func (a *App) retire(old, next *runtime) {
 	a.retireWG.Add(1)
 	go func() {
 		defer a.retireWG.Done()
-		t := time.NewTimer(grace)
+		t := a.opts.Clock.NewTimer(grace)
 		defer t.Stop()
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-a.stopping():
 		}
 		for _, d := range gone {

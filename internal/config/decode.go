@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rcrouter/rcrouter/destinations"
 )
 
 // decoder fills Go values from a yaml.Node tree strictly: an unknown key, a
@@ -19,11 +21,37 @@ import (
 // Only keys present in the file are set, so decoding into a value that
 // already holds the defaults leaves every absent key at its default.
 type decoder struct {
-	p *problems
-	x *expander
+	p     *problems
+	x     *expander
+	types destinations.Types // the keys a destination's type block may have
+	// spent counts the nodes decoded and mappings merged: aliases and "<<"
+	// reuse nodes, so nesting them multiplies the work (8 levels of 10
+	// merges are 10^8 visits). Past MaxDecodeWork decoding stops.
+	spent int
+	over  bool
+}
+
+// MaxDecodeWork bounds the nodes one config file may expand to through
+// aliases and merge keys; real files are a few thousand.
+const MaxDecodeWork = 200_000
+
+// spend counts one unit of work and reports whether decoding may go on.
+func (d *decoder) spend(line int, path string) bool {
+	if d.over {
+		return false
+	}
+	if d.spent++; d.spent > MaxDecodeWork {
+		d.over = true
+		d.p.at(line, path, "anchors, aliases and merge keys (<<) expand to more than %d values; flatten the nesting", MaxDecodeWork)
+		return false
+	}
+	return true
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if !d.spend(n.Line, path) {
+		return
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) > 0 {
@@ -47,6 +75,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		d.duration(n, v, path)
+		return
+	}
+	if v.Type() == reflect.TypeFor[destination]() {
+		d.destination(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -143,6 +175,31 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	})
 }
 
+// destination decodes one entry of `destinations:`: a key naming a
+// registered type is that type's block, decoded strictly into the type's
+// Config; the other keys are the common options.
+func (d *decoder) destination(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.p.badValue(path, "expected a mapping, got %s", d.kindName(n))
+		return
+	}
+	dst := v.Addr().Interface().(*destination)
+	fields := yamlFields(v.Type())
+	d.entries(n, path, func(key, val *yaml.Node, kpath string) {
+		if t, ok := d.types.Lookup(key.Value); ok {
+			// An empty block ("file:") is still there, with its defaults, to validate.
+			d.decode(val, reflect.ValueOf(dst.block(t)).Elem(), kpath)
+			return
+		}
+		idx, ok := fields[key.Value]
+		if !ok {
+			d.p.add(kpath, "unknown key")
+			return
+		}
+		d.decode(val, v.FieldByIndex(idx), kpath)
+	})
+}
+
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.p.badValue(path, "expected a mapping, got %s", d.kindName(n))
@@ -169,6 +226,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 // entries calls f for each key of a mapping in file order, after the keys
 // it merges ("<<: *anchor"), and reports duplicate and non-scalar keys.
 func (d *decoder) entries(n *yaml.Node, path string, f func(key, val *yaml.Node, kpath string)) {
+	if !d.spend(n.Line, path) {
+		return
+	}
 	seen := map[string]int{}
 	var explicit [][2]*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -179,6 +239,9 @@ func (d *decoder) entries(n *yaml.Node, path string, f func(key, val *yaml.Node,
 		}
 		if key.Tag == "!!merge" {
 			d.merge(val, path, f)
+			if d.over {
+				return
+			}
 			continue
 		}
 		kpath := joinPath(path, key.Value)
@@ -207,6 +270,9 @@ func (d *decoder) merge(val *yaml.Node, path string, f func(key, val *yaml.Node,
 		d.entries(val, path, f)
 	case yaml.SequenceNode:
 		for _, m := range val.Content {
+			if d.over {
+				return
+			}
 			d.merge(m, path, f)
 		}
 	default:

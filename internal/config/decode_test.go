@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,7 +153,7 @@ func TestStrictDecode(t *testing.T) {
 			if tt.whole {
 				doc = tt.doc
 			}
-			_, err := Parse([]byte(doc), "f.yaml", env(nil))
+			_, err := Parse([]byte(doc), "f.yaml", env(nil), testTypes())
 			got := problemLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -184,7 +185,7 @@ routes:
     match:
     to: [a]
 `
-	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,14 +219,63 @@ defaults:
   timeout: ${TIMEOUT}
   rate_limit: ${RATE}
 inbound: {authorization: x, allow_unauthenticated: "${OPEN:-false}"}
-admin: {token: t}
+admin: {token: admin-token-for-tests}
 `
-	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}))
+	cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"TIMEOUT": "250ms", "RATE": "2.5"}), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Server.MaxBodyBytes != 2048 || cfg.Defaults.Timeout != 250*time.Millisecond || cfg.Defaults.RateLimit != 2.5 || cfg.Inbound.AllowUnauthenticated {
 		t.Errorf("got max_body_bytes %d, timeout %s, rate_limit %g, allow_unauthenticated %v; want 2048, 250ms, 2.5, false",
 			cfg.Server.MaxBodyBytes, cfg.Defaults.Timeout, cfg.Defaults.RateLimit, cfg.Inbound.AllowUnauthenticated)
+	}
+}
+
+// TestAliasExpansionBounded: anchors nested 8 levels deep, each merging
+// the previous level 10 times, would take 10^8 visits; decoding
+// stops at MaxDecodeWork with one error.
+func TestAliasExpansionBounded(t *testing.T) {
+	nest := func(level func(i int) string) string {
+		var b strings.Builder
+		b.WriteString("inbound: {authorization: x}\nadmin: {token: admin-token-for-tests}\ndestinations:\n")
+		b.WriteString("  d0: &l0 {file: {path: a.jsonl}}\n")
+		for i := 1; i <= 8; i++ {
+			fmt.Fprintf(&b, "  d%d: &l%d %s\n", i, i, level(i))
+		}
+		return b.String()
+	}
+	ten := func(i int) string { return strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 10), ", ") }
+	tests := []struct {
+		name, doc, want string
+	}{
+		{
+			name: "merge keys",
+			doc:  nest(func(i int) string { return "{<<: [" + ten(i) + "]}" }),
+			want: "anchors, aliases and merge keys (<<) expand to more than 200000 values; flatten the nesting",
+		},
+		{
+			name: "merge keys over empty mappings",
+			doc: strings.Replace(nest(func(i int) string { return "{<<: [" + ten(i) + "]}" }),
+				"d0: &l0 {file: {path: a.jsonl}}", "d0: &l0 {}", 1),
+			want: "anchors, aliases and merge keys (<<) expand to more than 200000 values; flatten the nesting",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := Parse([]byte(tt.doc), "f.yaml", env(nil), testTypes())
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.want)
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n > 5 {
+				t.Errorf("%d error lines; the bound should stop decoding:\n%s", n, err)
+			}
+			// Generous: the bound makes it milliseconds; without it, hours.
+			if took > 10*time.Second {
+				t.Errorf("took %s", took)
+			}
+			t.Logf("%s: %s", took.Round(time.Millisecond), strings.SplitN(err.Error(), "\n", 2)[0])
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -65,6 +66,14 @@ func dumpNode(v reflect.Value) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
 	}
 	switch x := v.Interface().(type) {
+	case Destination:
+		// The type block prints under its type's name, before the options.
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		if x.Block != nil {
+			n.Content = append(n.Content, scalar("!!str", x.Type), dumpNode(reflect.ValueOf(x.Block)))
+		}
+		dumpFields(n, v)
+		return n
 	case secret.Secret:
 		if x == "" {
 			return scalar("!!str", "")
@@ -161,8 +170,7 @@ func hideUserinfo(s string) string {
 	if err != nil || u.User == nil || u.Host == "" {
 		return s
 	}
-	u.User = url.User("userinfo")
-	return strings.Replace(u.String(), "userinfo@", secret.Redacted+"@", 1)
+	return destinations.HideUserinfo(u)
 }
 
 // shortDuration drops zero units at the end: 1h, 72h, 1h30m, 90s.

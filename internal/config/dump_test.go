@@ -51,7 +51,7 @@ var dumpSecrets = map[string]string{
 }
 
 func TestDumpHidesSecrets(t *testing.T) {
-	cfg, err := Parse([]byte(dumpDoc), "conf/rcrouter.yaml", env(dumpSecrets))
+	cfg, err := Parse([]byte(dumpDoc), "conf/rcrouter.yaml", env(dumpSecrets), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,15 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations/file"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 )
 
 // exampleVars is what config.example.yaml needs: its two required variables.
-var exampleVars = map[string]string{"RC_WEBHOOK_AUTH": "Bearer example", "RCROUTER_ADMIN_TOKEN": "example-admin"}
+var exampleVars = map[string]string{"RC_WEBHOOK_AUTH": "Bearer example", "RCROUTER_ADMIN_TOKEN": "example-admin-token"}
 
 func TestExampleConfig(t *testing.T) {
 	path := filepath.Join(testutil.ModuleRoot(t), "config.example.yaml")
-	cfg, err := Load(path, env(exampleVars))
+	cfg, err := Load(path, env(exampleVars), testTypes())
 	if err != nil {
 		t.Fatalf("config.example.yaml is invalid:\n%v", err)
 	}
@@ -46,7 +47,7 @@ func TestExampleConfig(t *testing.T) {
 				d.Type, d.Options.RateLimit, d.Options.Retry.MaxAttempts, d.Options.Timeout, tt.typ, tt.rate, tt.attempts, tt.timeout)
 		}
 	}
-	if got, want := cfg.Destinations["archive"].File.Path, filepath.Join(filepath.Dir(path), "data", "events.jsonl"); got != want {
+	if got, want := cfg.Destinations["archive"].Block.(*file.Config).Path, filepath.Join(filepath.Dir(path), "data", "events.jsonl"); got != want {
 		t.Errorf("archive path = %q, want %q", got, want)
 	}
 	var routes []string
@@ -74,7 +75,7 @@ func TestExampleNeedsOnlyTwoVariables(t *testing.T) {
 		line := lineContaining(t, data, `"${`+ref.name+`}"`)
 		want = append(want, "config.example.yaml:"+line+": "+ref.path+": environment variable "+ref.name+" is not set")
 	}
-	_, err = Parse(data, "config.example.yaml", env(nil))
+	_, err = Parse(data, "config.example.yaml", env(nil), testTypes())
 	if got := problemLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -96,7 +96,7 @@ destinations:
 routes:
   - name: r
     to: ["${A}"]
-`+required), "f.yaml", env(map[string]string{"A": "alpha"}))
+`+required), "f.yaml", env(map[string]string{"A": "alpha"}), testTypes())
 	// The key ${A} is not expanded, so to[0] ("alpha") names no destination.
 	want := []string{
 		`f.yaml:3: destinations.${A}: invalid destination name "${A}": use letters, digits, "_", "." and "-"`,
@@ -109,7 +109,7 @@ routes:
 
 func TestMessagesNeverQuoteExpandedValues(t *testing.T) {
 	_, err := Parse([]byte(`server: {max_body_bytes: "${SIZE}"}`+required), "f.yaml",
-		env(map[string]string{"SIZE": "s3cr3t-value"}))
+		env(map[string]string{"SIZE": "s3cr3t-value"}), testTypes())
 	want := `f.yaml:1: server.max_body_bytes: expected an integer, got "${SIZE}"`
 	if got := strings.Join(problemLines(t, err), "\n"); got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -117,7 +117,7 @@ func TestMessagesNeverQuoteExpandedValues(t *testing.T) {
 }
 
 func TestNoExpansionUnderUnknownKeys(t *testing.T) {
-	_, err := Parse([]byte("destinations:\n  s:\n    slak:\n      webhook_url: \"${SLACK_URL}\"\n"+required), "f.yaml", env(nil))
+	_, err := Parse([]byte("destinations:\n  s:\n    slak:\n      webhook_url: \"${SLACK_URL}\"\n"+required), "f.yaml", env(nil), testTypes())
 	want := []string{
 		"f.yaml:2: destinations.s: no type block; add one of segment, slack, webhook, file",
 		"f.yaml:3: destinations.s.slak: unknown key",

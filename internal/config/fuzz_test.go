@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rcrouter/rcrouter/internal/app"
 	"github.com/rcrouter/rcrouter/internal/config"
 	"github.com/rcrouter/rcrouter/internal/testutil"
 	"github.com/rcrouter/rcrouter/router"
@@ -38,8 +39,8 @@ func FuzzParse(f *testing.F) {
 	}
 	for _, s := range []string{
 		"",
-		"inbound: {authorization: x}\nadmin: {token: t}\n",
-		"inbound: {authorization: x}\nadmin: {token: t}\ndestinations:\n  a: {file: {path: a.jsonl}}\nroutes:\n  - {name: r, to: [a], when: 'price > 1'}\n",
+		"inbound: {authorization: x}\nadmin: {token: admin-token-for-tests}\n",
+		"inbound: {authorization: x}\nadmin: {token: admin-token-for-tests}\ndestinations:\n  a: {file: {path: a.jsonl}}\nroutes:\n  - {name: r, to: [a], when: 'price > 1'}\n",
 		"inbound: {authorization: [\"${A}\", \"${B:-}\"]}\nadmin: {token: \"$${X}\"}\n",
 		"destinations: &d {a: {file: {path: x}}}\nother: *d\n",
 		"destinations:\n  <<: {a: {file: {path: x}}}\n",
@@ -60,7 +61,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
-		cfg, err := config.Parse(data, file, getenv)
+		cfg, err := config.Parse(data, file, getenv, app.Types())
 		if err != nil {
 			checkErrors(t, data, err)
 			return

@@ -13,7 +13,7 @@ import (
 // compares the whole report with testdata/invalid.golden.
 func TestInvalidGolden(t *testing.T) {
 	path := filepath.Join("testdata", "invalid.yaml")
-	_, err := Load(path, env(map[string]string{"RCROUTER_ADMIN_TOKEN": "t"}))
+	_, err := Load(path, env(map[string]string{"RCROUTER_ADMIN_TOKEN": "admin-token-for-tests"}), testTypes())
 	var es *Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load = %v, want *Errors", err)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/rcrouter/rcrouter/destinations/file"
-	"github.com/rcrouter/rcrouter/destinations/segment"
-	"github.com/rcrouter/rcrouter/destinations/slack"
-	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -36,17 +35,36 @@ type document struct {
 	Routes       []Route                 `yaml:"routes"`
 }
 
-// destination is one entry of `destinations:` as written.
+// destination is one entry of `destinations:` as written. Its type blocks
+// are keyed by the names of the registered types; the decoder fills blocks
+// (in file order) and the option overrides below.
 type destination struct {
-	Segment        *segment.Config  `yaml:"segment"`
-	Slack          *slack.Config    `yaml:"slack"`
-	Webhook        *webhook.Config  `yaml:"webhook"`
-	File           *file.Config     `yaml:"file"`
+	blocks         []typeBlock
 	Timeout        *time.Duration   `yaml:"timeout"`
 	Concurrency    *int             `yaml:"concurrency"`
 	RateLimit      *float64         `yaml:"rate_limit"`
 	Retry          *retryOverride   `yaml:"retry"`
 	CircuitBreaker *breakerOverride `yaml:"circuit_breaker"`
+}
+
+// typeBlock is one type block of a destination.
+type typeBlock struct {
+	typ   destinations.Type
+	block destinations.Block
+}
+
+// block returns the destination's block of type t, creating it (with the
+// type's defaults) the first time; a block merged in with "<<" and written
+// again is decoded over, key by key.
+func (d *destination) block(t destinations.Type) destinations.Block {
+	for _, b := range d.blocks {
+		if b.typ.Name == t.Name {
+			return b.block
+		}
+	}
+	b := t.Config()
+	d.blocks = append(d.blocks, typeBlock{typ: t, block: b})
+	return b
 }
 
 type retryOverride struct {
@@ -62,20 +80,21 @@ type breakerOverride struct {
 }
 
 // Load reads, expands, decodes, defaults and validates the file at path.
-// getenv looks up ${VAR} references (os.LookupEnv when nil). Problems in the
-// file come back together as a *Errors; a file that cannot be read is a
+// getenv looks up ${VAR} references (os.LookupEnv when nil); types are the
+// destination types a destination may have (the app's list). Problems in
+// the file come back together as a *Errors; a file that cannot be read is a
 // plain error.
-func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+func Load(path string, getenv func(string) (string, bool), types destinations.Types) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path, getenv)
+	return Parse(data, path, getenv, types)
 }
 
 // Parse is Load for a file already read; path names it in messages and
 // anchors its relative paths.
-func Parse(data []byte, path string, getenv func(string) (string, bool)) (*Config, error) {
+func Parse(data []byte, path string, getenv func(string) (string, bool), types destinations.Types) (*Config, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
@@ -96,20 +115,26 @@ func Parse(data []byte, path string, getenv func(string) (string, bool)) (*Confi
 		Storage:  Storage{Driver: "sqlite", Path: "data/rcrouter.db", Retention: 168 * time.Hour, DispatchBodyBytes: 4096},
 		Defaults: DefaultOptions(),
 	}
-	d := &decoder{p: p, x: x}
+	d := &decoder{p: p, x: x, types: types}
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 && root.Content[0].Kind != yaml.MappingNode && !isNull(root.Content[0]) {
 		p.at(root.Content[0].Line, "", "expected a mapping of sections (server, inbound, admin, storage, defaults, destinations, routes), got %s", d.kindName(root.Content[0]))
 		return nil, p.err()
 	}
 	d.decode(root, reflect.ValueOf(&doc).Elem(), "")
+	if d.over {
+		// What was decoded is partial; validating it would only add noise.
+		return nil, p.err()
+	}
 
 	cfg := build(&doc, root, dir, path)
-	v := &validator{p: p, x: x, doc: &doc, cfg: cfg}
+	v := &validator{p: p, x: x, doc: &doc, cfg: cfg, types: types}
 	v.validate()
 	if err := p.err(); err != nil {
 		return nil, err
 	}
 	cfg.Inbound.Authorization = nonEmpty(cfg.Inbound.Authorization)
+	sum := sha256.Sum256(data)
+	cfg.SHA256 = hex.EncodeToString(sum[:])
 	return cfg, nil
 }
 
@@ -197,19 +222,14 @@ func build(doc *document, root *yaml.Node, dir, path string) *Config {
 		cfg.Storage.Path = resolve(dir, cfg.Storage.Path)
 	}
 	for name, src := range doc.Destinations {
-		dst := &Destination{
-			Name:    name,
-			Segment: src.Segment,
-			Slack:   src.Slack,
-			Webhook: src.Webhook,
-			File:    src.File,
-			Options: src.merge(doc.Defaults),
+		dst := &Destination{Name: name, Options: src.merge(doc.Defaults)}
+		for _, b := range src.blocks {
+			if pb, ok := b.block.(destinations.PathBlock); ok {
+				pb.ResolvePaths(func(p string) string { return resolve(dir, p) })
+			}
 		}
-		if types := src.types(); len(types) == 1 {
-			dst.Type = types[0]
-		}
-		if dst.File != nil {
-			dst.File.Path = resolve(dir, dst.File.Path)
+		if len(src.blocks) == 1 {
+			dst.Type, dst.Block = src.blocks[0].typ.Name, src.blocks[0].block
 		}
 		cfg.Destinations[name] = dst
 	}
@@ -225,26 +245,13 @@ func build(doc *document, root *yaml.Node, dir, path string) *Config {
 	return cfg
 }
 
-// types lists the type blocks a destination has, in a fixed order.
-func (d *destination) types() []string {
-	var out []string
-	for _, t := range []struct {
-		name string
-		set  bool
-	}{{"segment", d.Segment != nil}, {"slack", d.Slack != nil}, {"webhook", d.Webhook != nil}, {"file", d.File != nil}} {
-		if t.set {
-			out = append(out, t.name)
-		}
-	}
-	return out
-}
-
 // merge applies the destination's overrides field by field over defaults.
 func (d *destination) merge(defaults Options) Options {
 	o := defaults
-	if d.Slack != nil {
-		// Slack allows about one message per second per webhook or channel.
-		o.RateLimit = 1
+	for _, b := range d.blocks {
+		if b.typ.RateLimit > 0 {
+			o.RateLimit = b.typ.RateLimit // the type's own default (Slack: 1)
+		}
 	}
 	set(&o.Timeout, d.Timeout)
 	set(&o.Concurrency, d.Concurrency)

@@ -1,18 +1,21 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/rcrouter/rcrouter/destinations/file"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
 func TestDefaults(t *testing.T) {
-	cfg, err := Parse([]byte(required), "conf/rcrouter.yaml", env(nil))
+	cfg, err := Parse([]byte(required), "conf/rcrouter.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +26,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Server:  Server{Listen: "127.0.0.1:8080", WebhookPath: "/webhooks/revenuecat", MaxBodyBytes: 1048576},
 		Inbound: Inbound{Authorization: []secret.Secret{"Bearer-x"}},
-		Admin:   Admin{Token: "t"},
+		Admin:   Admin{Token: "admin-token-for-tests"},
 		Storage: Storage{
 			Driver: "sqlite", Path: filepath.Join(dir, "data", "rcrouter.db"),
 			Retention: 168 * time.Hour, DispatchBodyBytes: 4096,
@@ -36,6 +39,7 @@ func TestDefaults(t *testing.T) {
 		Destinations: map[string]*Destination{},
 		Path:         "conf/rcrouter.yaml",
 		Dir:          dir,
+		SHA256:       fmt.Sprintf("%x", sha256.Sum256([]byte(required))),
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -66,7 +70,7 @@ destinations:
     segment: {write_key: k}
     rate_limit: 0
 `
-	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +127,7 @@ destinations:
   rel: {file: {path: out/events.jsonl}}
   abs: {file: {path: "` + abs + `"}}
 `
-	cfg, err := Parse([]byte(doc+required), filepath.Join("deploy", "rcrouter.yaml"), env(nil))
+	cfg, err := Parse([]byte(doc+required), filepath.Join("deploy", "rcrouter.yaml"), env(nil), testTypes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +138,8 @@ destinations:
 	tests := []struct{ name, got, want string }{
 		{"Dir", cfg.Dir, dir},
 		{"storage.path", cfg.Storage.Path, filepath.Join(dir, "state", "db.sqlite")},
-		{"relative file path", cfg.Destinations["rel"].File.Path, filepath.Join(dir, "out", "events.jsonl")},
-		{"absolute file path", cfg.Destinations["abs"].File.Path, abs},
+		{"relative file path", cfg.Destinations["rel"].Block.(*file.Config).Path, filepath.Join(dir, "out", "events.jsonl")},
+		{"absolute file path", cfg.Destinations["abs"].Block.(*file.Config).Path, abs},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -160,8 +164,8 @@ func TestAuthorizationList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := "inbound:\n  " + tt.doc + "\nadmin: {token: t}\n"
-			cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"A": "Bearer a", "B": "Bearer b"}))
+			doc := "inbound:\n  " + tt.doc + "\nadmin: {token: admin-token-for-tests}\n"
+			cfg, err := Parse([]byte(doc), "f.yaml", env(map[string]string{"A": "Bearer a", "B": "Bearer b"}), testTypes())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,14 +179,14 @@ func TestAuthorizationList(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.yaml")
-	if _, err := Load(missing, env(nil)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Load(missing, env(nil), testTypes()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want an error wrapping os.ErrNotExist", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("server:\n  listen: nope\n"+required), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(bad, env(nil))
+	_, err := Load(bad, env(nil), testTypes())
 	var es *Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("Load(bad) = %T %v, want *Errors", err, err)
@@ -194,5 +198,23 @@ func TestLoadErrors(t *testing.T) {
 	var one *Error
 	if !errors.As(err, &one) || one.Line != 2 || one.Path != "server.listen" {
 		t.Errorf("errors.As(*Error) = %+v, want line 2 at server.listen", one)
+	}
+}
+
+func TestSHA256IsOfTheBytesBeforeExpansion(t *testing.T) {
+	file := []byte(required + "server:\n  replica: \"${REPLICA}\"\n")
+	var sums []string
+	for _, name := range []string{"rc-1", "rc-2"} {
+		cfg, err := Parse(file, "rcrouter.yaml", env(map[string]string{"REPLICA": name}), testTypes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Server.Replica != name {
+			t.Fatalf("replica %q, want %q", cfg.Server.Replica, name)
+		}
+		sums = append(sums, cfg.SHA256)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(file)); sums[0] != want || sums[1] != want {
+		t.Errorf("config_sha256 %v, want %s for both replicas", sums, want)
 	}
 }

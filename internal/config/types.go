@@ -6,10 +6,7 @@ package config
 import (
 	"time"
 
-	"github.com/rcrouter/rcrouter/destinations/file"
-	"github.com/rcrouter/rcrouter/destinations/segment"
-	"github.com/rcrouter/rcrouter/destinations/slack"
-	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/secret"
 )
 
@@ -29,6 +26,10 @@ type Config struct {
 	Dir  string `yaml:"-"`
 	// Names lists destination names in file order.
 	Names []string `yaml:"-"`
+	// SHA256 is the hex SHA-256 of the file's bytes as read, before ${VAR}
+	// expansion: replicas sharing one file with per-replica environments
+	// agree on it (config_sha256 of GET /api/v1/replicas).
+	SHA256 string `yaml:"-"`
 }
 
 // Server is the `server:` block.
@@ -36,6 +37,16 @@ type Server struct {
 	Listen       string `yaml:"listen"`         // default 127.0.0.1:8080
 	WebhookPath  string `yaml:"webhook_path"`   // default /webhooks/revenuecat
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // default 1048576
+	// MaxConnections caps concurrent client connections; 0 means the
+	// default, derived from the process's file descriptor limit.
+	MaxConnections int `yaml:"max_connections"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-Proto (Secure cookies) and X-Forwarded-For (login
+	// throttle) are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Replica names this process in the dispatch log, its leases and
+	// /api/v1/replicas; empty means <hostname>-<pid>.
+	Replica string `yaml:"replica"`
 }
 
 // Inbound is the `inbound:` block: how RevenueCat's requests are checked.
@@ -52,9 +63,10 @@ type Admin struct {
 
 // Storage is the `storage:` block.
 type Storage struct {
-	Driver    string        `yaml:"driver"` // sqlite (default) | postgres
-	Path      string        `yaml:"path"`   // sqlite; default data/rcrouter.db, relative to Dir
-	DSN       secret.Secret `yaml:"dsn"`    // postgres
+	Driver    string        `yaml:"driver"`    // sqlite (default) | postgres
+	Path      string        `yaml:"path"`      // sqlite; default data/rcrouter.db, relative to Dir
+	DSN       secret.Secret `yaml:"dsn"`       // postgres
+	MaxConns  int           `yaml:"max_conns"` // postgres: pool size per replica; 0 means 16
 	Retention time.Duration `yaml:"retention"`
 	// DispatchBodyBytes truncates request and response bodies kept in the
 	// dispatch log (default 4096).
@@ -88,12 +100,11 @@ type CircuitBreaker struct {
 // Destination is one entry of `destinations:`: exactly one type block, plus
 // the resolved Options (defaults merged with this destination's overrides).
 type Destination struct {
-	Name    string          `yaml:"-"`
-	Type    string          `yaml:"-"` // segment | slack | webhook | file
-	Segment *segment.Config `yaml:"segment,omitempty"`
-	Slack   *slack.Config   `yaml:"slack,omitempty"`
-	Webhook *webhook.Config `yaml:"webhook,omitempty"`
-	File    *file.Config    `yaml:"file,omitempty"`
+	Name string `yaml:"-"`
+	Type string `yaml:"-"` // the name of its destinations.Type ("segment")
+	// Block is the decoded type block, a pointer to the adapter's Config
+	// (*segment.Config for type segment); Dump prints it under Type.
+	Block destinations.Block `yaml:"-"`
 	// Options are inline so that Dump prints them where the file has them.
 	Options Options `yaml:",inline"`
 }

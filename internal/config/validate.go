@@ -1,24 +1,26 @@
 package config
 
 import (
+	"fmt"
 	"net"
-	"net/url"
-	"reflect"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"github.com/rcrouter/rcrouter/destinations/webhook"
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
 )
 
 // validator checks a decoded file in one pass and records every problem.
 type validator struct {
-	p   *problems
-	x   *expander
-	doc *document
-	cfg *Config
+	p     *problems
+	x     *expander
+	doc   *document
+	cfg   *Config
+	types destinations.Types
 }
 
 func (v *validator) validate() {
@@ -55,6 +57,44 @@ func (v *validator) server() {
 	if s.MaxBodyBytes <= 0 {
 		v.p.add("server.max_body_bytes", "must be greater than 0, got %d", s.MaxBodyBytes)
 	}
+	if s.MaxConnections != 0 && s.MaxConnections < MinConnections {
+		v.p.add("server.max_connections", "must be 0 (derived from the file descriptor limit) or at least %d, got %d", MinConnections, s.MaxConnections)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParseProxy(p); err != nil {
+			v.p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "must be an IP address or CIDR (10.0.0.0/8), got %q", p)
+		}
+	}
+	// A replica name is a label in the dispatch log, the UI and lease rows.
+	if len(s.Replica) > 100 || strings.IndexFunc(s.Replica, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		v.p.add("server.replica", "must be at most 100 characters without spaces or control characters, got %q", s.Replica)
+	}
+}
+
+// MinConnections is the smallest server.max_connections: below it the
+// reserve for RevenueCat and health checks leaves nothing for the rest.
+const MinConnections = 16
+
+// MinAdminToken is the shortest admin.token validate accepts: the token
+// guards replay, pause and reload, and the login throttle only slows
+// guessing down.
+const MinAdminToken = 16
+
+// ParseProxy reads one server.trusted_proxies entry: an address is a
+// prefix of its full length.
+func ParseProxy(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 func validPort(s string) bool {
@@ -77,6 +117,8 @@ func (v *validator) inbound() {
 		} else {
 			v.p.add("admin.token", `no token set; the admin API and UI need a bearer token (e.g. token: "${RCROUTER_ADMIN_TOKEN}")`)
 		}
+	} else if n := utf8.RuneCountInString(v.cfg.Admin.Token.Value()); n < MinAdminToken {
+		v.p.add("admin.token", "has %d characters, too short to resist guessing; use at least %d (for example the output of `openssl rand -hex 16`)", n, MinAdminToken)
 	}
 }
 
@@ -109,6 +151,9 @@ func (v *validator) storage() {
 		}
 	default:
 		v.p.add("storage.driver", "must be sqlite or postgres, got %q", s.Driver)
+	}
+	if s.MaxConns < 0 || s.MaxConns > 10000 {
+		v.p.add("storage.max_conns", "must be from 0 (the default, 16) to 10000, got %d", s.MaxConns)
 	}
 	if s.Retention < 0 {
 		v.p.add("storage.retention", "must not be negative, got %s", s.Retention)
@@ -166,146 +211,43 @@ func (v *validator) destination(name string, d *destination) {
 	if !validName(name) {
 		v.p.add(path, "invalid destination name %q: use letters, digits, \"_\", \".\" and \"-\"", name)
 	}
+	noType := "no type block; add one of " + strings.Join(v.types.Names(), ", ")
 	if d == nil {
-		v.p.add(path, "no type block; add one of segment, slack, webhook, file")
+		v.p.add(path, "%s", noType)
 		return
 	}
-	types := d.types()
-	sort.SliceStable(types, func(i, j int) bool {
-		return v.p.lineOf(path+"."+types[i]) < v.p.lineOf(path+"."+types[j])
-	})
+	blocks := slices.Clone(d.blocks)
+	at := func(b typeBlock) string { return path + "." + b.typ.Name }
+	sort.SliceStable(blocks, func(i, j int) bool { return v.p.lineOf(at(blocks[i])) < v.p.lineOf(at(blocks[j])) })
 	switch {
-	case len(types) == 0:
-		v.p.add(path, "no type block; add one of segment, slack, webhook, file")
-	case len(types) > 1:
-		for _, t := range types[1:] {
-			v.p.add(path+"."+t, "a destination has exactly one type block, and this one already has %s", types[0])
+	case len(blocks) == 0:
+		v.p.add(path, "%s", noType)
+	case len(blocks) > 1:
+		for _, b := range blocks[1:] {
+			v.p.add(at(b), "a destination has exactly one type block, and this one already has %s", blocks[0].typ.Name)
 		}
 	}
-	// A block that is not even a mapping was reported as such; checking
-	// its (empty) keys would only add noise.
-	ok := func(block string) bool { return !v.p.bad[path+"."+block] }
-	if d.Segment != nil && ok("segment") {
-		v.segment(path+".segment", d)
-	}
-	if d.Slack != nil && ok("slack") {
-		v.slack(path+".slack", d)
-	}
-	if d.Webhook != nil && ok("webhook") {
-		v.webhook(path+".webhook", d.Webhook)
-	}
-	if d.File != nil && ok("file") && d.File.Path == "" {
-		v.p.add(path+".file.path", "required")
+	for _, b := range blocks {
+		v.block(at(b), b.block)
 	}
 	v.options(path, v.cfg.Destinations[name].Options, func(key string) bool { return v.p.has(path + "." + key) })
 }
 
-func (v *validator) segment(path string, d *destination) {
-	c := d.Segment
-	before := len(v.p.list)
-	if c.WriteKey == "" {
-		v.p.add(path+".write_key", "required (the write key of the Segment source)")
-	}
-	if c.Endpoint != "" && !httpURL(c.Endpoint) {
-		v.p.add(path+".endpoint", "must be an absolute http(s) URL, got %q", c.Endpoint)
-	}
-	switch c.SalesReporting {
-	case "", "gross", "proceeds", "proceeds_after_tax":
-	default:
-		v.p.add(path+".sales_reporting", "must be gross, proceeds or proceeds_after_tax, got %q", c.SalesReporting)
-	}
-	keys := make([]string, 0, len(c.Events))
-	for k := range c.Events {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !isLifecycle(k) && !upperName(k) {
-			v.p.add(joinPath(path+".events", k), "unknown event type or lifecycle %q: types are UPPER_CASE (RENEWAL), lifecycles are one of %s", k, lifecycleList())
-		}
-	}
-	v.adapter(path, c, before)
-}
-
-func (v *validator) slack(path string, d *destination) {
-	c := d.Slack
-	before := len(v.p.list)
-	hasURL, hasBot := c.WebhookURL != "", c.Token != "" || c.Channel != ""
-	switch {
-	case hasURL && hasBot:
-		v.p.addUnlessUnset(path, "set either webhook_url, or token and channel, not both")
-	case !hasURL && !hasBot:
-		v.p.addUnlessUnset(path, "set webhook_url (incoming webhook), or token and channel (bot)")
-	case hasBot && c.Token == "":
-		v.p.add(path+".token", "required with channel")
-	case hasBot && c.Channel == "":
-		v.p.add(path+".channel", "required with token")
-	}
-	if hasURL && !httpURL(c.WebhookURL.Value()) {
-		// The URL is the credential: never quote it.
-		v.p.add(path+".webhook_url", "must be an absolute http(s) URL")
-	}
-	if c.APIURL != "" && !httpURL(c.APIURL) {
-		v.p.add(path+".api_url", "must be an absolute http(s) URL, got %q", c.APIURL)
-	}
-	v.adapter(path, c, before)
-}
-
-func (v *validator) webhook(path string, c *webhook.Config) {
-	before := len(v.p.list)
-	switch {
-	case c.URL == "":
-		v.p.add(path+".url", "required")
-	case !httpURL(c.URL):
-		// Not quoted: a URL may carry credentials.
-		v.p.add(path+".url", "must be an absolute http(s) URL")
-	}
-	if c.Method != "" && !slices.ContainsFunc([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, func(m string) bool { return strings.EqualFold(m, c.Method) }) {
-		v.p.add(path+".method", "must be GET, POST, PUT, PATCH or DELETE, got %q", c.Method)
-	}
-	switch c.Body {
-	case "", "raw", "normalized":
-		if c.Template != "" {
-			v.p.add(path+".template", "only used with body: template")
-		}
-	case "template":
-		if c.Template == "" {
-			v.p.add(path+".template", "required with body: template")
-		}
-	default:
-		v.p.add(path+".body", "must be raw, normalized or template, got %q", c.Body)
-	}
-	v.adapter(path, c, before)
-}
-
-// adapter runs the adapter's own deep checks (templates that must render,
-// signing secrets that must decode) once the structural checks of its block
-// passed; each adapter package exports `func (Config) Validate() error`
-// whose lines start with the key they are about ("url: …").
-func (v *validator) adapter(path string, block any, before int) {
-	if len(v.p.list) > before || v.p.coveredByUnset(path) {
-		return // already explained; the adapter would repeat it
-	}
-	val, ok := block.(interface{ Validate() error })
-	if !ok {
+// block places the problems a type block reports under its path. A block
+// that is not even a mapping was reported as such; checking its (empty)
+// keys would only add noise. A problem about the block as a whole ("set
+// webhook_url, or token and channel") stays quiet when a value in it failed
+// to expand: that failure is the real problem.
+func (v *validator) block(path string, b destinations.Block) {
+	if v.p.bad[path] {
 		return
 	}
-	err := val.Validate()
-	if err == nil {
-		return
-	}
-	keys := yamlFields(reflect.TypeOf(block).Elem())
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if line = strings.TrimSpace(line); line == "" {
+	for _, pr := range b.Validate() {
+		if pr.Key == "" {
+			v.p.addUnlessUnset(path, "%s", pr.Message)
 			continue
 		}
-		if k, msg, ok := strings.Cut(line, ": "); ok {
-			if _, known := keys[k]; known {
-				v.p.add(path+"."+k, "%s", msg)
-				continue
-			}
-		}
-		v.p.add(path, "%s", line)
+		v.p.add(path+"."+pr.Key, "%s", pr.Message)
 	}
 }
 
@@ -383,11 +325,6 @@ func (v *validator) matchers(path string, m Matchers) {
 	}
 }
 
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
-
 // validName: destination names appear in URLs, metrics labels and logs.
 func validName(s string) bool {
 	if s == "" {
@@ -411,18 +348,4 @@ func lifecycleList() string {
 		names[i] = string(l)
 	}
 	return strings.Join(names, ", ")
-}
-
-// upperName accepts what a RevenueCat event type looks like: UPPER_CASE.
-// Types are an open set, so any such name is allowed.
-func upperName(s string) bool {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

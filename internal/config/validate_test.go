@@ -1,12 +1,12 @@
 package config
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/expr-lang/expr"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/event"
 )
 
@@ -61,30 +61,30 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:  "no authorization",
-			doc:   "inbound: {authorization: []}\nadmin: {token: t}\n",
+			doc:   "inbound: {authorization: []}\nadmin: {token: admin-token-for-tests}\n",
 			whole: true,
 			want:  []string{`f.yaml:1: inbound.authorization: no value set; add the Authorization header value RevenueCat sends (e.g. "${RC_WEBHOOK_AUTH}") or set allow_unauthenticated: true`},
 		},
 		{
 			name:  "authorization from an empty variable",
-			doc:   "inbound:\n  authorization: \"${RC_WEBHOOK_AUTH}\"\nadmin: {token: t}\n",
+			doc:   "inbound:\n  authorization: \"${RC_WEBHOOK_AUTH}\"\nadmin: {token: admin-token-for-tests}\n",
 			whole: true,
 			vars:  map[string]string{"RC_WEBHOOK_AUTH": ""},
 			want:  []string{"f.yaml:2: inbound.authorization: no value set; set RC_WEBHOOK_AUTH or allow_unauthenticated: true"},
 		},
 		{
 			name:  "authorization from an unset variable is reported once",
-			doc:   "inbound:\n  authorization: [\"${RC_WEBHOOK_AUTH}\"]\nadmin: {token: t}\n",
+			doc:   "inbound:\n  authorization: [\"${RC_WEBHOOK_AUTH}\"]\nadmin: {token: admin-token-for-tests}\n",
 			whole: true,
 			want:  []string{"f.yaml:2: inbound.authorization[0]: environment variable RC_WEBHOOK_AUTH is not set"},
 		},
 		{
 			name:  "no inbound section at all",
-			doc:   "admin: {token: t}\n",
+			doc:   "admin: {token: admin-token-for-tests}\n",
 			whole: true,
 			want:  []string{`f.yaml:1: inbound.authorization: no value set; add the Authorization header value RevenueCat sends (e.g. "${RC_WEBHOOK_AUTH}") or set allow_unauthenticated: true`},
 		},
-		{name: "unauthenticated on purpose", doc: "inbound: {allow_unauthenticated: true}\nadmin: {token: t}\n", whole: true},
+		{name: "unauthenticated on purpose", doc: "inbound: {allow_unauthenticated: true}\nadmin: {token: admin-token-for-tests}\n", whole: true},
 		{
 			name:  "no admin token",
 			doc:   "inbound: {authorization: x}\nadmin: {}\n",
@@ -99,6 +99,25 @@ func TestValidate(t *testing.T) {
 			want:  []string{"f.yaml:3: admin.token: no token set; set RCROUTER_ADMIN_TOKEN (the admin API and UI need a bearer token)"},
 		},
 		{
+			name:  "admin token too short",
+			doc:   "inbound: {authorization: x}\nadmin:\n  token: ${RCROUTER_ADMIN_TOKEN}\n",
+			whole: true,
+			vars:  map[string]string{"RCROUTER_ADMIN_TOKEN": "tok"},
+			want:  []string{"f.yaml:3: admin.token: has 3 characters, too short to resist guessing; use at least 16 (for example the output of `openssl rand -hex 16`)"},
+		},
+		{name: "admin token of 16 characters", doc: "inbound: {authorization: x}\nadmin: {token: 0123456789abcdef}\n", whole: true},
+		{
+			name: "max connections too small",
+			doc:  "server: {max_connections: 4}",
+			want: []string{"f.yaml:1: server.max_connections: must be 0 (derived from the file descriptor limit) or at least 16, got 4"},
+		},
+		{name: "max connections", doc: "server: {max_connections: 2000}"},
+		{
+			name: "trusted proxies",
+			doc:  "server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"::1\", proxy.internal]\n",
+			want: []string{`f.yaml:2: server.trusted_proxies[3]: must be an IP address or CIDR (10.0.0.0/8), got "proxy.internal"`},
+		},
+		{
 			name: "unknown storage driver",
 			doc:  "storage:\n  driver: mysql\n",
 			want: []string{`f.yaml:2: storage.driver: must be sqlite or postgres, got "mysql"`},
@@ -109,6 +128,14 @@ func TestValidate(t *testing.T) {
 			want: []string{"f.yaml:1: storage.dsn: required for driver postgres"},
 		},
 		{name: "postgres with dsn", doc: "storage: {driver: postgres, dsn: \"postgres://u:p@h/db\"}"},
+		{
+			name: "pool size and replica name out of range",
+			doc:  "storage:\n  driver: postgres\n  dsn: x\n  max_conns: 10001\nserver:\n  replica: \"rc 1\"\n",
+			want: []string{
+				"f.yaml:4: storage.max_conns: must be from 0 (the default, 16) to 10000, got 10001",
+				`f.yaml:6: server.replica: must be at most 100 characters without spaces or control characters, got "rc 1"`,
+			},
+		},
 		{
 			name: "sqlite without path",
 			doc:  "storage:\n  path: \"\"\n",
@@ -259,6 +286,49 @@ func TestValidate(t *testing.T) {
 			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      body: template\n",
 			want: []string{"f.yaml:3: destinations.w.webhook.template: required with body: template"},
 		},
+		// Issue #16: URL credentials never reach a validation message.
+		{
+			name: "segment endpoint with credentials",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: k\n      endpoint: https://user:hunter2@api.segment.io\n",
+			want: []string{"f.yaml:5: destinations.s.segment.endpoint: must not hold credentials (user:password@); Segment authenticates with write_key"},
+		},
+		{
+			name: "segment endpoint with credentials and no scheme",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: k\n      endpoint: user:hunter2@api.segment.io\n",
+			want: []string{`f.yaml:5: destinations.s.segment.endpoint: must be an absolute http(s) URL, got "<secret>@api.segment.io"`},
+		},
+		{
+			name: "slack api_url with credentials",
+			doc:  "destinations:\n  s:\n    slack:\n      token: xoxb-1\n      channel: C1\n      api_url: https://user:hunter2@slack.example/api/\n",
+			want: []string{"f.yaml:6: destinations.s.slack.api_url: must not hold credentials (user:password@); the bot authenticates with token"},
+		},
+		{
+			name: "slack api_url with credentials and a bad scheme",
+			doc:  "destinations:\n  s:\n    slack:\n      token: xoxb-1\n      channel: C1\n      api_url: ftp://user:hunter2@slack.example/api/\n",
+			want: []string{`f.yaml:6: destinations.s.slack.api_url: must be an absolute http(s) URL, got "ftp://<secret>@slack.example/api/"`},
+		},
+		// Issue #16: a header value with CR or LF fails validate.
+		{
+			name: "webhook header value with a line break",
+			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      headers:\n        X-Api-Key: \"k\\r\\nX-Injected: 1\"\n",
+			want: []string{"f.yaml:6: destinations.w.webhook.headers.X-Api-Key: must be one line (the value contains CR or LF)"},
+		},
+		{
+			name: "webhook header value with a line break from the environment",
+			doc:  "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      headers: {X-Api-Key: \"${KEY}\"}\n",
+			vars: map[string]string{"KEY": "k\nX-Injected: 1"},
+			want: []string{"f.yaml:5: destinations.w.webhook.headers.X-Api-Key: must be one line (the value contains CR or LF)"},
+		},
+		{
+			name: "segment write key with a line break",
+			doc:  "destinations:\n  s:\n    segment:\n      write_key: \"k\\nX: 1\"\n",
+			want: []string{"f.yaml:4: destinations.s.segment.write_key: must be one line (it contains CR or LF)"},
+		},
+		{
+			name: "slack token with a line break",
+			doc:  "destinations:\n  s:\n    slack:\n      token: \"xoxb-1\\r\\nX: 1\"\n      channel: C1\n",
+			want: []string{"f.yaml:4: destinations.s.slack.token: must be one line (it contains CR or LF)"},
+		},
 		{
 			name: "file without path",
 			doc:  "destinations:\n  f:\n    file: {path: \"\"}\n",
@@ -333,7 +403,7 @@ func TestValidate(t *testing.T) {
 			if tt.whole {
 				doc = tt.doc
 			}
-			_, err := Parse([]byte(doc), "f.yaml", env(tt.vars))
+			_, err := Parse([]byte(doc), "f.yaml", env(tt.vars), testTypes())
 			got := problemLines(t, err)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -348,46 +418,89 @@ type fakeBlock struct {
 	Template string `yaml:"template"`
 }
 
-func (fakeBlock) Validate() error {
-	return errors.Join(
-		errors.New("template: output is not valid JSON"),
-		errors.New("url: is required"),
-		errors.New("the block as a whole is wrong"),
-	)
+func (*fakeBlock) Validate() destinations.Problems {
+	var p destinations.Problems
+	p.Add("template", "output is not valid JSON")
+	p.Add("url", "required")
+	p.Add("", "the block as a whole is wrong")
+	return p
 }
 
-// TestAdapterValidateLocation: an adapter's problems are placed at the key
-// they start with when the file has it, else at the type block.
-func TestAdapterValidateLocation(t *testing.T) {
+// TestBlockProblemLocation: a type's problems are placed at their key when
+// the file has it, else at the nearest parent in the file (here the block);
+// a block-wide problem stays quiet when a value in the block did not expand.
+func TestBlockProblemLocation(t *testing.T) {
 	p := newProblems("f.yaml")
-	p.lines["destinations.w.webhook"] = 3
-	p.lines["destinations.w.webhook.template"] = 5
+	p.lines["destinations.w.fake"] = 3
+	p.lines["destinations.w.fake.template"] = 5
 	v := &validator{p: p}
-	v.adapter("destinations.w.webhook", &fakeBlock{}, 0)
+	v.block("destinations.w.fake", &fakeBlock{})
 	want := []string{
-		"f.yaml:3: destinations.w.webhook.url: is required",
-		"f.yaml:3: destinations.w.webhook: the block as a whole is wrong",
-		"f.yaml:5: destinations.w.webhook.template: output is not valid JSON",
+		"f.yaml:3: destinations.w.fake.url: required",
+		"f.yaml:3: destinations.w.fake: the block as a whole is wrong",
+		"f.yaml:5: destinations.w.fake.template: output is not valid JSON",
 	}
 	if got := problemLines(t, p.err()); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	// Structural problems found first: the adapter is not asked again.
 	p = newProblems("f.yaml")
-	p.at(3, "destinations.w.webhook.url", "required")
+	p.lines["destinations.w.fake"] = 3
+	p.unset["destinations.w.fake.url"] = true
 	v = &validator{p: p}
-	v.adapter("destinations.w.webhook", &fakeBlock{}, 0)
-	if len(p.list) != 1 {
-		t.Errorf("adapter ran after a structural problem: %v", p.err())
+	v.block("destinations.w.fake", &fakeBlock{})
+	want = []string{"f.yaml:3: destinations.w.fake.template: output is not valid JSON"}
+	if got := problemLines(t, p.err()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("with an unset value, errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestTypesFromTheRegistry: a type config does not know is decoded, defaulted
+// and validated through its Type alone, and "add one of …" lists the types
+// it is given.
+func TestTypesFromTheRegistry(t *testing.T) {
+	fake := destinations.Type{
+		Name:      "fake",
+		Config:    func() destinations.Block { return &fakeBlock{} },
+		RateLimit: 3,
+	}
+	types := destinations.Types{fake}
+	doc := "destinations:\n  w:\n    fake:\n      url: x\n      template: y\n      nope: 1\n  empty: {}\n"
+	_, err := Parse([]byte(doc+required), "f.yaml", env(nil), types)
+	want := []string{
+		"f.yaml:3: destinations.w.fake: the block as a whole is wrong",
+		"f.yaml:4: destinations.w.fake.url: required",
+		"f.yaml:5: destinations.w.fake.template: output is not valid JSON",
+		"f.yaml:6: destinations.w.fake.nope: unknown key",
+		"f.yaml:7: destinations.empty: no type block; add one of fake",
+	}
+	if got := problemLines(t, err); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The type's rate_limit default applies; the destination's own wins.
+	ok := destinations.Type{Name: "ok", Config: func() destinations.Block { return &okBlock{} }, RateLimit: 3}
+	doc = "destinations:\n  a:\n    ok: {url: u}\n  b:\n    ok: {}\n    rate_limit: 7\n"
+	cfg, err := Parse([]byte(doc+required), "f.yaml", env(nil), destinations.Types{ok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Destinations["a"], cfg.Destinations["b"]
+	if a.Type != "ok" || a.Block.(*okBlock).URL != "u" || a.Options.RateLimit != 3 || b.Options.RateLimit != 7 {
+		t.Errorf("a = %+v, b = %+v", a, b)
+	}
+}
+
+type okBlock struct {
+	URL string `yaml:"url"`
+}
+
+func (*okBlock) Validate() destinations.Problems { return nil }
 
 // TestAdapterValidateCalled runs the real webhook adapter's check through
 // Parse; its wording is the adapter's, the location is ours.
 func TestAdapterValidateCalled(t *testing.T) {
 	doc := "destinations:\n  w:\n    webhook:\n      url: https://example.com\n      headers: {\"bad name\": x}\n"
-	_, err := Parse([]byte(doc+required), "f.yaml", env(nil))
+	_, err := Parse([]byte(doc+required), "f.yaml", env(nil), testTypes())
 	got := problemLines(t, err)
 	if len(got) != 1 || !strings.HasPrefix(got[0], "f.yaml:5: destinations.w.webhook.headers: ") {
 		t.Errorf("errors = %q, want one at f.yaml:5: destinations.w.webhook.headers", got)

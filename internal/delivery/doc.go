@@ -77,6 +77,18 @@
 // Destinations are isolated: a slow or failing one fills only its own slots;
 // the committer, the only shared stage, never waits on a destination.
 //
+// # Several replicas (shared.go)
+//
+// On PostgreSQL several processes claim from one queue. What must hold for
+// all of them together comes from the store through SchedulerOptions, and
+// the in-memory gate of the same name stays open: the rate limit
+// (SharedRate: tokens taken before each claim, at most the free slots), the
+// circuit breaker (SharedBreaker: a permit before each claim, one probe on
+// one replica when half-open, every failure and the probe's result
+// reported after Send) and other replicas' wake-ups and pauses (Signals,
+// followed by one goroutine Run starts and Shutdown ends). None of these
+// calls is made under a lock. Without them (SQLite) nothing changes.
+//
 // # Locks
 //
 // The delivery path (plan, claim, the next ready delivery) takes only its

@@ -69,6 +69,14 @@ type SchedulerOptions struct {
 	// Owner names this process in the leases it claims (its replica name;
 	// default <hostname>-<pid>).
 	Owner string
+	// Rate, Breaker and Signals are what replicas on one database share
+	// (store/postgres): the rate limit of each destination for all of them
+	// together, its circuit breaker, and other replicas' wake-ups and
+	// pauses. Nil (SQLite, one process): rate limit and breaker in memory,
+	// and only this process's own wake-ups.
+	Rate    SharedRate
+	Breaker SharedBreaker
+	Signals Signals
 	// Accepting reports how many webhooks the accept path is serving now
 	// (nil: none). While it is at least BusyWebhooks, every destination runs
 	// fewer attempts at once (see Scheduler.slots): webhooks come first.
@@ -77,9 +85,9 @@ type SchedulerOptions struct {
 
 // BusyWebhooks is the number of webhooks being accepted at once from which
 // fan-out yields: each further BusyWebhooks divide a destination's attempts
-// in flight once more, down to one. RevenueCat answers are then never late
-// behind the backlog, which waits a little longer; a single attempt per
-// destination keeps it moving.
+// in flight once more, down to one. A burst from RevenueCat then waits
+// behind fewer Sends and completions, and the backlog a little longer; a
+// single attempt per destination keeps it moving.
 const BusyWebhooks = 8
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
@@ -106,6 +114,10 @@ type Scheduler struct {
 	rand       func(int64) int64
 	accepting  func() int
 	commits    *committer
+	rates      SharedRate
+	breakers   SharedBreaker
+	signals    Signals
+	share      shareMode
 
 	reconfigure chan struct{} // cap 1: Apply asks Run to start new workers
 	halting     chan struct{} // closed when Shutdown begins
@@ -166,6 +178,10 @@ func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 		rand:        opts.Rand,
 		accepting:   opts.Accepting,
 		commits:     newCommitter(st, opts.Logger),
+		rates:       opts.Rate,
+		breakers:    opts.Breaker,
+		signals:     opts.Signals,
+		share:       shareMode{rate: opts.Rate != nil, breaker: opts.Breaker != nil},
 		reconfigure: make(chan struct{}, 1),
 		halting:     make(chan struct{}),
 		abort:       make(chan struct{}),
@@ -200,11 +216,11 @@ func (s *Scheduler) Apply(targets []Target) {
 		t.Policy = t.Policy.effective(t.Caps)
 		keep[t.Name] = true
 		if w := s.workers[t.Name]; w != nil {
-			w.reconfigure(t, now)
+			w.reconfigure(t, now, s.share)
 			changed = append(changed, w)
 			continue
 		}
-		w := newWorker(t, now)
+		w := newWorker(t, now, s.share)
 		w.gates.pause.paused = s.paused[t.Name]
 		s.workers[t.Name] = w
 		s.metrics.setBreaker(t.Name, breakerClosed)
@@ -268,6 +284,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	go s.commits.run(base)
+	if s.signals != nil {
+		s.loops.Add(1)
+		go s.follow(workCtx)
+	}
 	s.startWorkers(workCtx)
 	for {
 		select {

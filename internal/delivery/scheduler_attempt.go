@@ -18,7 +18,9 @@ type attempt struct {
 	target     Target // adapter and policy at claim time: a reload does not change it
 	gen        uint64 // breaker generation at start
 	leaseUntil time.Time
-	abandoned  bool // guarded by Scheduler.inflightMu: shutdown released it
+	sharedGen  int64 // the shared breaker's generation at claim time
+	probe      bool  // the shared breaker's half-open probe
+	abandoned  bool  // guarded by Scheduler.inflightMu: shutdown released it
 }
 
 // finished is what the worker learns from one attempt.
@@ -49,6 +51,7 @@ func (s *Scheduler) attempt(ctx context.Context, w *worker, a *attempt) {
 
 		s.sent(w, f)
 		s.commits.submit(c, s.committed(w, a, c, f))
+		s.shareResult(ctx, w, a, f)
 		a = s.next(w)
 	}
 	w.poke() // a slot is free

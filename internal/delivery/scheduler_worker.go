@@ -38,6 +38,8 @@ type worker struct {
 	nextDue     time.Time // earliest retry this worker scheduled and has not claimed; zero: none known
 	nextPoll    time.Time // fallback: ask the store at this time even if nothing is known
 	lastFailed  bool      // the last settled attempt had a retryable failure
+	claimErrs   int       // claims failed in a row (the store is unreachable): back off
+	shared      sharedState
 	done        []finished
 }
 
@@ -45,6 +47,8 @@ type worker struct {
 type readyDelivery struct {
 	d          store.Delivery
 	leaseUntil time.Time
+	sharedGen  int64 // the shared breaker's generation at claim time
+	probe      bool  // the shared breaker's half-open probe
 }
 
 // claimAhead is how many deliveries a worker with a backlog may hold claimed
@@ -57,25 +61,36 @@ type readyDelivery struct {
 // destination claims no more than it can start.
 const claimAhead = 64
 
-func newWorker(t Target, now time.Time) *worker {
+func newWorker(t Target, now time.Time, shared shareMode) *worker {
 	w := &worker{
 		name:  t.Name,
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		dirty: true, // the queue may hold anything at start
 	}
-	w.reconfigure(t, now)
+	w.reconfigure(t, now, shared)
 	return w
 }
 
+// shareMode says which gates the store holds for every replica.
+type shareMode struct{ rate, breaker bool }
+
 // reconfigure swaps adapter and policy; breaker and rate limit keep their
-// state.
-func (w *worker) reconfigure(t Target, now time.Time) {
+// state. A gate the store shares stays open in memory.
+func (w *worker) reconfigure(t Target, now time.Time, shared shareMode) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.target = t
-	w.gates.br.configure(t.Policy.FailureThreshold, t.Policy.OpenFor)
-	w.gates.rate.configure(t.Policy.RateLimit, now)
+	threshold, rate := t.Policy.FailureThreshold, t.Policy.RateLimit
+	w.shared.rate = 0
+	if shared.breaker {
+		threshold = 0
+	}
+	if shared.rate {
+		w.shared.rate, rate = rate, 0
+	}
+	w.gates.br.configure(threshold, t.Policy.OpenFor)
+	w.gates.rate.configure(rate, now)
 	w.dirty = true
 }
 
@@ -114,6 +129,9 @@ func (w *worker) setPaused(p bool) {
 func (w *worker) breakerState() breakerState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.shared.open() {
+		return sharedBreakerState(w.shared.breaker)
+	}
 	return w.gates.br.state
 }
 
@@ -123,7 +141,7 @@ func (w *worker) state(now time.Time) string {
 	switch {
 	case w.gates.pause.paused:
 		return StatePaused
-	case w.gates.br.state != breakerClosed:
+	case w.gates.br.state != breakerClosed || w.shared.open():
 		return StateCircuitOpen
 	case w.lastFailed || w.gates.hold.held(now):
 		return StateRetrying
@@ -208,7 +226,7 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 	slots := s.slots(w)
 	held := w.inflight + w.committing + len(w.ready)
 	capacity, least := slots, 1
-	if w.more && left < 0 && w.gates.rate.unlimited() {
+	if w.more && left < 0 && w.gates.rate.unlimited() && w.shared.rate <= 0 {
 		capacity, least = slots+claimAhead, claimAhead/2
 	}
 	room := capacity - held
@@ -227,6 +245,9 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 			wake = w.nextDue
 		}
 		return workerPlan{wake: wake}
+	}
+	if now.Before(w.shared.rateWait) {
+		return workerPlan{wake: w.shared.rateWait}
 	}
 	tokens := w.gates.rate.admit(now)
 	if tokens.n == 0 {
@@ -266,6 +287,9 @@ func (s *Scheduler) slots(w *worker) int {
 // admitLocked asks the start gates and reports a breaker that moved; w.mu
 // is held.
 func (s *Scheduler) admitLocked(w *worker, now time.Time) admission {
+	if w.shared.held(now) && !w.gates.pause.paused {
+		return admission{wake: w.shared.brWait, release: true}
+	}
 	before := w.gates.br.state
 	a := w.gates.start(now)
 	s.breakerMoved(w, before)
@@ -310,7 +334,8 @@ func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int 
 // beginLocked registers one attempt of r as in flight; w.mu is held, and the
 // worker is not stopped, so Shutdown has not begun to wait for s.work.
 func (s *Scheduler) beginLocked(w *worker, r readyDelivery) *attempt {
-	a := &attempt{d: r.d, target: w.target, gen: w.gates.br.begin(), leaseUntil: r.leaseUntil}
+	a := &attempt{d: r.d, target: w.target, gen: w.gates.br.begin(), leaseUntil: r.leaseUntil,
+		sharedGen: r.sharedGen, probe: r.probe}
 	w.inflight++
 	s.work.Add(1)
 	s.inflightMu.Lock()
@@ -328,7 +353,7 @@ func (s *Scheduler) next(w *worker) *attempt {
 	now := s.clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) ||
+	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) || w.shared.held(now) ||
 		w.inflight >= s.slots(w) {
 		return nil
 	}
@@ -342,6 +367,10 @@ func (s *Scheduler) next(w *worker) *attempt {
 // ready and starts what the slots allow; the loop starts the rest as slots
 // free up.
 func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseUntil time.Time) {
+	permit, limit, ok := s.sharedGates(ctx, w, limit, now)
+	if !ok {
+		return // the gates set when to ask again; the work stays known
+	}
 	w.mu.Lock()
 	w.dirty, w.more = false, false
 	w.nextPoll = now.Add(s.poll)
@@ -352,12 +381,14 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 
 	ds, err := s.st.Claim(ctx, s.owner, w.name, now, leaseUntil, limit)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("claim deliveries", "destination", w.name, "err", err)
-		}
+		s.claimFailed(ctx, w, now, err)
 		return // the next poll tries again
 	}
+	s.claimed(w)
 	if len(ds) == 0 {
+		if permit.N == 1 {
+			s.probeUnused(ctx, w, permit, now)
+		}
 		return
 	}
 
@@ -370,8 +401,8 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 	}
 	w.more = len(ds) >= limit
 	w.gates.rate.take(now, len(ds)) // plan checked the tokens
-	for _, d := range ds {
-		w.ready = append(w.ready, readyDelivery{d: d, leaseUntil: leaseUntil})
+	for i, d := range ds {
+		w.ready = append(w.ready, readyDelivery{d: d, leaseUntil: leaseUntil, sharedGen: permit.Gen, probe: permit.N == 1 && i == 0})
 	}
 	// Attempts that ended during the claim may have opened the breaker, an
 	// operator may have paused: ask the start gates again. Ready deliveries
@@ -380,6 +411,42 @@ func (s *Scheduler) claim(ctx context.Context, w *worker, limit int, now, leaseU
 		s.startReadyLocked(ctx, w, a.n)
 	}
 	w.mu.Unlock()
+}
+
+// maxClaimBackoff bounds the wait between claims while the store fails.
+const maxClaimBackoff = 30 * time.Second
+
+// claimFailed backs the worker off while the store cannot be reached (the
+// database is down): the poll interval, doubled at every failure in a row
+// up to maxClaimBackoff. Only the first failure of a run is an error in the
+// log. A wake-up (the notifier reconnecting, say) still claims at once.
+func (s *Scheduler) claimFailed(ctx context.Context, w *worker, now time.Time, err error) {
+	w.mu.Lock()
+	w.claimErrs++
+	n := w.claimErrs
+	wait := min(s.poll<<min(n-1, 6), max(maxClaimBackoff, s.poll))
+	w.nextPoll = now.Add(wait)
+	w.dirty, w.more = false, false
+	stopped := w.stopped
+	w.mu.Unlock()
+	switch {
+	case stopped || ctx.Err() != nil:
+	case n == 1:
+		s.log.Error("claim deliveries; backing off while the store fails", "destination", w.name, "err", err)
+	default:
+		s.log.Debug("claim deliveries", "destination", w.name, "failures", n, "next_in", wait, "err", err)
+	}
+}
+
+// claimed ends a run of failed claims.
+func (s *Scheduler) claimed(w *worker) {
+	w.mu.Lock()
+	n := w.claimErrs
+	w.claimErrs = 0
+	w.mu.Unlock()
+	if n > 0 {
+		s.log.Info("claims work again", "destination", w.name, "failed_before", n)
+	}
 }
 
 func (s *Scheduler) release(ctx context.Context, destination string, ds []store.Delivery) {

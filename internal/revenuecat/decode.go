@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/rcrouter/rcrouter/internal/event"
 )
@@ -116,6 +118,7 @@ func syntaxError(b []byte) error {
 // decodeEvent fills e from the members of the event object ev.
 func decodeEvent(ev []byte, e *event.Event) error {
 	var idSeen, typeSeen bool
+	var idRaw []byte
 	it := iter{b: ev}
 	for {
 		k, v, more := it.member()
@@ -127,6 +130,7 @@ func decodeEvent(ev []byte, e *event.Event) error {
 		switch string(name) {
 		case "id":
 			idSeen = true
+			idRaw = v
 			e.ID, ok = decodeString(v)
 		case "type":
 			typeSeen = true
@@ -229,6 +233,14 @@ func decodeEvent(ev []byte, e *event.Event) error {
 		return invalid("event.id is missing")
 	case e.ID == "" || e.Extra["id"] != nil:
 		return invalid("event.id must be a non-empty string")
+	case !losslessString(idRaw):
+		// Decoding would turn each such byte or surrogate into U+FFFD, and
+		// ids that differ only there would collapse into one duplicate.
+		return invalid("event.id must be valid UTF-8 without unpaired surrogate escapes (\\ud800)")
+	case strings.IndexFunc(e.ID, unicode.IsControl) >= 0:
+		// Control characters cannot travel in the headers the id goes into
+		// (Idempotency-Key, webhook-id) nor show safely in logs.
+		return invalid("event.id must not contain control characters")
 	case !typeSeen:
 		return invalid("event.type is missing")
 	case e.Type == "" || e.Extra["type"] != nil:

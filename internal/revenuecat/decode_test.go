@@ -62,6 +62,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"id array", `{"event":{"id":["a"],"type":"T"}}`, "event.id must be a non-empty string"},
 		{"id object", `{"event":{"id":{},"type":"T"}}`, "event.id must be a non-empty string"},
 		{"id repeated badly", `{"event":{"id":"a","id":false,"type":"T"}}`, "event.id must be a non-empty string"},
+		{"id with invalid UTF-8", "{\"event\":{\"id\":\"a\xff\",\"type\":\"T\"}}", `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
+		{"id with a lone high surrogate", `{"event":{"id":"a\ud800","type":"T"}}`, `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
+		{"id with a lone low surrogate", `{"event":{"id":"a\udfff","type":"T"}}`, `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
+		{"id with a high surrogate before a non-surrogate", `{"event":{"id":"\ud800\u0041","type":"T"}}`, `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
+		{"id with reversed surrogates", `{"event":{"id":"\udc00\ud800","type":"T"}}`, `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
+		{"id with a newline escape", `{"event":{"id":"a\nb","type":"T"}}`, "event.id must not contain control characters"},
+		{"id with a NUL", `{"event":{"id":"a\u0000","type":"T"}}`, "event.id must not contain control characters"},
+		{"id with DEL", "{\"event\":{\"id\":\"a\x7f\",\"type\":\"T\"}}", "event.id must not contain control characters"},
+		{"id with a C1 control", `{"event":{"id":"a\u0085","type":"T"}}`, "event.id must not contain control characters"},
+		{"id repeated, the last one invalid", "{\"event\":{\"id\":\"a\",\"id\":\"a\xfe\",\"type\":\"T\"}}", `event.id must be valid UTF-8 without unpaired surrogate escapes (\ud800)`},
 		{"type missing", `{"event":{"id":"a"}}`, "event.type is missing"},
 		{"type empty", `{"event":{"id":"a","type":""}}`, "event.type must be a non-empty string"},
 		{"type null", `{"event":{"id":"a","type":null}}`, "event.type must be a non-empty string"},
@@ -417,5 +427,35 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeKeepsDistinctIDsDistinct: ids that are valid, with escapes,
+// surrogate pairs and non-ASCII, decode to exactly what was sent, so two
+// that differ on the wire never collapse into one.
+func TestDecodeKeepsDistinctIDsDistinct(t *testing.T) {
+	tests := []struct{ name, raw, want string }{
+		{"plain", `evt-1`, "evt-1"},
+		{"surrogate pair", `a\ud83d\ude00`, "a😀"},
+		{"literal emoji", `a😀b`, "a😀b"},
+		{"escaped quote and backslash", `a\"b\\u0041`, `a"b\u0041`},
+		{"replacement character sent on purpose", `a\ufffd`, "a\ufffd"},
+		{"non-ASCII", `évènement`, "évènement"},
+	}
+	seen := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := Decode([]byte(`{"event":{"id":"` + tt.raw + `","type":"T"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.ID != tt.want {
+				t.Errorf("id = %q, want %q", e.ID, tt.want)
+			}
+			if other, dup := seen[e.ID]; dup {
+				t.Errorf("id %q also decoded from %q", e.ID, other)
+			}
+			seen[e.ID] = tt.raw
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/testutil"
@@ -137,7 +139,33 @@ func oracle(body []byte) (*webhook, string) {
 	if err := json.Unmarshal(rawEnv["event"], &fields); err != nil {
 		return nil, "encoding/json: " + err.Error()
 	}
+	if !lossless(fields["id"], id) {
+		return nil, "event.id does not decode to what was sent (invalid UTF-8 or a lone surrogate)"
+	}
+	if strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return nil, "event.id holds a control character"
+	}
 	return &webhook{id: id, typ: typ, fields: fields}, ""
+}
+
+// lossless reports whether decoded came from raw without replacement: raw
+// is valid UTF-8 and decoded has exactly as many U+FFFD as raw spelled out,
+// literally or as \ufffd (encoding/json adds one per bad byte or surrogate).
+func lossless(raw json.RawMessage, decoded string) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	sent := bytes.Count(raw, []byte("\uFFFD"))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if i+4 < len(raw) && raw[i] == 'u' && strings.EqualFold(string(raw[i+1:i+5]), "fffd") {
+			sent++
+		}
+	}
+	return strings.Count(decoded, "\uFFFD") == sent
 }
 
 // depth counts nested arrays and objects the way maxDepth does.

@@ -172,6 +172,60 @@ func plain(s []byte) bool {
 	return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s)
 }
 
+// losslessString reports whether a JSON string token decodes without
+// replacement characters: its bytes are valid UTF-8 and every \u escape of a
+// surrogate is one half of a pair.
+func losslessString(tok []byte) bool {
+	if len(tok) < 2 || tok[0] != '"' {
+		return false
+	}
+	s := tok[1 : len(tok)-1]
+	if !utf8.Valid(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; the token is valid JSON, so it exists
+		if s[i] != 'u' {
+			continue
+		}
+		r := hex4(s[i+1 : i+5])
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false // a low half without its high half
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 >= len(s) || s[i+1] != '\\' || s[i+2] != 'u' {
+				return false
+			}
+			if lo := hex4(s[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits (json.Valid has checked them).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		default:
+			r |= rune(c - 'A' + 10)
+		}
+	}
+	return r
+}
+
 // The value decoders below take one valid JSON value. They return false when
 // the value has the wrong JSON type for the field (the caller then keeps it in
 // Event.Extra); null always decodes to the zero value.

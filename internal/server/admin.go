@@ -17,6 +17,10 @@ import (
 // heartbeat keeps idle SSE connections (and proxies) alive.
 const heartbeat = 15 * time.Second
 
+// StreamWriteTimeout is how long one SSE message may take to leave; a
+// client that does not read for that long is dropped.
+const StreamWriteTimeout = 10 * time.Second
+
 func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.GET("/destinations", s.listDestinations)
 	g.GET("/dispatches", s.listDispatches)
@@ -29,6 +33,23 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.POST("/destinations/:name/resume", s.resume)
 	g.POST("/reload", s.reload)
 	g.GET("/stream", s.stream)
+	g.GET("/replicas", s.listReplicas)
+}
+
+func (s *Server) listReplicas(c *gin.Context) {
+	if s.opts.Replicas == nil {
+		c.JSON(http.StatusNotFound, gin.H{"error": "replicas are not known to this server"})
+		return
+	}
+	rs, err := s.opts.Replicas.Replicas(c.Request.Context())
+	if err != nil {
+		apiError(c, err)
+		return
+	}
+	if rs == nil {
+		rs = []store.Replica{}
+	}
+	c.JSON(http.StatusOK, rs)
 }
 
 // apiError answers a store or backend error with the matching status.
@@ -235,14 +256,30 @@ func (s *Server) stream(c *gin.Context) {
 	defer cancel()
 	dest, eventID := c.Query("destination"), c.Query("event_id")
 	w := c.Writer
+	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
+	// send writes one message under a deadline: a client that stops reading
+	// fills its socket buffers, the write blocks, and it is dropped instead
+	// of holding the buffers (and shutdown) forever.
+	send := func(parts ...[]byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.opts.StreamWriteTimeout)); err != nil {
+			return false
+		}
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, ": connected\n\n")
-	w.Flush()
+	if !send([]byte(": connected\n\n")) {
+		return
+	}
 	tick := s.opts.Clock.NewTimer(heartbeat)
 	defer tick.Stop()
 	ctx := c.Request.Context()
@@ -251,8 +288,9 @@ func (s *Server) stream(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C():
-			io.WriteString(w, ": ping\n\n")
-			w.Flush()
+			if !send([]byte(": ping\n\n")) {
+				return
+			}
 			tick.Reset(heartbeat)
 		case d, ok := <-ch:
 			if !ok {
@@ -265,10 +303,9 @@ func (s *Server) stream(c *gin.Context) {
 			if err != nil {
 				continue
 			}
-			io.WriteString(w, "event: dispatch\nid: "+d.ID+"\ndata: ")
-			w.Write(b)
-			io.WriteString(w, "\n\n")
-			w.Flush()
+			if !send([]byte("event: dispatch\nid: "+d.ID+"\ndata: "), b, []byte("\n\n")) {
+				return
+			}
 		}
 	}
 }

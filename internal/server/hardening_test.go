@@ -39,19 +39,7 @@ func hardened(t *testing.T, s *Server, header, read time.Duration) string {
 	t.Helper()
 	s.http.ReadHeaderTimeout = header
 	s.http.ReadTimeout = read
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(l) }()
-	t.Cleanup(func() {
-		s.http.Close()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return l.Addr().String()
+	return servedServer(t, s)
 }
 
 // trickle writes head, then the bytes of tail one at a time every gap,

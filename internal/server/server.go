@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,13 @@ type Backend interface {
 	Ready(ctx context.Context) error
 }
 
+// ReplicaLister lists the replicas that share the store (GET
+// /api/v1/replicas, DESIGN §8): several on PostgreSQL, this process alone on
+// SQLite.
+type ReplicaLister interface {
+	Replicas(ctx context.Context) ([]store.Replica, error)
+}
+
 // Accepted is the answer to one accepted webhook.
 type Accepted struct {
 	Created      bool
@@ -71,20 +79,32 @@ type Settings struct {
 	AllowUnauthenticated bool
 	AdminToken           secret.Secret
 	MaxBodyBytes         int64
+	// TrustedProxies are the peers whose X-Forwarded-Proto and
+	// X-Forwarded-For are believed (server.trusted_proxies).
+	TrustedProxies []netip.Prefix
 }
 
 // Options configure a Server.
 type Options struct {
 	Listen      string
 	WebhookPath string
-	Settings    Settings
-	Backend     Backend
-	Store       store.Reader
-	Hub         *Hub
-	Logger      *slog.Logger
-	Registry    *prometheus.Registry // private registry served on /metrics
-	// Clock checks signature timestamps and paces stream heartbeats
-	// (default real time).
+	// MaxConnections caps open client connections (server.max_connections);
+	// 0 derives it from the file descriptor limit.
+	MaxConnections int
+	// PressureIdleTimeout replaces IdleTimeout past half the cap; default
+	// PressureIdleTimeout.
+	PressureIdleTimeout time.Duration
+	// StreamWriteTimeout bounds one SSE write; default StreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+	Settings           Settings
+	Backend            Backend
+	Store              store.Reader
+	Hub                *Hub
+	Replicas           ReplicaLister // nil: GET /api/v1/replicas answers 404
+	Logger             *slog.Logger
+	Registry           *prometheus.Registry // private registry served on /metrics
+	// Clock checks signature timestamps, paces stream heartbeats and times
+	// the login throttle and sessions (default real time).
 	Clock clock.Clock
 }
 
@@ -95,6 +115,9 @@ type Server struct {
 	draining atomic.Bool
 	engine   *gin.Engine
 	http     *http.Server
+	guard    *guard
+	sessions sessions
+	limit    atomic.Pointer[limiter]
 	received *prometheus.CounterVec
 }
 
@@ -112,8 +135,12 @@ func New(opts Options) *Server {
 	if opts.Hub == nil {
 		opts.Hub = NewHub()
 	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = StreamWriteTimeout
+	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, sessions: sessions{revoked: map[string]time.Time{}}}
+	s.guard = newGuard(opts.Clock.Now, opts.Logger)
 	s.SetSettings(opts.Settings)
 	s.received = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rcrouter_webhooks_received_total",
@@ -122,7 +149,7 @@ func New(opts Options) *Server {
 	opts.Registry.MustRegister(s.received)
 
 	e := gin.New()
-	e.Use(gin.Recovery())
+	e.Use(gin.Recovery(), s.reserveGuard)
 	e.HandleMethodNotAllowed = true
 	e.POST(opts.WebhookPath, s.webhook)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -152,6 +179,9 @@ func (s *Server) Backend() Backend { return s.opts.Backend }
 // Store returns the store the server reads from.
 func (s *Server) Store() store.Reader { return s.opts.Store }
 
+// Replicas returns what lists the replicas, or nil.
+func (s *Server) Replicas() ReplicaLister { return s.opts.Replicas }
+
 // Hub returns the live dispatch hub.
 func (s *Server) Hub() *Hub { return s.opts.Hub }
 
@@ -159,7 +189,7 @@ func (s *Server) Hub() *Hub { return s.opts.Hub }
 func (s *Server) Logger() *slog.Logger { return s.opts.Logger }
 
 // MountUI serves h under /ui/ (and redirects / there). Call it before Serve.
-// The UI does its own authentication with AdminAuth and the session cookie.
+// The UI does its own authentication with CheckAdmin and the session cookie.
 func (s *Server) MountUI(h http.Handler) {
 	s.engine.Any("/ui/*path", gin.WrapH(h))
 	s.engine.GET("/", func(c *gin.Context) { c.Redirect(http.StatusFound, "/ui/") })
@@ -176,9 +206,19 @@ func (s *Server) SetSettings(st Settings) {
 // Handler returns the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Serve accepts connections on l until Shutdown.
+// Serve accepts connections on l until Shutdown, under the connection cap.
+// Call it once.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	pressureIdle := s.opts.PressureIdleTimeout
+	if pressureIdle <= 0 {
+		pressureIdle = PressureIdleTimeout
+	}
+	n := maxConnections(s.opts.MaxConnections, s.opts.Logger.Warn)
+	lim := newLimiter(l, n, pressureIdle)
+	s.limit.Store(lim)
+	s.http.ConnState = lim.connState
+	s.opts.Logger.Info("connection cap", "max_connections", n, "reserve", lim.reserve)
+	err := s.http.Serve(lim)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -194,7 +234,13 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.opts.Hub.Close()
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		// Out of time: drop what is left (a stuck stream, a client that
+		// does not read) rather than hold the rest of shutdown.
+		_ = s.http.Close()
+	}
+	return err
 }
 
 func (s *Server) readyz(c *gin.Context) {

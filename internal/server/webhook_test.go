@@ -139,6 +139,10 @@ func TestWebhookStatuses(t *testing.T) {
 		{name: "event not object", body: `{"api_version":"1.0","event":[1]}`, wantCode: 400},
 		{name: "event.id missing", body: `{"event":{"type":"TEST"}}`, wantCode: 400, wantError: "event.id"},
 		{name: "event.id empty", body: `{"event":{"id":"","type":"TEST"}}`, wantCode: 400, wantError: "event.id"},
+		{name: "event.id with invalid UTF-8", body: "{\"event\":{\"id\":\"e\xff\",\"type\":\"TEST\"}}", wantCode: 400, wantError: "event.id must be valid UTF-8"},
+		{name: "event.id with a lone surrogate", body: `{"event":{"id":"e\ud800","type":"TEST"}}`, wantCode: 400, wantError: "unpaired surrogate"},
+		{name: "event.id with a surrogate pair", body: `{"event":{"id":"e\ud83d\ude00","type":"TEST"}}`, wantCode: 200, stored: true},
+		{name: "event.id with CR LF", body: `{"event":{"id":"e\r\nX-Injected: 1","type":"TEST"}}`, wantCode: 400, wantError: "control characters"},
 		{name: "event.id number", body: `{"event":{"id":12,"type":"TEST"}}`, wantCode: 400, wantError: "event.id"},
 		{name: "event.type missing", body: `{"event":{"id":"e1"}}`, wantCode: 400, wantError: "event.type"},
 		{name: "event.type null", body: `{"event":{"id":"e1","type":null}}`, wantCode: 400, wantError: "event.type"},
@@ -241,9 +245,9 @@ func TestAdminAuth(t *testing.T) {
 		{name: "bearer", method: "GET", header: map[string]string{"Authorization": "Bearer admin-token-for-tests"}, want: 200},
 		{name: "wrong bearer", method: "GET", header: map[string]string{"Authorization": "Bearer nope"}, want: 401},
 		{name: "webhook auth is not admin auth", method: "GET", header: map[string]string{"Authorization": testAuth}, want: 401},
-		{name: "session cookie GET", method: "GET", cookie: SessionValue(token), want: 200},
-		{name: "session cookie POST without CSRF", method: "POST", cookie: SessionValue(token), want: 401},
-		{name: "session cookie POST with CSRF", method: "POST", cookie: SessionValue(token), header: map[string]string{CSRFHeader: CSRFToken(token)}, want: 200},
+		{name: "session cookie GET", method: "GET", cookie: s.NewSession(), want: 200},
+		{name: "session cookie POST without CSRF", method: "POST", cookie: s.NewSession(), want: 401},
+		{name: "session cookie POST with CSRF", method: "POST", cookie: s.NewSession(), header: map[string]string{CSRFHeader: CSRFToken(token)}, want: 200},
 		{name: "forged cookie", method: "GET", cookie: "abc", want: 401},
 	}
 	for _, tt := range tests {

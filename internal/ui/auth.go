@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,10 +9,6 @@ import (
 	"github.com/rcrouter/rcrouter/internal/server"
 )
 
-// sessionMaxAge keeps the operator logged in for a month: the token is asked
-// once, and rotating admin.token ends every session anyway.
-const sessionMaxAge = 30 * 24 * time.Hour
-
 // maxFormBytes bounds the login and logout forms.
 const maxFormBytes = 16 << 10
 
@@ -22,19 +16,16 @@ const maxFormBytes = 16 << 10
 // HTML forms (fetch calls use the server.CSRFHeader header instead).
 const csrfField = "csrf_token"
 
-// sameSecret compares in constant time, also for inputs of different length
-// (subtle.ConstantTimeCompare returns early on a length mismatch, which would
-// tell an attacker the token's length).
-func sameSecret(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
-}
-
 // authed lets a GET through with a valid session (or bearer token) and sends
 // everyone else to the login page, remembering where they were going.
 func (u *ui) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !server.AdminAuth(r, u.srv.AdminToken()) {
+		ok, wait := u.srv.CheckAdmin(r)
+		if wait > 0 {
+			u.throttled(w, r, wait)
+			return
+		}
+		if !ok {
 			http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
@@ -59,8 +50,15 @@ type loginData struct {
 	Disabled bool
 }
 
+// throttled answers a client that guessed the admin token too often.
+func (u *ui) throttled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	w.Header().Set("Retry-After", server.RetryAfter(wait))
+	w.Header().Set("Cache-Control", "no-store")
+	u.fail(w, r, http.StatusTooManyRequests, "Too many wrong admin tokens. Try again in "+server.RetryAfter(wait)+" seconds.")
+}
+
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
-	if server.AdminAuth(r, u.srv.AdminToken()) {
+	if u.srv.AdminAuth(r) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
@@ -72,9 +70,8 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// login checks the submitted admin token and, when it matches, sets the
-// session cookie. The cookie value is derived from the token (see
-// server.SessionValue), so the server keeps no session state.
+// login checks the submitted admin token under the server's failure
+// throttle and, when it matches, starts a session (server.NewSession).
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -83,9 +80,14 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token := u.srv.AdminToken()
 	next := safeNext(r.PostForm.Get("next"))
-	// An empty admin token never opens the UI, whatever is typed.
-	if token == "" || !sameSecret(r.PostForm.Get("token"), token.Value()) {
-		u.log.Warn("ui login refused", "remote", r.RemoteAddr)
+	// An empty admin token never opens the UI, whatever is typed. Failures
+	// are logged in summary by the throttle, not one line each.
+	ok, wait := u.srv.CheckToken(r, r.PostForm.Get("token"))
+	if wait > 0 {
+		u.throttled(w, r, wait)
+		return
+	}
+	if !ok {
 		w.Header().Set("Cache-Control", "no-store")
 		u.render(w, r, http.StatusUnauthorized, "login", loginData{
 			base:     base{Title: "Sign in"},
@@ -97,18 +99,18 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     server.SessionCookie,
-		Value:    server.SessionValue(token),
+		Value:    u.srv.NewSession(),
 		Path:     "/", // the API under /api/v1 reads it too
-		MaxAge:   int(sessionMaxAge / time.Second),
+		MaxAge:   int(server.SessionMaxAge / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   u.srv.SecureRequest(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// logout clears the cookie. It is a POST with the CSRF token, so another
-// site cannot log the operator out.
+// logout revokes the session on the server and clears the cookie. It is a
+// POST with the CSRF token, so another site cannot log the operator out.
 func (u *ui) logout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
@@ -119,13 +121,14 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, http.StatusForbidden, "missing or invalid CSRF token; reload the page and try again")
 		return
 	}
+	u.srv.EndSession(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     server.SessionCookie,
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   u.srv.SecureRequest(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
@@ -141,13 +144,13 @@ func (u *ui) validCSRF(r *http.Request) bool {
 	if got == "" {
 		got = r.PostForm.Get(csrfField)
 	}
-	return got != "" && sameSecret(got, server.CSRFToken(token))
+	return got != "" && server.SameSecret(got, server.CSRFToken(token))
 }
 
 // csrf is the token to embed in pages for a signed-in operator.
 func (u *ui) csrf(r *http.Request) string {
 	token := u.srv.AdminToken()
-	if token == "" || !server.AdminAuth(r, token) {
+	if token == "" || !u.srv.AdminAuth(r) {
 		return ""
 	}
 	return server.CSRFToken(token)

@@ -113,3 +113,15 @@ func floatString(f *float64) string {
 	}
 	return strconv.FormatFloat(*f, 'f', -1, 64)
 }
+
+// shortSHA is the first 12 hex digits of a config hash, enough to tell
+// configs apart at a glance; the whole hash is in the cell's title.
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	if s == "" {
+		return "—"
+	}
+	return s
+}

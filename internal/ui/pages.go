@@ -72,6 +72,11 @@ func (u *ui) internal(w http.ResponseWriter, r *http.Request, err error) {
 type overviewData struct {
 	base
 	Destinations []server.DestinationStatus
+	Replicas     []store.Replica
+	// ConfigsDiffer: live replicas run different config files (a deploy
+	// half done, or a file edited on one machine only).
+	ConfigsDiffer bool
+	ReplicasError string
 }
 
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
@@ -80,7 +85,33 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		u.internal(w, r, err)
 		return
 	}
-	u.render(w, r, http.StatusOK, "overview", overviewData{base: u.base(r, "overview", "Destinations"), Destinations: ds})
+	d := overviewData{base: u.base(r, "overview", "Destinations"), Destinations: ds}
+	if l := u.srv.Replicas(); l != nil {
+		// The destinations are the page; a failed replicas read only says so.
+		if rs, err := l.Replicas(r.Context()); err != nil {
+			u.log.Warn("list replicas", "err", err)
+			d.ReplicasError = "The replicas could not be read."
+		} else {
+			d.Replicas, d.ConfigsDiffer = rs, configsDiffer(rs)
+		}
+	}
+	u.render(w, r, http.StatusOK, "overview", d)
+}
+
+// configsDiffer reports whether the live replicas run more than one config
+// (by config_sha256); replicas that stopped beating do not count.
+func configsDiffer(rs []store.Replica) bool {
+	seen := ""
+	for _, r := range rs {
+		if !r.Alive {
+			continue
+		}
+		if seen != "" && r.ConfigSHA256 != seen {
+			return true
+		}
+		seen = r.ConfigSHA256
+	}
+	return false
 }
 
 // search sends the event-id search box to the event page.

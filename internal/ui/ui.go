@@ -97,6 +97,7 @@ func parsePages(assetURL func(string) string) map[string]*template.Template {
 		"sclass":   statusClass,
 		"stclass":  stateClass,
 		"stlabel":  stateLabel,
+		"shortsha": shortSHA,
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login", "overview", "destination", "event", "error"} {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,9 +34,28 @@ const xssBody = `{"api_version":"1.0","event":{"id":"evt-xss","type":"INITIAL_PU
 	`"$email":{"value":"\"><img src=x onerror=alert(2)>","updated_at_ms":1767225011000}}}}`
 
 type fixture struct {
-	backend *fakeBackend
-	store   *fakeStore
-	handler http.Handler
+	backend  *fakeBackend
+	store    *fakeStore
+	replicas *fakeReplicas
+	handler  http.Handler
+}
+
+// fakeReplicas answers GET /api/v1/replicas and the overview's section.
+type fakeReplicas struct {
+	mu   sync.Mutex
+	list []store.Replica
+}
+
+func (f *fakeReplicas) Replicas(context.Context) ([]store.Replica, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]store.Replica(nil), f.list...), nil
+}
+
+func (f *fakeReplicas) set(rs ...store.Replica) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = rs
 }
 
 func newFixture(t *testing.T, token secret.Secret) *fixture {
@@ -46,13 +67,15 @@ func newFixture(t *testing.T, token secret.Secret) *fixture {
 			{Name: "archive", Type: "file", State: "paused"},
 			{Name: "a/b c", Type: "webhook", State: "retrying"},
 		}},
-		store: newFakeStore(),
+		store:    newFakeStore(),
+		replicas: &fakeReplicas{},
 	}
 	srv := server.New(server.Options{
 		WebhookPath: "/webhooks/revenuecat",
 		Settings:    server.Settings{AdminToken: token},
 		Backend:     f.backend,
 		Store:       f.store,
+		Replicas:    f.replicas,
 	})
 	srv.MountUI(Handler(srv))
 	f.handler = srv.Handler()
@@ -99,7 +122,7 @@ type reqOpt func(*http.Request)
 
 func withSession(token secret.Secret) reqOpt {
 	return func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: server.SessionValue(token)})
+		r.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: server.SessionValue(token, "test-session", time.Now().Unix())})
 	}
 }
 
@@ -179,8 +202,8 @@ func TestLogin(t *testing.T) {
 			if c == nil {
 				t.Fatal("no session cookie")
 			}
-			if c.Value != server.SessionValue(adminToken) {
-				t.Errorf("cookie value is not server.SessionValue(token)")
+			if page := f.do(t, http.MethodGet, "/ui/", nil, func(r *http.Request) { r.AddCookie(c) }); page.Code != http.StatusOK {
+				t.Errorf("the new session cookie does not open the UI: %d", page.Code)
 			}
 			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge <= 0 {
 				t.Errorf("cookie flags: HttpOnly=%v SameSite=%v Path=%q MaxAge=%d", c.HttpOnly, c.SameSite, c.Path, c.MaxAge)
@@ -249,7 +272,7 @@ func TestLogout(t *testing.T) {
 	}{
 		{name: "no CSRF token", form: url.Values{}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
 		{name: "wrong CSRF token", form: url.Values{csrfField: {server.CSRFToken("other")}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
-		{name: "session value as CSRF token", form: url.Values{csrfField: {server.SessionValue(adminToken)}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
+		{name: "session value as CSRF token", form: url.Values{csrfField: {server.SessionValue(adminToken, "test-session", time.Now().Unix())}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusForbidden},
 		{name: "CSRF form field", form: url.Values{csrfField: {csrf}}, opts: []reqOpt{withSession(adminToken)}, wantCode: http.StatusSeeOther},
 		{name: "CSRF header", form: url.Values{}, opts: []reqOpt{withSession(adminToken), withHeader(server.CSRFHeader, csrf)}, wantCode: http.StatusSeeOther},
 	}
@@ -417,6 +440,47 @@ func TestOverview(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %s", want)
 		}
+	}
+}
+
+func TestOverviewReplicas(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a := strings.Repeat("a", 64)
+	b := strings.Repeat("b", 64)
+	rep := func(name, sha string, alive bool) store.Replica {
+		return store.Replica{Name: name, Version: "1.2.3", StartedAt: t0, LastSeenAt: t0.Add(time.Minute), ConfigSHA256: sha, Alive: alive}
+	}
+	for _, tt := range []struct {
+		name     string
+		replicas []store.Replica
+		warn     bool
+	}{
+		{"one config", []store.Replica{rep("rc-1", a, true), rep("rc-2", a, true)}, false},
+		{"a dead replica's old config does not count", []store.Replica{rep("rc-1", a, true), rep("rc-2", b, false)}, false},
+		{"live replicas differ", []store.Replica{rep("rc-1", a, true), rep("rc-2", a, true), rep("rc-3", b, true)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, adminToken)
+			f.replicas.set(tt.replicas...)
+			w := f.do(t, http.MethodGet, "/ui/", nil, withSession(adminToken))
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d", w.Code)
+			}
+			body := w.Body.String()
+			for _, r := range tt.replicas {
+				if !strings.Contains(body, `<tr data-replica="`+r.Name+`">`) {
+					t.Errorf("overview lacks replica %s", r.Name)
+				}
+			}
+			for _, want := range []string{`<code title="` + a + `">aaaaaaaaaaaa</code>`, `<span class="state state-healthy">alive</span>`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("overview lacks %s", want)
+				}
+			}
+			if got := strings.Contains(body, "config-mismatch"); got != tt.warn {
+				t.Errorf("config mismatch warning shown: %v, want %v", got, tt.warn)
+			}
+		})
 	}
 }
 

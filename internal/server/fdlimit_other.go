@@ -1,0 +1,6 @@
+//go:build !unix
+
+package server
+
+// fdLimit is unknown on this platform.
+func fdLimit() int { return 0 }

@@ -1,0 +1,216 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// Ingest batching. On this 2-core machine PostgreSQL's own group commit did
+// not share flushes between concurrent one-event transactions (about one
+// commit per WAL flush at 8 and 32 writers, and fewer events/s than one
+// writer: BENCHMARKS.md), so concurrent webhooks are grouped here, as the
+// SQLite writer does: a few committers each take every request queued at
+// that moment (up to MaxBatch) and store them in one statement, one round
+// trip and one commit. An idle store adds no delay: a lone request is
+// committed at once.
+
+// batchSQL stores many events and their deliveries in one statement. An id
+// already stored, or being stored by a concurrent batch (of any replica),
+// is skipped by ON CONFLICT once that batch commits; RETURNING names the
+// events created. Rows go in id order, so two batches holding the same ids
+// wait for each other in one order and never deadlock. The wake-ups are
+// sent on commit only.
+const batchSQL = `WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[], $6::boolean[])
+		AS x(id, type, received_at, body, routes, settled)
+), e AS (
+	INSERT INTO events (id, type, received_at, body, routes, settled)
+	SELECT id, type, received_at, body, routes, settled FROM input ORDER BY id
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id, type, received_at
+), d AS (
+	INSERT INTO deliveries (id, event_id, event_type, destination, route, state, next_attempt_at, created_at, updated_at)
+	SELECT x.id, e.id, e.type, x.destination, x.route, 'pending', e.received_at, e.received_at, e.received_at
+	FROM unnest($7::text[], $8::text[], $9::text[], $10::text[]) AS x(event_id, id, destination, route)
+	JOIN e ON e.id = x.event_id
+	RETURNING destination
+), n AS (
+	SELECT count(pg_notify('` + chanDue + `', destination)) AS n FROM (SELECT DISTINCT destination FROM d) y
+)
+SELECT e.id FROM e, n`
+
+// ingestReq is one caller's event, copied (the caller may reuse its
+// buffers once it stops waiting).
+type ingestReq struct {
+	e        store.NewEvent
+	received time.Time
+	ids      []string // delivery ids
+	done     chan ingestResult
+}
+
+type ingestResult struct {
+	created bool
+	err     error
+}
+
+// batcher owns the committers. mu guards closed and sends on reqs: close
+// takes it exclusively, so nothing is queued after the committers drained.
+type batcher struct {
+	s        *Store
+	maxBatch int
+
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *ingestReq
+	wg     sync.WaitGroup
+
+	// onBatch, nil in production, is called with each batch's size
+	// before it is stored (tests hold the committer with it).
+	onBatch func(n int)
+}
+
+func newBatcher(s *Store, committers, maxBatch int) *batcher {
+	b := &batcher{s: s, maxBatch: maxBatch, reqs: make(chan *ingestReq, 4*maxBatch)}
+	for range committers {
+		b.wg.Add(1)
+		go b.run()
+	}
+	return b
+}
+
+// submit queues r and waits for its commit or ctx. When ctx ends first the
+// event may still be committed: the caller answers 503, RevenueCat retries,
+// and the retry is a duplicate.
+func (b *batcher) submit(ctx context.Context, r *ingestReq) (bool, error) {
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return false, store.ErrClosed
+	}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return false, ctx.Err()
+	}
+	b.mu.RUnlock()
+	select {
+	case res := <-r.done:
+		return res.created, res.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// close stops accepting and waits until every queued request is answered.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.reqs)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *batcher) run() {
+	defer b.wg.Done()
+	for first := range b.reqs {
+		batch := []*ingestReq{first}
+	drain:
+		for len(batch) < b.maxBatch {
+			select {
+			case r, ok := <-b.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		b.commit(batch)
+	}
+}
+
+// commit stores a batch. If the batch statement fails, each event is tried
+// alone, so one bad event fails only its own webhook.
+func (b *batcher) commit(batch []*ingestReq) {
+	if b.onBatch != nil {
+		b.onBatch(len(batch))
+	}
+	// Committed even when every caller gave up: a caller that timed out
+	// may have been retried already, and the retry is then a duplicate.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := b.insert(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			c, err := b.insert(ctx, []*ingestReq{r})
+			r.done <- ingestResult{created: c[r.e.ID] && err == nil, err: b.s.wrapIngest(r.e.ID, err)}
+		}
+		return
+	}
+	// The same id twice in one batch: the first queued is the one created.
+	answered := make(map[string]bool, len(batch))
+	for _, r := range batch {
+		ok := err == nil && created[r.e.ID] && !answered[r.e.ID]
+		answered[r.e.ID] = true
+		r.done <- ingestResult{created: ok, err: b.s.wrapIngest(r.e.ID, err)}
+	}
+}
+
+func (s *Store) wrapIngest(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.fail(fmt.Sprintf("ingest event %q", id), err)
+}
+
+// insert runs batchSQL for the batch and returns the ids it created.
+func (b *batcher) insert(ctx context.Context, batch []*ingestReq) (map[string]bool, error) {
+	n := len(batch)
+	ids, types, bodies, routes := make([]string, 0, n), make([]string, 0, n), make([][]byte, 0, n), make([]*string, 0, n)
+	received, settled := make([]time.Time, 0, n), make([]bool, 0, n)
+	var devents, dids, ddests, droutes []string
+	seen := make(map[string]bool, n)
+	for _, r := range batch {
+		if seen[r.e.ID] {
+			continue // a duplicate within the batch: unnest must not hold it twice
+		}
+		seen[r.e.ID] = true
+		ids, types, bodies = append(ids, r.e.ID), append(types, r.e.Type), append(bodies, r.e.Body)
+		received, settled = append(received, r.received), append(settled, len(r.e.Deliveries) == 0)
+		var rt *string
+		if r.e.Routes != nil {
+			v := string(r.e.Routes)
+			rt = &v
+		}
+		routes = append(routes, rt)
+		for i, d := range r.e.Deliveries {
+			devents, dids = append(devents, r.e.ID), append(dids, r.ids[i])
+			ddests, droutes = append(ddests, d.Destination), append(droutes, d.Route)
+		}
+	}
+	rows, err := b.s.pool.Query(ctx, batchSQL, ids, types, received, bodies, routes, settled, devents, dids, ddests, droutes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	created := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		created[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return created, nil
+}

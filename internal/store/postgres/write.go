@@ -1,0 +1,558 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rcrouter/rcrouter/internal/store"
+)
+
+// Notification channels. Payloads: a destination name on chanDue; a sign
+// and a destination on chanPaused; "<replica>\n<id>,<id>…" on chanDispatch
+// (records can exceed NOTIFY's 8000 bytes, so listeners read them by id).
+const (
+	chanDue      = "rcrouter_due"
+	chanDispatch = "rcrouter_dispatch"
+	chanPaused   = "rcrouter_paused" // "+<destination>" paused, "-<destination>" resumed
+)
+
+// Ingest stores e and its deliveries in the next group commit (ingest.go):
+// committed, and flushed with the server's synchronous_commit, before it
+// returns. The same id stored by another replica at the same moment is
+// resolved by the primary key: exactly one of them creates it.
+func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
+	if err := s.usable(); err != nil {
+		return false, err
+	}
+	if err := e.Check(); err != nil {
+		return false, err
+	}
+	received := e.ReceivedAt
+	if received.IsZero() {
+		received = s.now()
+	}
+	r := &ingestReq{
+		e: store.NewEvent{ID: e.ID, Type: e.Type, Body: append([]byte{}, e.Body...), // never nil: NOT NULL
+			Deliveries: append([]store.NewDelivery(nil), e.Deliveries...)},
+		received: ms(received),
+		ids:      make([]string, len(e.Deliveries)),
+		done:     make(chan ingestResult, 1),
+	}
+	if e.Routes != nil {
+		r.e.Routes = append([]byte{}, e.Routes...)
+	}
+	for i := range r.ids {
+		r.ids[i] = s.ids.New()
+	}
+	return s.ingest.submit(ctx, r)
+}
+
+const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.state, d.attempts, d.tries,
+	d.next_attempt_at, d.created_at, d.updated_at, d.delivered_at, d.last_error`
+
+// claimSQL leases the oldest due rows of one destination in one statement.
+// SKIP LOCKED: rows another replica is claiming right now are passed over,
+// never waited for, so concurrent claims get disjoint sets. The lease token
+// comes from a sequence: unique per claim, so even the same owner claiming
+// again after its lease expired fences its older attempt.
+const claimSQL = `WITH c AS (
+	SELECT id, due_at FROM deliveries
+	WHERE destination = $1 AND due_at <= $2
+	ORDER BY due_at, id
+	LIMIT $3
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET state = 'running', lease_until = $4, updated_at = $2,
+	lease_owner = $5, lease_token = nextval('lease_tokens')
+FROM c, events e
+WHERE d.id = c.id AND e.id = d.event_id
+RETURNING ` + deliveryCols + `, e.body, c.due_at, d.lease_token`
+
+// Claim leases up to limit due deliveries of destination to owner until
+// leaseUntil. A lease has expired at leaseUntil: from that instant another
+// claim may take the row, and that claim's new token fences the old holder.
+func (s *Store) Claim(ctx context.Context, owner, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	if !leaseUntil.After(now) {
+		return nil, fmt.Errorf("claim %s: lease end %v is not after now %v", destination, leaseUntil, now)
+	}
+	if owner == "" {
+		return nil, fmt.Errorf("claim %s: empty owner", destination)
+	}
+	until := ms(leaseUntil)
+	rows, err := s.pool.Query(ctx, claimSQL, destination, ms(now), limit, until, owner)
+	if err != nil {
+		return nil, s.fail("claim "+destination, err)
+	}
+	type claimed struct {
+		d   store.Delivery
+		due time.Time
+	}
+	var cs []claimed
+	for rows.Next() {
+		var c claimed
+		var token int64
+		dst := append(deliveryDest(&c.d), &c.d.Body, &c.due, &token)
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return nil, s.fail("claim "+destination, err)
+		}
+		fixDelivery(&c.d)
+		c.d.Lease = store.Lease{DeliveryID: c.d.ID, Owner: owner, Token: strconv.FormatInt(token, 10), Until: until}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("claim "+destination, err)
+	}
+	// RETURNING has no order: oldest due first, as the claim chose them.
+	slices.SortFunc(cs, func(a, b claimed) int {
+		if c := a.due.Compare(b.due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.d.ID, b.d.ID)
+	})
+	out := make([]store.Delivery, len(cs))
+	for i := range cs {
+		out[i] = cs[i].d
+	}
+	return out, nil
+}
+
+// token parses a lease token; ok is false for one this store never issued
+// (which then holds nothing).
+func token(t string) (int64, bool) {
+	n, err := strconv.ParseInt(t, 10, 64)
+	return n, err == nil
+}
+
+// deliveryDest lists the scan targets of deliveryCols.
+func deliveryDest(d *store.Delivery) []any {
+	return []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts, &d.Tries,
+		&d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt, &d.LastError}
+}
+
+// fixDelivery returns the times of a scanned delivery in UTC.
+func fixDelivery(d *store.Delivery) {
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = utc(d.NextAttemptAt), utc(d.CreatedAt), utc(d.UpdatedAt)
+	d.DeliveredAt = utcPtr(d.DeliveredAt)
+}
+
+// head is what a write needs to know of a delivery.
+type head struct {
+	eventID, eventType, destination, route string
+	state                                  store.State
+	token                                  *int64 // the lease's, while one holds the row
+	owner                                  string // the lease's owner, while one holds the row
+}
+
+// lockHeads takes the events of the given deliveries FOR NO KEY UPDATE, in
+// id order, before their deliveries are read and written. Two replicas
+// completing the two deliveries of one event therefore run one after the
+// other, and the second's settled flag sees the first's result (READ
+// COMMITTED: each statement after the lock reads what committed before it).
+// It returns the current heads of the deliveries, locked too.
+func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id IN (
+		SELECT event_id FROM deliveries WHERE id = ANY($1)) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token,
+		COALESCE(lease_owner, '') FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return nil, err
+	}
+	heads := make(map[string]head, len(ids))
+	for rows.Next() {
+		var id string
+		var h head
+		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		heads[id] = h
+	}
+	return heads, rows.Err()
+}
+
+const settleSQL = `UPDATE events e SET settled = NOT EXISTS (
+	SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))
+	WHERE e.id = ANY($1)`
+
+// Complete records attempts and new states in one transaction for the
+// whole slice. A completion applies only while its token still holds the
+// delivery (fencing): the row's lease_token is set by each claim and cleared
+// by completion and release, and the row is locked while it is compared, so
+// a completion racing a takeover either lands before the new claim or is
+// refused. The refused ones write nothing; the others commit, and the error
+// is a *store.LeaseLostError naming the refused ones.
+func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	now := s.now()
+	ids := make([]string, 0, len(cs))
+	for i := range cs {
+		if err := cs[i].Check(); err != nil {
+			return err
+		}
+		ids = append(ids, cs[i].DeliveryID)
+	}
+	var lost []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		heads, err := lockHeads(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, ok := heads[id]; !ok {
+				return fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
+			}
+		}
+		b := &pgx.Batch{}
+		events := map[string]bool{}
+		var published []string
+		lost = lost[:0]
+		for i := range cs {
+			c := &cs[i]
+			cur := heads[c.DeliveryID]
+			if tok, ok := token(c.LeaseToken); !ok || cur.token == nil || *cur.token != tok {
+				lost = append(lost, c.DeliveryID)
+				continue
+			}
+			cur.token = nil // spent: a second completion in this slice is lost too
+			heads[c.DeliveryID] = cur
+			finished := c.FinishedAt
+			if finished.IsZero() {
+				finished = now
+			}
+			var next *time.Time
+			if c.State == store.Retrying {
+				n := ms(c.NextAttemptAt)
+				next = &n
+			}
+			b.Queue(`UPDATE deliveries SET state = $1, attempts = attempts + $2, tries = tries + 1,
+				next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4, lease_until = NULL,
+				lease_owner = NULL, lease_token = NULL, updated_at = $5,
+				delivered_at = CASE WHEN $1 = 'delivered' THEN $5::timestamptz END
+				WHERE id = $6`, string(c.State), len(c.Dispatches), next, c.LastError, ms(finished), c.DeliveryID)
+			events[cur.eventID] = true
+			if c.State == store.Retrying || c.State == store.Dead {
+				// A late completion must not replace a newer error.
+				b.Queue(`INSERT INTO destination_state (name, last_error, last_error_at) VALUES ($1, $2, $3)
+					ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
+					WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`,
+					cur.destination, c.LastError, ms(finished))
+			}
+			for j := range c.Dispatches {
+				d := &c.Dispatches[j]
+				// In place: the caller publishes the record with them.
+				if d.ID == "" {
+					d.ID = s.ids.New()
+				}
+				if d.Replica == "" {
+					d.Replica = cur.owner
+				}
+				req, err := json.Marshal(d.Request)
+				if err != nil {
+					return fmt.Errorf("delivery %q: encode request: %w", c.DeliveryID, err)
+				}
+				resp, err := json.Marshal(d.Response)
+				if err != nil {
+					return fmt.Errorf("delivery %q: encode response: %w", c.DeliveryID, err)
+				}
+				var next *time.Time
+				if d.NextAttemptAt != nil {
+					n := ms(*d.NextAttemptAt)
+					next = &n
+				}
+				b.Queue(`INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route,
+					attempt, status, request, response, duration_ms, created_at, next_attempt_at, replica)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+					d.ID, c.DeliveryID, or(d.EventID, cur.eventID), or(d.EventType, cur.eventType),
+					or(d.Destination, cur.destination), or(d.Route, cur.route), d.Attempt, d.Status,
+					string(req), string(resp), d.DurationMs, ms(d.CreatedAt), next, d.Replica)
+				published = append(published, d.ID)
+			}
+		}
+		if len(events) > 0 {
+			b.Queue(settleSQL, keys(events))
+		}
+		queueDispatchNotices(b, s.replica, published)
+		if b.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return s.fail("complete", err)
+	}
+	if len(lost) > 0 {
+		return &store.LeaseLostError{DeliveryIDs: lost}
+	}
+	return nil
+}
+
+// queueDispatchNotices announces new dispatch records to every replica's
+// feed, in payloads under NOTIFY's 8000-byte limit.
+func queueDispatchNotices(b *pgx.Batch, replica string, ids []string) {
+	const max = 7000
+	var sb strings.Builder
+	flush := func() {
+		if sb.Len() > 0 {
+			b.Queue(`SELECT pg_notify('`+chanDispatch+`', $1)`, replica+"\n"+sb.String())
+			sb.Reset()
+		}
+	}
+	for _, id := range ids {
+		if sb.Len()+len(id)+1 > max {
+			flush()
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(id)
+	}
+	flush()
+}
+
+func or(v, fallback string) string {
+	if v == "" {
+		return fallback
+	}
+	return v
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Release makes the given leased deliveries Pending and due at now
+// (shutdown, or claims the engine will not start), each only while its
+// token still holds it: another claim's work is left alone. There is no
+// "release everything": several replicas never release each other's work;
+// expired leases are the reaper's (ReapExpired).
+func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(leases))
+	toks := make([]int64, 0, len(leases))
+	for _, l := range leases {
+		if t, ok := token(l.Token); ok {
+			ids, toks = append(ids, l.DeliveryID), append(toks, t)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `WITH r AS (
+			UPDATE deliveries d SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
+				lease_owner = NULL, lease_token = NULL, updated_at = $1
+			FROM unnest($2::text[], $3::bigint[]) AS l(id, token)
+			WHERE d.id = l.id AND d.lease_token = l.token
+			RETURNING d.destination)
+		SELECT pg_notify('`+chanDue+`', destination) FROM (SELECT DISTINCT destination FROM r) x`, ms(now), ids, toks)
+	if err != nil {
+		return s.fail("release", err)
+	}
+	return nil
+}
+
+// Retry makes one delivery Pending and due at now, keeping its attempts.
+func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	at := ms(now)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		heads, err := lockHeads(ctx, tx, []string{deliveryID})
+		if err != nil {
+			return err
+		}
+		cur, ok := heads[deliveryID]
+		if !ok {
+			return fmt.Errorf("delivery %q: %w", deliveryID, store.ErrNotFound)
+		}
+		if cur.state == store.Running {
+			return fmt.Errorf("delivery %q is running: %w", deliveryID, store.ErrConflict)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
+			lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $1 WHERE id = $2`, at, deliveryID)
+		b.Queue(`UPDATE events SET settled = false WHERE id = $1`, cur.eventID)
+		b.Queue(`SELECT pg_notify('`+chanDue+`', $1)`, cur.destination)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return s.fail("retry", err)
+	}
+	return nil
+}
+
+// replayWhere selects the deliveries a ReplayFilter names, a range of
+// deliveries_state.
+const replayWhere = `destination = $1 AND state = $2 AND created_at >= $3 AND created_at < $4 AND ($5 = '' OR event_type = $5)`
+
+// Replay makes the matching deliveries Pending and due at now, in one
+// transaction.
+func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time, dryRun bool) (int, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	f, err := f.Normalize()
+	if err != nil {
+		return 0, err
+	}
+	// Unbounded ends are the widest timestamptz values.
+	since, until := pgMinTime, pgMaxTime
+	if !f.Since.IsZero() {
+		since = ms(f.Since)
+	}
+	if !f.Until.IsZero() {
+		until = ms(f.Until)
+	}
+	args := []any{f.Destination, string(f.Status), since, until, f.EventType}
+	if dryRun {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE `+replayWhere, args...).Scan(&n); err != nil {
+			return 0, s.fail("replay "+f.Destination, err)
+		}
+		return n, nil
+	}
+	var n int64
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Events first, as every writer of deliveries' states does.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE `+
+			replayWhere+`) ORDER BY id FOR NO KEY UPDATE`, args...); err != nil {
+			return err
+		}
+		if f.Status == store.Delivered || f.Status == store.Skipped {
+			if _, err := tx.Exec(ctx, `UPDATE events SET settled = false
+				WHERE id IN (SELECT event_id FROM deliveries WHERE `+replayWhere+`)`, args...); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = $6,
+			lease_until = NULL, lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $6
+			WHERE `+replayWhere, append(args, ms(now))...)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if n > 0 {
+			_, err = tx.Exec(ctx, `SELECT pg_notify('`+chanDue+`', $1)`, f.Destination)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, s.fail("replay "+f.Destination, err)
+	}
+	return int(n), nil
+}
+
+// The bounds of an open Replay range, inside timestamptz's range.
+var (
+	pgMinTime = time.Date(-4000, 1, 1, 0, 0, 0, 0, time.UTC)
+	pgMaxTime = time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// SetPaused persists the paused flag of a destination, for every replica.
+func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if destination == "" {
+		return errors.New("set paused: empty destination")
+	}
+	sign := "+"
+	if !paused {
+		sign = "-"
+	}
+	// One batch, one transaction: the flag and its notices commit together.
+	// Resuming also wakes the destination: its backlog is due on every
+	// replica at once.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO destination_state (name, paused) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused)
+		b.Queue(`SELECT pg_notify('`+chanPaused+`', $1)`, sign+destination)
+		if !paused {
+			b.Queue(`SELECT pg_notify('`+chanDue+`', $1)`, destination)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return s.fail("set paused "+destination, err)
+	}
+	return nil
+}
+
+// Purge deletes, oldest first, at most limit dispatch records created
+// before before, and at most limit settled events received before before
+// with their deliveries. It returns the rows deleted; a caller loops until 0.
+func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, fmt.Errorf("purge: limit %d must be positive", limit)
+	}
+	at := ms(before)
+	var total int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		total = 0
+		tag, err := tx.Exec(ctx, `DELETE FROM dispatches WHERE id IN (
+			SELECT id FROM dispatches WHERE created_at < $1 ORDER BY created_at, id LIMIT $2)`, at, limit)
+		if err != nil {
+			return fmt.Errorf("dispatches: %w", err)
+		}
+		total += tag.RowsAffected()
+		// SKIP LOCKED: an event a writer holds is being retried or was just
+		// settled; the next purge sees it.
+		rows, err := tx.Query(ctx, `SELECT id FROM events WHERE settled AND received_at < $1
+			ORDER BY received_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, at, limit)
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ANY($1)`, `DELETE FROM events WHERE id = ANY($1)`} {
+			tag, err := tx.Exec(ctx, q, ids)
+			if err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			total += tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.fail("purge", err)
+	}
+	return int(total), nil
+}
