@@ -28,7 +28,7 @@ import (
 //     counter and last success.
 //   - dispatches: one index per list filter, each ending in (created_at, id)
 //     so a filtered page is an ordered range scan; (destination, status,
-//     created_at) counts failures for Stats.
+//     created_at) of failed attempts only counts failures for Stats.
 //   - events_received (received_at, id): Events without a user, newest
 //     first (the event list and the route backtest's window).
 //   - event_users (user_id, received_at, event_id), the table itself: a
@@ -163,6 +163,17 @@ INSERT OR IGNORE INTO event_transactions (transaction_id, received_at, event_id)
 		SELECT json_extract(b, '$.event.original_transaction_id'), received_at, id FROM v3_bodies
 	) WHERE typeof(x) = 'text' AND x != '';
 DROP TABLE v3_bodies;
+`,
+	// 4: cheaper dispatch records, the writer's main work per delivery.
+	// A record whose request body is its event's own bytes (webhook body
+	// raw) stores a flag instead of a copy: about 1.7 KB less to insert and
+	// to write to the WAL; Purge keeps such an event until those records
+	// are gone. dispatches_failed holds failed attempts only, the rows its
+	// one query (Stats) counts, so a delivered record updates one index less.
+	`
+ALTER TABLE dispatches ADD COLUMN request_body_event INTEGER NOT NULL DEFAULT 0;
+DROP INDEX dispatches_failed;
+CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) WHERE status IN ('retrying', 'dead');
 `,
 }
 
