@@ -362,7 +362,14 @@ func TestReloadDuringDelivery(t *testing.T) {
 	}
 	write := func(cfg string) {
 		t.Helper()
-		if err := os.WriteFile(h.cfg, []byte(configHead()+cfg), 0o600); err != nil {
+		// Written aside and renamed, as editors and config tools do: the
+		// directory watcher must never read a half-written file, whatever
+		// the fake clock does to its debounce.
+		tmp := h.cfg + ".tmp"
+		if err := os.WriteFile(tmp, []byte(configHead()+cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, h.cfg); err != nil {
 			t.Fatal(err)
 		}
 		var res map[string]any
