@@ -65,6 +65,7 @@ func (b *bench) backlogDrain(ctx context.Context) error {
 	}
 	got := sinkTotal(s.sinks)
 	drain := time.Since(started)
+	cpu := p.cpu() // the child's CPU time since it started: the whole drain
 	peak, _, err := p.memory()
 	if err != nil {
 		return err
@@ -92,8 +93,9 @@ func (b *bench) backlogDrain(ctx context.Context) error {
 	if got < want {
 		status = fmt.Sprintf("NOT drained (%d of %d)", got, want)
 	}
-	b.printf("%s in %s: %.0f deliveries/s overall, %s from 10%% to 90%%; peak RSS (VmHWM) %.0f MB; loadavg %s → %s\n",
-		status, drain.Round(time.Millisecond), float64(got)/drain.Seconds(), steady, float64(peak)/(1<<20), la, loadavg())
+	b.printf("%s in %s: %.0f deliveries/s overall, %s from 10%% to 90%%; rcrouter CPU %s per delivery; peak RSS (VmHWM) %.0f MB; loadavg %s → %s\n",
+		status, drain.Round(time.Millisecond), float64(got)/drain.Seconds(), steady, us(cpu/time.Duration(max(got, 1))),
+		float64(peak)/(1<<20), la, loadavg())
 	return nil
 }
 

@@ -16,11 +16,12 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rcrouter/rcrouter/internal/app"
+	"github.com/rcrouter/rcrouter/internal/event"
 	"github.com/rcrouter/rcrouter/internal/revenuecat"
 )
 
-// child runs one server under test: "rcbench -child baseline|rcrouter
-// [-config PATH] [-cpuprofile PATH]". It listens on 127.0.0.1, prints
+// child runs one server under test: "rcbench -child baseline|fanbase|rcrouter
+// [-config PATH] [-sink URL]... [-concurrency N] [-cpuprofile PATH]". It listens on 127.0.0.1, prints
 // "LISTEN <addr>" on stdout, and stops when its stdin ends: when the parent
 // closes it, or when the parent dies.
 func child(args []string, stderr io.Writer) int {
@@ -33,6 +34,9 @@ func child(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", "", "rcrouter config file")
 	profile := fs.String("cpuprofile", "", "write a CPU profile here")
+	var sinks sinkList
+	fs.Var(&sinks, "sink", "fanbase: a sink URL to post every event to (repeatable)")
+	concurrency := fs.Int("concurrency", 4, "fanbase: senders per sink")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -65,6 +69,8 @@ func child(args []string, stderr io.Writer) int {
 	switch kind {
 	case "baseline":
 		err = serveBaseline(ctx, l)
+	case "fanbase":
+		err = serveFanBaseline(ctx, l, sinks, max(*concurrency, 1), stderr)
 	case "rcrouter":
 		err = serveRcrouter(ctx, l, *cfg, log)
 	default:
@@ -101,6 +107,15 @@ func serveRcrouter(ctx context.Context, l net.Listener, cfg string, log *slog.Lo
 // normalization rcrouter does) and answering 200 with a small JSON body like
 // rcrouter's. No authorization check, no routing, no store, no fan-out.
 func serveBaseline(ctx context.Context, l net.Listener) error {
+	return serveGin(ctx, l, func(c *gin.Context, ev *event.Event) {
+		c.JSON(http.StatusOK, gin.H{"status": "accepted", "event_id": ev.ID, "destinations": []string{}})
+	})
+}
+
+// serveGin serves webhooks on l as the baselines do, until ctx ends: gin and
+// net/http configured as rcrouter's server, the body read under the same
+// size limit and decoded with revenuecat.Decode; accept answers the event.
+func serveGin(ctx context.Context, l net.Listener, accept func(c *gin.Context, ev *event.Event)) error {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.POST(webhookPath, func(c *gin.Context) {
@@ -114,7 +129,7 @@ func serveBaseline(ctx context.Context, l net.Listener) error {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "accepted", "event_id": ev.ID, "destinations": []string{}})
+		accept(c, ev)
 	})
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 120 * time.Second}
 	announce(l)

@@ -1,10 +1,11 @@
 // Command rcbench measures rcrouter on this machine: durable ingest against a
-// minimal in-memory baseline, end-to-end fan-out, the drain of a large
-// backlog, Segment batching, and rcrouter's peak memory. Every server it
-// talks to runs on 127.0.0.1; every run is bounded in time and count and
-// stops by itself. See BENCHMARKS.md for how to read the numbers.
+// minimal in-memory baseline, end-to-end fan-out against a bare send loop
+// with no store (the fan-out baseline), the drain of a large backlog,
+// Segment batching, and rcrouter's peak memory. Every server it talks to
+// runs on 127.0.0.1; every run is bounded in time and count and stops by
+// itself. See BENCHMARKS.md for how to read the numbers.
 //
-// The server under test (the baseline or rcrouter) runs as a child process
+// The server under test (a baseline or rcrouter) runs as a child process
 // of this binary (rcbench -child …), so its peak RSS and CPU time are its
 // own and not the load generator's; the sinks and the fake Segment run in
 // this process.

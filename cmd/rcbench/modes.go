@@ -232,13 +232,18 @@ func (b *bench) ingest(ctx context.Context) error {
 			}
 		}
 	}
+	b.printRatio("ratio rcrouter/baseline", "req/s", rc, base)
+	return nil
+}
+
+// printRatio prints the mean ratio of rc to base and each round's.
+func (b *bench) printRatio(what, unit string, rc, base []float64) {
 	mb, mr := mean(base), mean(rc)
-	b.printf("ratio rcrouter/baseline: %.2f (mean %.0f / %.0f req/s; per round:", mr/mb, mr, mb)
+	b.printf("%s: %.2f (mean %.0f / %.0f %s; per round:", what, mr/mb, mr, mb, unit)
 	for i := range rc {
 		b.printf(" %.2f", rc[i]/base[i])
 	}
 	b.printf(")\n")
-	return nil
 }
 
 func (b *bench) row(round int, st runStats) {
@@ -281,32 +286,96 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// fanout measures end-to-end deliveries: rcrouter ingests under the same load
-// while it delivers every event to three webhook destinations; after the
-// window it waits until the sinks have received every accepted event.
+// defaultConcurrency is rcrouter's default per-destination concurrency
+// (config defaults.concurrency), which the fan-out baseline copies when
+// -concurrency is not given.
+const defaultConcurrency = 4
+
+// setupFanBaseline is the fan-out baseline child with n sinks of its own.
+func (b *bench) setupFanBaseline(n int) (*server, func(), error) {
+	s := &server{kind: "fanbase", perEvent: n}
+	cleanup := func() {
+		for _, k := range s.sinks {
+			k.close()
+		}
+	}
+	conc := b.f.concurrency
+	if conc <= 0 {
+		conc = defaultConcurrency
+	}
+	s.args = []string{"-concurrency", fmt.Sprint(conc)}
+	for range n {
+		k, err := startSink(webhookSink, "/hook")
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		s.sinks = append(s.sinks, k)
+		s.args = append(s.args, "-sink", k.url)
+	}
+	return s, cleanup, nil
+}
+
+// fanout measures end-to-end deliveries, A B A B: the fan-out baseline (A:
+// the same sinks, bodies and concurrency, sent by a bare loop with no store)
+// and rcrouter (B), each ingesting under the same load while it delivers
+// every event to the same number of webhook sinks. After each window it
+// waits until the sinks have received every accepted event. The figure is
+// rcrouter's deliveries/s in the window as a ratio to the baseline's.
 func (b *bench) fanout(ctx context.Context) error {
-	b.printf("\n## fanout: one event → %d webhook destinations, %d connections, concurrency %s\n", max(b.f.dests, 1), b.f.conns, b.concurrencyName())
-	s, cleanup, err := b.setupRcrouter("fanout", webhookSink, "/hook", max(b.f.dests, 1), webhookBlock, max(b.f.dests, 1))
-	if err != nil {
-		return err
+	n := max(b.f.dests, 1)
+	b.printf("\n## fanout: fan-out baseline (A: bare send loop, no store) vs rcrouter (B), one event → %d webhook destinations, %d connections, concurrency %s, %d rounds\n",
+		n, b.f.conns, b.concurrencyName(), b.f.rounds)
+	b.printf("%-5s %-9s %9s %8s %8s %9s %9s %8s %10s %-22s %8s %s\n",
+		"round", "server", "req/s", "p50", "p99", "deliv/s", "cpu/deliv", "cpu%", "behind", "after the load", "peakRSS", "loadavg start → end")
+	var base, rc []float64
+	for round := 1; round <= b.f.rounds; round++ {
+		for _, kind := range []string{"fanbase", "rcrouter"} {
+			var s *server
+			var cleanup func()
+			var err error
+			if kind == "fanbase" {
+				s, cleanup, err = b.setupFanBaseline(n)
+			} else {
+				s, cleanup, err = b.setupRcrouter("fanout", webhookSink, "/hook", n, webhookBlock, n)
+			}
+			if err != nil {
+				return err
+			}
+			st, err := b.drive(ctx, s, newTag(), 0, true)
+			cleanup()
+			if err != nil {
+				return err
+			}
+			rate := b.fanRow(round, s, st)
+			if kind == "fanbase" {
+				base = append(base, rate)
+			} else {
+				rc = append(rc, rate)
+			}
+		}
 	}
-	defer cleanup()
-	st, err := b.drive(ctx, s, newTag(), 0, true)
-	if err != nil {
-		return err
-	}
+	b.printRatio("ratio rcrouter/fan-out baseline, deliveries in the window", "/s", rc, base)
+	return nil
+}
+
+// fanRow prints one fan-out run and returns its deliveries/s in the window.
+func (b *bench) fanRow(round int, s *server, st runStats) float64 {
 	r := st.res
 	total := r.accepted * int64(s.perEvent)
-	b.printf("ingest %.0f req/s (p50 %s, p99 %s); deliveries in the window %.0f/s; rcrouter CPU in the window %s per request, %.0f%% of a core; accepted %d events (%d deliveries)\n",
-		r.rate(), ms(r.hist.quantile(0.5)), ms(r.hist.quantile(0.99)), float64(st.delivered)/r.elapsed.Seconds(),
-		us(st.cpu/time.Duration(max(r.ok, 1))), 100*st.cpu.Seconds()/r.elapsed.Seconds(), r.accepted, total)
-	status := "drained"
+	rate := float64(st.delivered) / r.elapsed.Seconds()
+	status := "drained in " + st.drain.Round(time.Millisecond).String()
 	if !st.drained {
-		status = fmt.Sprintf("NOT drained (%d of %d received)", st.receivedAfterRun, total)
+		status = fmt.Sprintf("NOT drained (%d/%d)", st.receivedAfterRun, total)
 	}
-	b.printf("queue behind at the window's end: %d deliveries; after the load: %s in %s; peak RSS %.0f MB; loadavg %s → %s\n",
-		max(total-st.atWindowEnd, 0), status, st.drain.Round(time.Millisecond), float64(st.peakRSS)/(1<<20), st.loadStart, st.loadEnd)
-	return nil
+	b.printf("%-5d %-9s %9.0f %8s %8s %9.0f %9s %7.0f%% %10d %-22s %7.0fM %s → %s\n",
+		round, st.kind, r.rate(), ms(r.hist.quantile(0.5)), ms(r.hist.quantile(0.99)), rate,
+		us(st.cpu/time.Duration(max(st.delivered, 1))), 100*st.cpu.Seconds()/r.elapsed.Seconds(),
+		max(total-st.atWindowEnd, 0), status, float64(st.peakRSS)/(1<<20), st.loadStart, st.loadEnd)
+	if r.failed > 0 {
+		b.printf("      first error: %s\n", r.firstErr)
+	}
+	return rate
 }
 
 // segment measures Segment batching: one Segment destination pointed at a

@@ -80,6 +80,9 @@ type App struct {
 	// decisions are reused routing results: Route allocates one per event
 	// (50 routes: 2.3 KB), RouteInto into a pooled one does not.
 	decisions sync.Pool
+	// accepting counts the webhooks in Accept: the scheduler yields while
+	// it is high (delivery.BusyWebhooks).
+	accepting atomic.Int64
 	reloadMu  sync.Mutex
 	reload    atomic.Pointer[ReloadStatus]
 
@@ -134,6 +137,7 @@ func New(opts Options) (*App, error) {
 		Decode:     revenuecat.Decode,
 		OnDispatch: a.hub.Publish,
 		Owner:      a.replica,
+		Accepting:  func() int { return int(a.accepting.Load()) },
 	}
 	if pg, ok := st.(*postgres.Store); ok {
 		// Replicas share the rate limits, breakers and pauses, and hear each
@@ -398,6 +402,8 @@ func (a *App) purge(ctx context.Context) {
 
 // Accept implements server.Backend: route, store durably, wake the workers.
 func (a *App) Accept(ctx context.Context, e *event.Event) (server.Accepted, error) {
+	a.accepting.Add(1)
+	defer a.accepting.Add(-1)
 	rt := a.cur.Load()
 	dec, _ := a.decisions.Get().(*router.Decision)
 	if dec == nil {

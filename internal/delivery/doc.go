@@ -60,7 +60,9 @@
 //
 // # What is bounded
 //
-//   - Attempts in flight: Policy.Concurrency per destination.
+//   - Attempts in flight: Policy.Concurrency per destination, fewer while
+//     the accept path is busy (SchedulerOptions.Accepting, BusyWebhooks):
+//     webhooks come first, the backlog waits.
 //   - Claimed, not started (the ready queue): Concurrency plus claimAhead
 //     (64), and only while the last claim came back full, the breaker is
 //     closed and there is no rate limit; otherwise no more than can start.

@@ -77,7 +77,18 @@ type SchedulerOptions struct {
 	Rate    SharedRate
 	Breaker SharedBreaker
 	Signals Signals
+	// Accepting reports how many webhooks the accept path is serving now
+	// (nil: none). While it is at least BusyWebhooks, every destination runs
+	// fewer attempts at once (see Scheduler.slots): webhooks come first.
+	Accepting func() int
 }
+
+// BusyWebhooks is the number of webhooks being accepted at once from which
+// fan-out yields: each further BusyWebhooks divide a destination's attempts
+// in flight once more, down to one. RevenueCat answers are then never late
+// behind the backlog, which waits a little longer; a single attempt per
+// destination keeps it moving.
+const BusyWebhooks = 8
 
 // Scheduler delivers queued deliveries: one worker per destination claims due
 // deliveries from the store, asks its gates (pause, hold, breaker, rate limit), calls
@@ -101,6 +112,7 @@ type Scheduler struct {
 	onDispatch func(store.Dispatch)
 	poll       time.Duration
 	rand       func(int64) int64
+	accepting  func() int
 	commits    *committer
 	rates      SharedRate
 	breakers   SharedBreaker
@@ -164,6 +176,7 @@ func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 		onDispatch:  opts.OnDispatch,
 		poll:        opts.PollInterval,
 		rand:        opts.Rand,
+		accepting:   opts.Accepting,
 		commits:     newCommitter(st, opts.Logger),
 		rates:       opts.Rate,
 		breakers:    opts.Breaker,

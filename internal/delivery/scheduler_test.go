@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -864,3 +865,43 @@ func TestDeliveryKey(t *testing.T) {
 
 // schedKeyVector is printf 'evt_1\0segment' | sha256sum | cut -c1-32.
 const schedKeyVector = "b0bfa34e73f78e24e32cab7601b04daa"
+
+// TestSchedYieldsToWebhooks: while the accept path is busy, a destination
+// runs fewer attempts at once (SchedulerOptions.Accepting), and still
+// delivers everything.
+func TestSchedYieldsToWebhooks(t *testing.T) {
+	tests := []struct {
+		name      string
+		accepting int
+		want      int // attempts in flight with Concurrency 4
+	}{
+		{"idle", 0, 4},
+		{"below the threshold", BusyWebhooks - 1, 4},
+		{"busy", BusyWebhooks, 2},
+		{"very busy", 4 * BusyWebhooks, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newSchedHarness(t, func(o *SchedulerOptions) { o.Accepting = func() int { return tt.accepting } })
+			const n = 6
+			for i := range n {
+				h.st.add("d"+strconv.Itoa(i), "a", schedT0)
+			}
+			g := newGatedDest()
+			h.start(schedTarget("a", g, Policy{Concurrency: 4}))
+			w := h.s.workers["a"]
+			w.mu.Lock()
+			inflight := w.inflight
+			w.mu.Unlock()
+			if inflight != tt.want {
+				t.Fatalf("attempts in flight = %d, want %d", inflight, tt.want)
+			}
+			for range n {
+				g.next(t).reply <- okResult()
+			}
+			for i := range n {
+				h.st.waitState(t, "d"+strconv.Itoa(i), store.Delivered)
+			}
+		})
+	}
+}

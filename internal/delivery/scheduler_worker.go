@@ -223,13 +223,14 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 		return workerPlan{wake: idle} // the probe started; its result pokes us
 	}
 	pol := w.target.Policy
+	slots := s.slots(w)
 	held := w.inflight + w.committing + len(w.ready)
-	capacity, least := pol.Concurrency, 1
+	capacity, least := slots, 1
 	if w.more && left < 0 && w.gates.rate.unlimited() && w.shared.rate <= 0 {
-		capacity, least = pol.Concurrency+claimAhead, claimAhead/2
+		capacity, least = slots+claimAhead, claimAhead/2
 	}
 	room := capacity - held
-	if free := pol.Concurrency - w.inflight - len(w.ready); room <= 0 || (room < least && free <= 0) {
+	if free := slots - w.inflight - len(w.ready); room <= 0 || (room < least && free <= 0) {
 		return workerPlan{wake: idle} // a finishing attempt pokes us
 	}
 	limit := room
@@ -256,14 +257,31 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 		limit = min(limit, tokens.n)
 	}
 	// The lease covers the wait of the last claimed delivery behind the
-	// ready ones: one Send per slot per round, plus its own Send.
-	waiting := len(w.ready) + limit - max(pol.Concurrency-w.inflight, 0)
+	// ready ones: one Send per slot per round, plus its own Send. Each round
+	// is a full Send budget, far longer than a Send that succeeds, so slots
+	// that shrink after the claim still fit in it.
+	waiting := len(w.ready) + limit - max(slots-w.inflight, 0)
 	rounds := 0
 	if waiting > 0 {
-		rounds = (waiting + pol.Concurrency - 1) / pol.Concurrency
+		rounds = (waiting + slots - 1) / slots
 	}
 	lease := now.Add(pol.lease() + time.Duration(rounds)*pol.sendBudget())
 	return workerPlan{limit: limit, lease: lease}
+}
+
+// slots is how many attempts w may have in flight now: its Concurrency,
+// divided by 1 + accepting/BusyWebhooks while the accept path is busy, and
+// at least one. Under CPU pressure a webhook then waits behind fewer Sends
+// and fewer completions; the ready queue and its leases are unchanged.
+func (s *Scheduler) slots(w *worker) int {
+	c := w.target.Policy.Concurrency
+	if s.accepting == nil {
+		return c
+	}
+	if q := s.accepting(); q >= BusyWebhooks {
+		c = max(1, c/(1+q/BusyWebhooks))
+	}
+	return c
 }
 
 // admitLocked asks the start gates and reports a breaker that moved; w.mu
@@ -296,7 +314,8 @@ func (w *worker) takeReady() []store.Delivery {
 // breaker permits (n: -1 no limit, else how many). It returns what is left of
 // n. w.mu is held.
 func (s *Scheduler) startReadyLocked(ctx context.Context, w *worker, n int) int {
-	for len(w.ready) > 0 && n != 0 && w.inflight < w.target.Policy.Concurrency {
+	slots := s.slots(w)
+	for len(w.ready) > 0 && n != 0 && w.inflight < slots {
 		r := w.ready[0]
 		w.ready[0] = readyDelivery{}
 		w.ready = w.ready[1:]
@@ -335,7 +354,7 @@ func (s *Scheduler) next(w *worker) *attempt {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) || w.shared.held(now) ||
-		w.inflight >= w.target.Policy.Concurrency {
+		w.inflight >= s.slots(w) {
 		return nil
 	}
 	r := w.ready[0]

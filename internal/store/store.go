@@ -62,8 +62,9 @@ var (
 
 // SchemaVersion is the schema version of this build: Migrate brings a
 // database to it. Version 1 is the schema of the first release; 2 adds the
-// owner and token of a delivery's lease, and the replica of a dispatch record.
-const SchemaVersion = 2
+// owner and token of a delivery's lease, and the replica of a dispatch record;
+// 3 lets a dispatch record refer to its event's body instead of copying it.
+const SchemaVersion = 3
 
 // State is the state of a delivery in the queue.
 type State string

@@ -20,11 +20,12 @@ const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.
 // scanDeliveries reads and closes rows of deliveryCols, plus the event body
 // when withBody.
 func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
-	return scanDeliveriesN(rows, withBody, 0)
+	return scanDeliveriesN(rows, withBody, 0, nil)
 }
 
-// scanDeliveriesN is scanDeliveries reading at most max rows (0: all).
-func scanDeliveriesN(rows *sql.Rows, withBody bool, max int) ([]store.Delivery, error) {
+// scanDeliveriesN is scanDeliveries keeping at most max rows (0: all), and
+// only those skip (when set) does not refuse.
+func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string) bool) ([]store.Delivery, error) {
 	defer rows.Close()
 	var out []store.Delivery
 	if max > 0 {
@@ -41,6 +42,9 @@ func scanDeliveriesN(rows *sql.Rows, withBody bool, max int) ([]store.Delivery, 
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
+		}
+		if skip != nil && skip(d.ID) {
+			continue
 		}
 		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMs(next), fromMs(created), fromMs(updated)
 		d.DeliveredAt = nullMs(delivered)
@@ -88,6 +92,7 @@ func (s *Store) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if len(ds) == 0 {
 		return store.Delivery{}, fmt.Errorf("delivery %q: %w", id, store.ErrNotFound)
 	}
+	s.leases.overlay(ds)
 	return ds[0], nil
 }
 
@@ -105,23 +110,31 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.De
 	if err != nil {
 		return nil, fmt.Errorf("deliveries of event %q: %w", eventID, err)
 	}
+	s.leases.overlay(ds)
 	return ds, nil
 }
 
+// dispatchCols reads a record; a request body stored as a reference
+// (request_body_event) is its event's body, read by primary key.
 const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, replica, attempt, status,
-	request, response, duration_ms, created_at, next_attempt_at`
+	request, response, duration_ms, created_at, next_attempt_at,
+	CASE WHEN request_body_event = 1 THEN (SELECT body FROM events WHERE events.id = dispatches.event_id) END`
 
 func scanDispatch(sc interface{ Scan(...any) error }) (store.Dispatch, error) {
 	var d store.Dispatch
 	var req, resp string
 	var created int64
 	var next sql.NullInt64
+	var eventBody []byte
 	if err := sc.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Replica, &d.Attempt,
-		&d.Status, &req, &resp, &d.DurationMs, &created, &next); err != nil {
+		&d.Status, &req, &resp, &d.DurationMs, &created, &next, &eventBody); err != nil {
 		return d, err
 	}
 	if err := json.Unmarshal([]byte(req), &d.Request); err != nil {
 		return d, fmt.Errorf("decode request of dispatch %s: %w", d.ID, err)
+	}
+	if eventBody != nil {
+		d.Request.Body = string(eventBody)
 	}
 	if err := json.Unmarshal([]byte(resp), &d.Response); err != nil {
 		return d, fmt.Errorf("decode response of dispatch %s: %w", d.ID, err)

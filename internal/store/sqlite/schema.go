@@ -28,7 +28,7 @@ import (
 //     counter and last success.
 //   - dispatches: one index per list filter, each ending in (created_at, id)
 //     so a filtered page is an ordered range scan; (destination, status,
-//     created_at) counts failures for Stats.
+//     created_at) of failed attempts only counts failures for Stats.
 var migrations = []string{
 	`
 CREATE TABLE events (
@@ -114,6 +114,17 @@ CREATE TABLE heartbeat (
 ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
 ALTER TABLE deliveries ADD COLUMN lease_token TEXT;
 ALTER TABLE dispatches ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+`,
+	// 3: cheaper dispatch records, the writer's main work per delivery.
+	// A record whose request body is its event's own bytes (webhook body
+	// raw) stores a flag instead of a copy: about 1.7 KB less to insert and
+	// to write to the WAL; Purge keeps such an event until those records
+	// are gone. dispatches_failed holds failed attempts only, the rows its
+	// one query (Stats) counts, so a delivered record updates one index less.
+	`
+ALTER TABLE dispatches ADD COLUMN request_body_event INTEGER NOT NULL DEFAULT 0;
+DROP INDEX dispatches_failed;
+CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) WHERE status IN ('retrying', 'dead');
 `,
 }
 

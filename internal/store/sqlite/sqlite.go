@@ -16,13 +16,14 @@
 //
 // # Leases
 //
-// A claim writes its owner and a fresh token into the same row update that
-// marks the delivery running, so fencing costs no extra write; Complete
-// reads the token with the row it reads anyway. One process owns the file,
-// so whatever was running when the previous process died is its own lost
-// work: the app calls ReleaseAll at start-up (DESIGN §9), which the shared
-// store.Queue does not offer because with several replicas it would take
-// live replicas' work.
+// Leases live in memory (leases.go): a claim writes nothing, and Complete
+// finds the lease and the row's fields it needs there, so a delivery costs
+// the writer one row update and its dispatch records. One process owns the
+// file, so whatever was running when the previous process died is its own
+// lost work and is due again by itself: on disk it never stopped being
+// pending (DESIGN §9). ReleaseAll remains for running rows that builds
+// before this one wrote; the shared store.Queue does not offer it because
+// with several replicas it would take live replicas' work.
 //
 // # Migrations
 //
@@ -91,6 +92,8 @@ type Store struct {
 	wdb *sql.DB // one connection, used only by the writer goroutine
 	w   *writer
 	cp  *checkpointer
+	// leases is w.leases, which readers overlay on the rows they return.
+	leases *leaseTable
 
 	// sendMu guards closed and sends on reqs and bg: Close takes it
 	// exclusively, so no request is queued after the writer has drained the
@@ -235,6 +238,7 @@ func Open(path string, opts Options) (*Store, error) {
 		wdb:        wdb,
 		w:          w,
 		cp:         cp,
+		leases:     w.leases,
 		reqs:       make(chan *request, opts.QueueSize),
 		bg:         make(chan *request, opts.QueueSize),
 		writerDone: make(chan struct{}),

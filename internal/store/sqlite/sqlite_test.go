@@ -17,6 +17,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	dest "github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/storetest"
 )
@@ -360,18 +361,26 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if p, err := s.Paused(ctx); err != nil || !p["b"] {
 		t.Fatalf("Paused = %v, %v; want b", p, err)
 	}
-	// Start-up of a single process: what was in flight is due at once.
-	if n, err := s.ReleaseAll(ctx, t0.Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("ReleaseAll = %d, %v; want 1", n, err)
+	// Start-up of a single process: leases lived in the process that
+	// closed, so what was in flight is due at once, with nothing to release.
+	if d, err := s.Delivery(ctx, inflight[0].ID); err != nil || d.State != store.Pending {
+		t.Fatalf("in-flight delivery after reopening = %+v, %v; want pending", d, err)
+	}
+	if n, err := s.ReleaseAll(ctx, t0.Add(time.Second)); err != nil || n != 0 {
+		t.Fatalf("ReleaseAll = %d, %v; want 0", n, err)
+	}
+	// The dead process's lease is gone: its late completion is refused,
+	// before and after another claim.
+	late := []store.Completion{{DeliveryID: inflight[0].ID, LeaseToken: inflight[0].Lease.Token, State: store.Delivered}}
+	if err := s.Complete(ctx, late); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete of a lease from the closed store: err = %v, want ErrLeaseLost", err)
 	}
 	got, err := s.Claim(ctx, "p2", "b", t0.Add(time.Second), t0.Add(time.Minute), 10)
 	if err != nil || len(got) != 1 {
-		t.Fatalf("Claim after ReleaseAll = %d rows, %v; want 1", len(got), err)
+		t.Fatalf("Claim after reopening = %d rows, %v; want 1", len(got), err)
 	}
-	// The dead process's lease is gone: its late completion is refused.
-	err = s.Complete(ctx, []store.Completion{{DeliveryID: inflight[0].ID, LeaseToken: inflight[0].Lease.Token, State: store.Delivered}})
-	if !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("Complete of a lease from before ReleaseAll: err = %v, want ErrLeaseLost", err)
+	if err := s.Complete(ctx, late); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Complete of a lease from the closed store after a new claim: err = %v, want ErrLeaseLost", err)
 	}
 }
 
@@ -563,5 +572,66 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("plan sorts or scans:\n%s", all)
 			}
 		})
+	}
+}
+
+// TestDispatchBodyIsTheEvents: a request that sent the event's own bytes is
+// stored as a reference to them and read back whole; another body is stored
+// as it is; Purge keeps the event while a record refers to its body.
+func TestDispatchBodyIsTheEvents(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "rc.db"), Options{})
+	e := newEvent("evt-1", "raw", "templated")
+	if _, err := s.Ingest(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, destination, body string
+		ref                     bool // stored as a reference
+	}{
+		{"raw body", "raw", string(e.Body), true},
+		{"another body", "templated", `{"text":"renewal"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := s.Claim(ctx, "p1", tt.destination, t0, t0.Add(time.Minute), 1)
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("Claim = %v, %v", ds, err)
+			}
+			rec := store.Dispatch{Attempt: 1, Status: "delivered", CreatedAt: t0.Add(48 * time.Hour),
+				Request: dest.Request{Method: "POST", URL: "http://127.0.0.1/hook", Body: tt.body}}
+			cs := []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: store.Delivered, FinishedAt: t0,
+				Dispatches: []store.Dispatch{rec}}}
+			if err := s.Complete(ctx, cs); err != nil {
+				t.Fatal(err)
+			}
+			id := cs[0].Dispatches[0].ID
+			got, err := s.Dispatch(ctx, id)
+			if err != nil || got.Request.Body != tt.body || got.Request.Method != "POST" {
+				t.Fatalf("Dispatch = %+v, %v; want request body %q", got.Request, err, tt.body)
+			}
+			var ref bool
+			var stored string
+			if err := s.rdb.QueryRowContext(ctx, `SELECT request_body_event, request FROM dispatches WHERE id = ?`, id).Scan(&ref, &stored); err != nil {
+				t.Fatal(err)
+			}
+			if ref != tt.ref || (tt.ref && strings.Contains(stored, "evt-1")) {
+				t.Fatalf("stored request_body_event = %v, request %s; want reference %v", ref, stored, tt.ref)
+			}
+		})
+	}
+	// Every delivery is final and the event is old, but the raw record
+	// (created two days after it) still needs its body.
+	if _, err := s.Purge(ctx, t0.Add(24*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Event(ctx, "evt-1"); err != nil {
+		t.Fatalf("event purged while a dispatch record refers to its body: %v", err)
+	}
+	if _, err := s.Purge(ctx, t0.Add(72*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Event(ctx, "evt-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("event after its records aged out: err = %v, want ErrNotFound", err)
 	}
 }

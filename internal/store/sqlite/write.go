@@ -77,10 +77,12 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	return created, nil
 }
 
-// Claim leases up to limit due deliveries of destination to owner. A lease
-// has expired at leaseUntil: from that instant another Claim may take the
-// row. One token serves every row of a call: it is unique to the call, so
-// each claim of a row still gets its own.
+// Claim leases up to limit due deliveries of destination to owner. The
+// leases live in memory (leaseTable): a claim reads and writes nothing on
+// disk but the due rows it reads, and skips the rows whose lease has not
+// ended. A lease has expired at leaseUntil: from that instant another Claim
+// may take the row. One token serves every row of a call: it is unique to
+// the call, so each claim of a row still gets its own.
 func (s *Store) Claim(ctx context.Context, owner, destination string, now, leaseUntil time.Time, limit int) ([]store.Delivery, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -96,17 +98,17 @@ func (s *Store) Claim(ctx context.Context, owner, destination string, now, lease
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
-		ds, err := scanDeliveriesN(rows, true, limit)
+		ds, err := scanDeliveriesN(rows, true, limit, func(id string) bool { return s.leases.live(id, nowMs) })
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
 		for i := range ds {
-			if _, err := w.st.claimUpd.ExecContext(w.ctx, leaseMs, nowMs, owner, token, ds[i].ID); err != nil {
-				return fmt.Errorf("claim %s: lease %s: %w", destination, ds[i].ID, err)
-			}
-			ds[i].State = store.Running
-			ds[i].UpdatedAt = fromMs(nowMs)
-			ds[i].Lease = store.Lease{DeliveryID: ds[i].ID, Owner: owner, Token: token, Until: fromMs(leaseMs)}
+			d := &ds[i]
+			s.leases.put(d.ID, &heldLease{owner: owner, token: token, until: leaseMs, claimedAt: nowMs, body: d.Body,
+				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route})
+			d.State = store.Running
+			d.UpdatedAt = fromMs(nowMs)
+			d.Lease = store.Lease{DeliveryID: d.ID, Owner: owner, Token: token, Until: fromMs(leaseMs)}
 		}
 		out = ds
 		return nil
@@ -133,6 +135,7 @@ type dispatchRow struct {
 	attempt                                             int
 	status                                              string
 	request, response                                   string
+	bodyIsEvent                                         bool // request stored without its body, which is the event's
 	durationMs, createdAt                               int64
 	next                                                sql.NullInt64
 }
@@ -161,6 +164,11 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			finished = now
 		}
 		r := completion{deliveryID: c.DeliveryID, token: c.LeaseToken, state: c.State, lastError: c.LastError, finished: ms(finished)}
+		// The claim's body, to store a request that sent it as a reference.
+		var claimed *heldLease
+		if l := s.leases.get(c.DeliveryID); l != nil && l.token == c.LeaseToken {
+			claimed = l
+		}
 		if c.State == store.Retrying {
 			r.next = sql.NullInt64{Int64: ms(c.NextAttemptAt), Valid: true}
 		}
@@ -169,7 +177,13 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			if d.ID == "" {
 				d.ID = s.ids.New() // in place: the caller publishes the record with it
 			}
-			req, err := json.Marshal(d.Request)
+			rq := d.Request
+			bodyIsEvent := claimed != nil && rq.Body != "" && rq.Body == string(claimed.body) &&
+				(d.EventID == "" || d.EventID == claimed.eventID)
+			if bodyIsEvent {
+				rq.Body = ""
+			}
+			req, err := json.Marshal(rq)
 			if err != nil {
 				return fmt.Errorf("complete delivery %q: encode request: %w", c.DeliveryID, err)
 			}
@@ -179,7 +193,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			}
 			dr := dispatchRow{
 				id: d.ID, eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route, replica: d.Replica,
-				attempt: d.Attempt, status: d.Status, request: string(req), response: string(resp),
+				attempt: d.Attempt, status: d.Status, request: string(req), response: string(resp), bodyIsEvent: bodyIsEvent,
 				durationMs: d.DurationMs, createdAt: ms(d.CreatedAt),
 			}
 			if d.NextAttemptAt != nil {
@@ -206,32 +220,33 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 
 // complete applies rows and returns the deliveries whose lease was lost.
 func (w *writer) complete(rows []completion) (lost []string, err error) {
-	// Read every delivery first: an unknown id rejects the call before
-	// anything is written. The heads are kept, and updated as completions
-	// apply, instead of read again: one index lookup per completion, and a
-	// second completion of one lease in this slice finds it spent.
-	heads := make(map[string]*deliveryHead, len(rows))
+	// An unknown id rejects the call before anything is written. A leased
+	// delivery is known; only the others are looked up.
 	for _, r := range rows {
-		if heads[r.deliveryID] != nil {
+		if w.leases.get(r.deliveryID) != nil {
 			continue
 		}
-		h, err := w.delivery(r.deliveryID)
-		if err != nil {
+		if _, err := w.delivery(r.deliveryID); err != nil {
 			return nil, err
 		}
-		heads[r.deliveryID] = &h
 	}
 	for _, r := range rows {
-		cur := heads[r.deliveryID]
-		if cur.state != store.Running || !cur.token.Valid || cur.token.String != r.token {
+		// Taking the lease spends it: a second completion of one lease in
+		// this slice, like any other stale one, finds it gone.
+		cur := w.leases.take(r.deliveryID, r.token)
+		if cur == nil {
 			lost = append(lost, r.deliveryID)
 			continue
 		}
 		if _, err := w.st.completeUpd.ExecContext(w.ctx, string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, r.deliveryID); err != nil {
 			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
 		}
-		if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
-			return nil, fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
+		// Only a delivered or skipped delivery can settle its event: any
+		// other state leaves it unsettled, as it was while this one was due.
+		if r.state == store.Delivered || r.state == store.Skipped {
+			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
+				return nil, fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
+			}
 		}
 		if r.state == store.Retrying || r.state == store.Dead {
 			if _, err := w.st.setLastError.ExecContext(w.ctx, cur.destination, r.lastError, r.finished); err != nil {
@@ -241,13 +256,12 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 		for _, d := range r.dispatches {
 			_, err := w.st.insDispatch.ExecContext(w.ctx, d.id, r.deliveryID,
 				or(d.eventID, cur.eventID), or(d.eventType, cur.eventType), or(d.destination, cur.destination), or(d.route, cur.route),
-				or(d.replica, cur.owner.String),
-				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next)
+				or(d.replica, cur.owner),
+				d.attempt, d.status, d.request, d.response, d.durationMs, d.createdAt, d.next, d.bodyIsEvent)
 			if err != nil {
 				return nil, fmt.Errorf("complete delivery %q: dispatch %s: %w", r.deliveryID, d.id, err)
 			}
 		}
-		cur.state, cur.owner, cur.token = r.state, sql.NullString{}, sql.NullString{} // what the row holds now
 	}
 	return lost, nil
 }
@@ -292,7 +306,10 @@ func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time
 	}
 	return s.doBackground(ctx, func(w *writer) error {
 		for _, h := range hs {
-			if _, err := w.st.releaseOne.ExecContext(w.ctx, at, h.id, h.token); err != nil {
+			if w.leases.take(h.id, h.token) == nil {
+				continue // another claim's, or finished
+			}
+			if _, err := w.st.releaseOne.ExecContext(w.ctx, at, h.id); err != nil {
 				return fmt.Errorf("release %s: %w", h.id, err)
 			}
 		}
@@ -302,11 +319,19 @@ func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time
 
 // ReleaseAll makes every Running delivery Pending and due at now, whoever
 // holds it, and returns how many. It is for start-up only: one process owns
-// the file, so what is running then was left by a process that died.
+// the file, so what is running then was left by a process that died. The
+// leases of this build live in memory and die with it; what ReleaseAll
+// finds on disk are the running rows that builds leasing on disk left.
 func (s *Store) ReleaseAll(ctx context.Context, now time.Time) (int, error) {
 	at := ms(now)
 	var n int64
 	err := s.doBackground(ctx, func(w *writer) error {
+		mem := w.leases.drain()
+		for _, id := range mem {
+			if _, err := w.st.releaseOne.ExecContext(w.ctx, at, id); err != nil {
+				return fmt.Errorf("release all: %s: %w", id, err)
+			}
+		}
 		res, err := w.st.releaseAll.ExecContext(w.ctx, at)
 		if err != nil {
 			return fmt.Errorf("release all: %w", err)
@@ -315,6 +340,7 @@ func (s *Store) ReleaseAll(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return fmt.Errorf("release all: %w", err)
 		}
+		n += int64(len(mem))
 		return nil
 	})
 	if err != nil {
@@ -331,7 +357,7 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 		if err != nil {
 			return err
 		}
-		if cur.state == store.Running {
+		if cur.state == store.Running || w.leases.get(deliveryID) != nil {
 			return reject(fmt.Errorf("delivery %q is running: %w", deliveryID, store.ErrConflict))
 		}
 		if _, err := w.st.retryUpd.ExecContext(w.ctx, at, deliveryID); err != nil {
@@ -430,8 +456,12 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 }
 
 // purgeEventsSQL reads only settled events (events_settled), so old events
-// that still hold work (a large dead backlog) cost nothing.
-const purgeEventsSQL = `SELECT id FROM events WHERE settled = 1 AND received_at < ? ORDER BY received_at LIMIT ?`
+// that still hold work (a large dead backlog) cost nothing. An event whose
+// body a kept dispatch record refers to (request_body_event) stays until
+// that record ages out; the check is one seek of dispatches_event.
+const purgeEventsSQL = `SELECT id FROM events WHERE settled = 1 AND received_at < ?
+	AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = events.id AND request_body_event = 1)
+	ORDER BY received_at LIMIT ?`
 
 // Purge deletes, oldest first, at most limit dispatch records created before
 // before, and at most limit events received before before whose deliveries

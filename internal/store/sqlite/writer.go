@@ -241,16 +241,17 @@ const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending'
 type writer struct {
 	// ctx is never cancelled: one caller giving up must not cut off a
 	// statement that serves the whole batch.
-	ctx  context.Context
-	conn *sql.Conn
-	st   stmts
+	ctx    context.Context
+	conn   *sql.Conn
+	st     stmts
+	leases *leaseTable
 }
 
 type stmts struct {
 	begin, commit, rollback *sql.Stmt
 	insEvent, insDelivery   *sql.Stmt
 	settle                  *sql.Stmt
-	claimSel, claimUpd      *sql.Stmt
+	claimSel                *sql.Stmt
 	getDelivery             *sql.Stmt
 	completeUpd             *sql.Stmt
 	insDispatch             *sql.Stmt
@@ -262,7 +263,7 @@ type stmts struct {
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{ctx: ctx, conn: conn}
+	w := &writer{ctx: ctx, conn: conn, leases: newLeaseTable()}
 	prep := []struct {
 		dst **sql.Stmt
 		sql string
@@ -272,14 +273,15 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.rollback, `ROLLBACK`},
 		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
-		// Recomputed rather than counted, so it cannot drift.
-		{&w.st.settle, `UPDATE events SET settled = NOT EXISTS (
-			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped')) WHERE id = ?1`},
+		// Recomputed rather than counted, so it cannot drift. It runs when a
+		// delivery becomes delivered or skipped, and so finds the event
+		// unsettled (that delivery was not final); only the last one writes
+		// the event row, the others read.
+		{&w.st.settle, `UPDATE events SET settled = 1 WHERE id = ?1 AND settled = 0 AND NOT EXISTS (
+			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},
-		{&w.st.claimUpd, `UPDATE deliveries SET state = 'running', lease_until = ?, updated_at = ?, lease_owner = ?, lease_token = ?
-			WHERE id = ?`},
 		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_owner, lease_token FROM deliveries WHERE id = ?`},
 		{&w.st.completeUpd, `UPDATE deliveries SET
 			state = ?1,
@@ -294,14 +296,14 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
 			WHERE id = ?6`},
 		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route, replica,
-			attempt, status, request, response, duration_ms, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			attempt, status, request, response, duration_ms, created_at, next_attempt_at, request_body_event)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		// A late completion must not replace a newer error.
 		{&w.st.setLastError, `INSERT INTO destination_state (name, last_error, last_error_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
 			WHERE destination_state.last_error_at IS NULL OR excluded.last_error_at >= destination_state.last_error_at`},
 		{&w.st.releaseOne, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
-			lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE id = ?2 AND state = 'running' AND lease_token = ?3`},
+			lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE id = ?2`},
 		{&w.st.releaseAll, releaseAllSQL},
 		{&w.st.retryUpd, `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
 			delivered_at = NULL, updated_at = ?1 WHERE id = ?2`},
