@@ -1,7 +1,9 @@
 // Command rcbench measures rcrouter on this machine: durable ingest against a
 // minimal in-memory baseline, end-to-end fan-out against a bare send loop
 // with no store (the fan-out baseline), the drain of a large backlog,
-// Segment batching, and rcrouter's peak memory. Every server it talks to
+// Segment batching, rcrouter's peak memory, and its stores side by side
+// (SQLite, PostgreSQL with one and with several replicas, each replica its
+// own child on a fresh database, with PostgreSQL's CPU). Every server it talks to
 // runs on 127.0.0.1; every run is bounded in time and count and stops by
 // itself. See BENCHMARKS.md for how to read the numbers.
 //

@@ -28,31 +28,35 @@ func (b *bench) stores(ctx context.Context) error {
 	sums := make([]sum, len(specs))
 	tag := newTag()
 	var next uint64
-	drive := func(s *server) (runStats, error) {
+	// run sets up one server (nil spec: the baseline), drives it and
+	// removes it.
+	run := func(spec *storeSpec) (runStats, error) {
+		var s *server
+		var cleanup func()
+		var err error
+		if spec == nil {
+			s, cleanup, err = b.setupBaseline()
+		} else {
+			b.store = *spec
+			s, cleanup, err = b.setupRcrouter("stores", webhookSink, "/hook", b.f.dests, webhookBlock, b.f.dests)
+		}
+		if err != nil {
+			return runStats{}, err
+		}
+		defer cleanup()
 		st, err := b.drive(ctx, s, tag, next, false)
 		next += st.res.sent
 		return st, err
 	}
 	for round := 1; round <= b.f.rounds; round++ {
-		s, cleanup, err := b.setupBaseline()
-		if err != nil {
-			return err
-		}
-		st, err := drive(s)
-		cleanup()
+		st, err := run(nil)
 		if err != nil {
 			return err
 		}
 		base := st.res.rate()
 		b.storeRow(round, st, base)
-		for i, spec := range specs {
-			b.store = spec
-			s, cleanup, err := b.setupRcrouter("stores", webhookSink, "/hook", b.f.dests, webhookBlock, b.f.dests)
-			if err != nil {
-				return err
-			}
-			st, err := drive(s)
-			cleanup()
+		for i := range specs {
+			st, err := run(&specs[i])
 			if err != nil {
 				return err
 			}
