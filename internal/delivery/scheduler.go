@@ -85,9 +85,9 @@ type SchedulerOptions struct {
 
 // BusyWebhooks is the number of webhooks being accepted at once from which
 // fan-out yields: each further BusyWebhooks divide a destination's attempts
-// in flight once more, down to one. RevenueCat answers are then never late
-// behind the backlog, which waits a little longer; a single attempt per
-// destination keeps it moving.
+// in flight once more, down to one. A burst from RevenueCat then waits
+// behind fewer Sends and completions, and the backlog a little longer; a
+// single attempt per destination keeps it moving.
 const BusyWebhooks = 8
 
 // Scheduler delivers queued deliveries: one worker per destination claims due

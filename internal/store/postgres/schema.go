@@ -135,11 +135,10 @@ ALTER TABLE destination_state
 	ADD COLUMN breaker_until    timestamptz,
 	ADD COLUMN breaker_gen      bigint NOT NULL DEFAULT 0;
 `,
-	// 3: SQLite's version 3 makes dispatch records cheaper to write. Of it
-	// PostgreSQL takes the index part: dispatches_failed holds failed
-	// attempts only, the rows Stats counts, so a delivered record updates
-	// one index less. Bodies are still copied: the body reference is
-	// SQLite's writer's own saving.
+	// 3: dispatches_failed holds failed attempts only, the rows its one
+	// query (Stats) counts, so a delivered record updates one index less;
+	// as SQLite's version 3, whose other part (a dispatch record's request
+	// body stored as a reference to its event's) is SQLite's own.
 	`
 DROP INDEX dispatches_failed;
 CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) WHERE status IN ('retrying', 'dead');
