@@ -22,9 +22,10 @@ const benchAuth = "Bearer rcbench-webhook"
 const webhookPath = "/webhooks/revenuecat"
 
 // load is one closed-loop run: conns keep-alive connections, each sending
-// its next request as soon as the previous answer is read.
+// its next request as soon as the previous answer is read. Connection i
+// goes to addrs[i%len(addrs)]: several replicas share the load evenly.
 type load struct {
-	addr    string
+	addrs   []string
 	conns   int
 	warmup  time.Duration
 	window  time.Duration
@@ -67,23 +68,23 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 	// be measured as latency.
 	conns := make([]net.Conn, l.conns)
 	for i := range conns {
-		c, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", l.addrs[i%len(l.addrs)], 5*time.Second)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.Close()
 			}
-			return res, fmt.Errorf("dial %s: %w", l.addr, err)
+			return res, fmt.Errorf("dial %s: %w", l.addrs[i%len(l.addrs)], err)
 		}
 		conns[i] = c
 	}
 	for i := range conns {
 		wg.Add(1)
-		go func(c net.Conn) {
+		go func(c net.Conn, addr string) {
 			defer wg.Done()
 			var h histogram
 			var ok, failed int64
 			var firstErr string
-			cl := newRawClient(c, l.addr)
+			cl := newRawClient(c, addr)
 			defer func() { cl.close() }()
 			for !stop.Load() {
 				n := next.Add(1) - 1
@@ -131,7 +132,7 @@ func (l load) run(ctx context.Context) (loadResult, error) {
 				res.firstErr = firstErr
 			}
 			mu.Unlock()
-		}(conns[i])
+		}(conns[i], l.addrs[i%len(l.addrs)])
 	}
 
 	timer := func(d time.Duration) bool {

@@ -1,7 +1,9 @@
 // Command rcbench measures rcrouter on this machine: durable ingest against a
 // minimal in-memory baseline, end-to-end fan-out against a bare send loop
 // with no store (the fan-out baseline), the drain of a large backlog,
-// Segment batching, and rcrouter's peak memory. Every server it talks to
+// Segment batching, rcrouter's peak memory, and its stores side by side
+// (SQLite, PostgreSQL with one and with several replicas, each replica its
+// own child on a fresh database, with PostgreSQL's CPU). Every server it talks to
 // runs on 127.0.0.1; every run is bounded in time and count and stops by
 // itself. See BENCHMARKS.md for how to read the numbers.
 //
@@ -43,6 +45,9 @@ type flags struct {
 	profileDir  string
 	keep        bool
 	drainMax    time.Duration
+	store       string
+	replicas    int
+	pgDSN       string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -52,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rcbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f flags
-	fs.StringVar(&f.mode, "mode", "all", "what to measure: ingest | fanout | backlog | segment | all")
+	fs.StringVar(&f.mode, "mode", "all", "what to measure: ingest | fanout | backlog | segment | stores | all")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured window of each load run")
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "load before each measured window, not counted")
 	fs.IntVar(&f.conns, "conns", 32, "keep-alive connections driving the server")
@@ -66,20 +71,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.profileDir, "profile", "", "write a CPU profile of every rcrouter child into this directory")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directories (configs, databases)")
 	fs.DurationVar(&f.drainMax, "drain-timeout", 10*time.Minute, "give up waiting for a queue to drain after this long")
+	fs.StringVar(&f.store, "store", "sqlite", "rcrouter's store in -mode ingest and fanout: sqlite | postgres (a fresh database per run)")
+	fs.IntVar(&f.replicas, "replicas", 1, "-store postgres: rcrouter replicas, each its own child; connections spread over them (-mode stores: the larger group, default 3)")
+	fs.StringVar(&f.pgDSN, "pg-dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (loopback) where each run creates and drops its database")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || f.conns < 1 || f.duration <= 0 || f.rounds < 1 || f.backlog < 3 || f.dests < 0 {
+	if fs.NArg() > 0 || f.conns < 1 || f.duration <= 0 || f.rounds < 1 || f.backlog < 3 || f.dests < 0 || f.replicas < 1 ||
+		(f.store != "sqlite" && f.store != "postgres") || (f.store == "sqlite" && f.replicas > 1) {
 		fmt.Fprintln(stderr, "rcbench: bad usage (see -h)")
 		return 2
 	}
 	modes := map[string][]string{
-		"ingest": {"ingest"}, "fanout": {"fanout"}, "backlog": {"backlog"}, "segment": {"segment"},
+		"ingest": {"ingest"}, "fanout": {"fanout"}, "backlog": {"backlog"}, "segment": {"segment"}, "stores": {"stores"},
 		"all": {"ingest", "fanout", "segment", "backlog"},
 	}
 	todo, ok := modes[f.mode]
 	if !ok {
 		fmt.Fprintf(stderr, "rcbench: unknown -mode %q\n", f.mode)
+		return 2
+	}
+	if f.store == "postgres" && f.mode != "ingest" && f.mode != "fanout" {
+		fmt.Fprintln(stderr, "rcbench: -store postgres runs with -mode ingest or fanout (-mode stores compares the stores)")
 		return 2
 	}
 	body, err := loadFixture(f.fixture)
@@ -90,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{f: f, body: body, out: stdout, log: stderr}
+	b := &bench{f: f, body: body, out: stdout, log: stderr, store: storeSpec{driver: f.store, replicas: f.replicas}}
 	b.header()
 	for _, m := range todo {
 		var err error
@@ -103,6 +116,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = b.segment(ctx)
 		case "backlog":
 			err = b.backlogDrain(ctx)
+		case "stores":
+			err = b.stores(ctx)
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
@@ -122,6 +137,9 @@ type bench struct {
 	body *fixture
 	out  io.Writer
 	log  io.Writer
+	// store is the store of the rcrouter runs (-store, -replicas; -mode
+	// stores sets it run by run).
+	store storeSpec
 }
 
 func (b *bench) header() {

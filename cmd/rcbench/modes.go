@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -17,10 +18,11 @@ type runStats struct {
 	res              loadResult
 	loadStart        string // /proc/loadavg when the window began
 	loadEnd          string
-	cpu              time.Duration // the child's CPU time in the window
-	peakRSS          int64
-	delivered        int64 // sink receipts in the window (messages for Segment)
-	atWindowEnd      int64 // sink receipts since the start, when the window ended
+	cpu              time.Duration // the children's CPU time in the window
+	pgCPU            time.Duration // PostgreSQL's for the run's database in the window (pgCPU)
+	peakRSS          int64         // the largest child's
+	delivered        int64         // sink receipts in the window (messages for Segment)
+	atWindowEnd      int64         // sink receipts since the start, when the window ended
 	drain            time.Duration
 	drained          bool
 	batches          int64 // fake Segment batch requests, whole run
@@ -37,6 +39,9 @@ type server struct {
 	perEvent int      // receipts, over all its sinks, that each accepted event makes
 	args     []string // child arguments
 	dir      string
+	store    storeSpec // rcrouter's
+	db       *pgDB     // the run's PostgreSQL database, nil on SQLite
+	profile  string    // CPU profile path prefix of each child ("": none)
 }
 
 func newTag() string {
@@ -72,12 +77,25 @@ func (b *bench) setupRcrouter(name string, sinkKind func(*sink) http.HandlerFunc
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &server{kind: "rcrouter", dir: dir, perEvent: perEvent}
+	s := &server{kind: "rcrouter", dir: dir, perEvent: perEvent, store: b.store}
 	cleanup := func() {
 		for _, k := range s.sinks {
 			k.close()
 		}
+		if s.db != nil {
+			if err := s.db.drop(); err != nil {
+				fmt.Fprintf(b.log, "rcbench: drop database %s: %v\n", s.db.name, err)
+			}
+		}
 		rm()
+	}
+	dsn := ""
+	if s.store.driver == "postgres" {
+		if s.db, err = createDB(context.Background(), b.f.pgDSN); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		dsn = s.db.dsn
 	}
 	var names, blocks []string
 	for i := range n {
@@ -91,14 +109,14 @@ func (b *bench) setupRcrouter(name string, sinkKind func(*sink) http.HandlerFunc
 		s.names = names
 		blocks = append(blocks, block(k.url))
 	}
-	cfg, err := rcrouterConfig(dir, b.f.concurrency, names, blocks)
+	cfg, err := rcrouterConfig(dir, dsn, b.f.concurrency, names, blocks)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	s.args = []string{"-config", cfg}
 	if b.f.profileDir != "" {
-		s.args = append(s.args, "-cpuprofile", filepath.Join(b.f.profileDir, fmt.Sprintf("%s-%d.pprof", name, time.Now().UnixNano())))
+		s.profile = filepath.Join(b.f.profileDir, fmt.Sprintf("%s-%s-%d", name, s.store.driver, time.Now().UnixNano()))
 	}
 	return s, cleanup, nil
 }
@@ -109,32 +127,65 @@ func (b *bench) setupRcrouter(name string, sinkKind func(*sink) http.HandlerFunc
 // never repeat.
 func (b *bench) drive(ctx context.Context, s *server, tag string, from uint64, wait bool) (runStats, error) {
 	st := runStats{kind: s.kind}
-	p, err := startChild(s.kind, s.args, b.log)
-	if err != nil {
-		return st, err
+	if s.kind == "rcrouter" {
+		st.kind = s.store.String()
 	}
-	defer p.stop(2 * time.Minute)
+	// Replicas start one after the other: the first migrates the database.
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop(2 * time.Minute)
+		}
+	}()
+	var addrs []string
+	for i := range max(s.store.replicas, 1) {
+		args := s.args
+		if s.profile != "" {
+			args = append(slices.Clip(args), "-cpuprofile", fmt.Sprintf("%s-r%d.pprof", s.profile, i+1))
+		}
+		p, err := startChild(s.kind, args, b.log)
+		if err != nil {
+			return st, err
+		}
+		procs = append(procs, p)
+		addrs = append(addrs, p.addr)
+	}
 	if s.pause {
 		for _, n := range s.names {
-			if err := admin(p.addr, "/api/v1/destinations/"+n+"/pause"); err != nil {
+			if err := admin(addrs[0], "/api/v1/destinations/"+n+"/pause"); err != nil {
 				return st, err
 			}
 		}
 	}
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, p := range procs {
+			sum += p.cpu()
+		}
+		return sum
+	}
 	var cpu0 time.Duration
+	var pg0 map[[2]int64]time.Duration
 	var got0 int64
-	l := load{addr: p.addr, conns: b.f.conns, warmup: b.f.warmup, window: b.f.duration, max: b.f.events, body: b.body, tag: tag, startAt: from,
+	l := load{addrs: addrs, conns: b.f.conns, warmup: b.f.warmup, window: b.f.duration, max: b.f.events, body: b.body, tag: tag, startAt: from,
 		mark: func(begin bool) {
 			if begin {
 				st.loadStart = loadavg()
-				cpu0, got0 = p.cpu(), sinkTotal(s.sinks)
+				cpu0, got0 = cpu(), sinkTotal(s.sinks)
+				if s.db != nil {
+					pg0 = pgCPU(s.db.name)
+				}
 				return
 			}
-			st.cpu = p.cpu() - cpu0
+			st.cpu = cpu() - cpu0
+			if s.db != nil {
+				st.pgCPU = pgCPUSince(pg0, pgCPU(s.db.name))
+			}
 			st.atWindowEnd = sinkTotal(s.sinks)
 			st.delivered = st.atWindowEnd - got0
 			st.loadEnd = loadavg()
 		}}
+	var err error
 	st.res, err = l.run(ctx)
 	if err != nil {
 		return st, err
@@ -153,7 +204,10 @@ func (b *bench) drive(ctx context.Context, s *server, tag string, from uint64, w
 		st.batches += k.batches.Load()
 		st.messages += k.received.Load()
 	}
-	st.peakRSS, _, _ = p.memory()
+	for _, p := range procs {
+		peak, _, _ := p.memory()
+		st.peakRSS = max(st.peakRSS, peak)
+	}
 	return st, ctx.Err()
 }
 
@@ -195,8 +249,8 @@ func (b *bench) ingest(ctx context.Context) error {
 	if b.f.paused {
 		how = "paused: deliveries stored, not sent"
 	}
-	b.printf("\n## ingest: baseline (A) vs rcrouter (B: %d webhook destinations, concurrency %s, %s), %d rounds, %d connections\n",
-		b.f.dests, b.concurrencyName(), how, b.f.rounds, b.f.conns)
+	b.printf("\n## ingest: baseline (A) vs rcrouter on %s (B: %d webhook destinations, concurrency %s, %s), %d rounds, %d connections\n",
+		b.store, b.f.dests, b.concurrencyName(), how, b.f.rounds, b.f.conns)
 	b.printf("%-5s %-9s %9s %8s %8s %8s %7s %9s %11s %9s %s\n",
 		"round", "server", "req/s", "p50", "p99", "max", "errors", "cpu/req", "deliv/s", "peakRSS", "loadavg start → end")
 	var base, rc []float64
@@ -253,7 +307,7 @@ func (b *bench) row(round int, st runStats) {
 		cpuPerReq = st.cpu / time.Duration(r.ok)
 	}
 	deliv := "-"
-	if st.kind == "rcrouter" {
+	if st.kind != "baseline" {
 		deliv = fmt.Sprintf("%.0f", float64(st.delivered)/r.elapsed.Seconds())
 	}
 	b.printf("%-5d %-9s %9.0f %8s %8s %8s %7d %9s %11s %8.0fM %s → %s\n",
@@ -324,8 +378,8 @@ func (b *bench) setupFanBaseline(n int) (*server, func(), error) {
 // rcrouter's deliveries/s in the window as a ratio to the baseline's.
 func (b *bench) fanout(ctx context.Context) error {
 	n := max(b.f.dests, 1)
-	b.printf("\n## fanout: fan-out baseline (A: bare send loop, no store) vs rcrouter (B), one event → %d webhook destinations, %d connections, concurrency %s, %d rounds\n",
-		n, b.f.conns, b.concurrencyName(), b.f.rounds)
+	b.printf("\n## fanout: fan-out baseline (A: bare send loop, no store) vs rcrouter on %s (B), one event → %d webhook destinations, %d connections, concurrency %s, %d rounds\n",
+		b.store, n, b.f.conns, b.concurrencyName(), b.f.rounds)
 	b.printf("%-5s %-9s %9s %8s %8s %9s %9s %8s %10s %-22s %8s %s\n",
 		"round", "server", "req/s", "p50", "p99", "deliv/s", "cpu/deliv", "cpu%", "behind", "after the load", "peakRSS", "loadavg start → end")
 	var base, rc []float64
@@ -372,6 +426,9 @@ func (b *bench) fanRow(round int, s *server, st runStats) float64 {
 		round, st.kind, r.rate(), ms(r.hist.quantile(0.5)), ms(r.hist.quantile(0.99)), rate,
 		us(st.cpu/time.Duration(max(st.delivered, 1))), 100*st.cpu.Seconds()/r.elapsed.Seconds(),
 		max(total-st.atWindowEnd, 0), status, float64(st.peakRSS)/(1<<20), st.loadStart, st.loadEnd)
+	if s.db != nil {
+		b.printf("      postgres cpu/deliv %s\n", us(st.pgCPU/time.Duration(max(st.delivered, 1))))
+	}
 	if r.failed > 0 {
 		b.printf("      first error: %s\n", r.firstErr)
 	}

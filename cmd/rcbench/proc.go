@@ -122,25 +122,10 @@ func (p *proc) memory() (peak, current int64, err error) {
 }
 
 // cpu is the CPU time the child used so far (user + system), from
-// /proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s (Linux's
-// USER_HZ on every common architecture).
+// /proc/<pid>/stat.
 func (p *proc) cpu() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; fields restart after ')'.
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	cpu, _, _ := statCPU(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	return cpu
 }
 
 func numCPU() int { return runtime.NumCPU() }
