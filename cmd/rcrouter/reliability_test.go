@@ -367,7 +367,9 @@ func TestReliabilityGracefulStop(t *testing.T) {
 }
 
 // TestReliabilityStoreFull puts the database on a small tmpfs (mounted here,
-// which needs root) and fills it up under load. The webhook must answer 503
+// which needs root) and fills it up under load. The tmpfs holds the WAL at
+// its bound (writerAutoCheckpoint, about 40 MB, store/sqlite): a smaller one
+// fills up during the first load already, before the test fills it. The webhook must answer 503
 // with Retry-After and never 200 for what it could not commit, /readyz must
 // fail, both must recover when space is freed, and every acknowledged event
 // must be stored and delivered, also after a restart.
@@ -377,7 +379,8 @@ func TestReliabilityStoreFull(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt).CombinedOutput(); err != nil {
+	const tmpfsMiB = 64
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", tmpfsMiB), "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("cannot mount a tmpfs for the database (this scenario needs root): %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -503,10 +506,10 @@ func TestReliabilityStoreFull(t *testing.T) {
 		t.Fatalf("second exit: %v", err)
 	}
 	t.Logf("figures:\n"+
-		"tmpfs 24 MiB, filled with %d MiB more; while full: %d webhooks answered 503 (all with Retry-After: %v), %d answered 200 (each found stored below), %d /readyz probes failed\n"+
+		"tmpfs %d MiB, filled with %d MiB more; while full: %d webhooks answered 503 (all with Retry-After: %v), %d answered 200 (each found stored below), %d /readyz probes failed\n"+
 		"space freed: /readyz 200 again after %s; 400/400 accepted after recovery\n"+
 		"after restart: %d acknowledged events all stored; a lost %d dup %d, b lost %d dup %d",
-		filled>>20, refused, noRA == 0, accepted, readyFailed, readyAgain.Round(time.Millisecond),
+		tmpfsMiB, filled>>20, refused, noRA == 0, accepted, readyFailed, readyAgain.Round(time.Millisecond),
 		l.count(), ta.lost, ta.dups, tb.lost, tb.dups)
 }
 
