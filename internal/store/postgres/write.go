@@ -188,9 +188,15 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	return heads, rows.Err()
 }
 
-const settleSQL = `UPDATE events e SET settled = NOT EXISTS (
-	SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))
-	WHERE e.id = ANY($1)`
+// settleSQL sets the settled flag of the given events, writing only those
+// whose flag changes: an event is settled when none of its deliveries is
+// unfinished, so its flag is wrong exactly when it equals "one is
+// unfinished". Rewriting an unchanged row would copy it, body and all, into
+// a new row version and the WAL at every completion of each of its
+// deliveries.
+const settleSQL = `UPDATE events e SET settled = NOT e.settled
+	WHERE e.id = ANY($1) AND e.settled = EXISTS (
+		SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))`
 
 // Complete records attempts and new states in one transaction for the
 // whole slice. A completion applies only while its token still holds the
