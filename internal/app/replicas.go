@@ -54,11 +54,10 @@ func (a *App) Replicas(ctx context.Context) ([]store.Replica, error) {
 }
 
 // forwardFeed hands every replica's dispatch records, this one's included,
-// to the live stream.
+// to the live stream, while a stream client is connected: the store reads
+// the records back only while it has a subscriber.
 func (a *App) forwardFeed(ctx context.Context) {
-	for d := range a.pg.SubscribeDispatches(ctx) {
-		a.hub.Publish(d)
-	}
+	a.hub.Feed(ctx, a.pg.SubscribeDispatches)
 }
 
 // replicaLoop beats this replica's heartbeat and, while it holds the

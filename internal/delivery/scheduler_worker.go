@@ -203,6 +203,17 @@ func (s *Scheduler) runWorker(ctx context.Context, w *worker) {
 func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPlan {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	stale := w.takeStaleLocked(now)
+	p := s.planLocked(ctx, w, now)
+	p.release = append(stale, p.release...)
+	if at := w.staleAtLocked(); p.limit == 0 && !at.IsZero() && (p.wake.IsZero() || at.Before(p.wake)) {
+		p.wake = at
+	}
+	return p
+}
+
+// planLocked is plan's decision; w.mu is held and no ready delivery is stale.
+func (s *Scheduler) planLocked(ctx context.Context, w *worker, now time.Time) workerPlan {
 	if w.stopped {
 		return workerPlan{stop: true, release: w.takeReady()}
 	}
@@ -256,16 +267,18 @@ func (s *Scheduler) plan(ctx context.Context, w *worker, now time.Time) workerPl
 	if tokens.n > 0 {
 		limit = min(limit, tokens.n)
 	}
-	// The lease covers the wait of the last claimed delivery behind the
-	// ready ones: one Send per slot per round, plus its own Send. Each round
-	// is a full Send budget, far longer than a Send that succeeds, so slots
-	// that shrink after the claim still fit in it.
-	waiting := len(w.ready) + limit - max(slots-w.inflight, 0)
-	rounds := 0
-	if waiting > 0 {
-		rounds = (waiting + slots - 1) / slots
+	// Deliveries that will wait behind the slots get one Send budget more
+	// than those that start at once, however many wait: a replica that dies
+	// leaves its claimed-ahead work to the others no later than that (a
+	// lease covering every round behind the slots kept it for many Send
+	// budgets). Sends that succeed take a fraction of a budget, so under a
+	// backlog the ready queue is drained long before; one that is still
+	// waiting when its lease no longer leaves a Timeout for its Send is
+	// handed back (takeStaleLocked) and claimed again, here or elsewhere.
+	lease := now.Add(pol.lease())
+	if len(w.ready)+limit > max(slots-w.inflight, 0) {
+		lease = lease.Add(pol.sendBudget())
 	}
-	lease := now.Add(pol.lease() + time.Duration(rounds)*pol.sendBudget())
 	return workerPlan{limit: limit, lease: lease}
 }
 
@@ -294,6 +307,42 @@ func (s *Scheduler) admitLocked(w *worker, now time.Time) admission {
 	a := w.gates.start(now)
 	s.breakerMoved(w, before)
 	return a
+}
+
+// staleAt is when a ready delivery's lease stops leaving a Timeout for its
+// Send (the Send's deadline is the lease minus leaseMargin).
+func (w *worker) staleAt(r readyDelivery) time.Time {
+	return r.leaseUntil.Add(-leaseMargin - w.target.Policy.Timeout)
+}
+
+// takeStaleLocked removes the ready deliveries that waited so long for a
+// slot that their lease no longer covers a Send, for the caller to release;
+// w.mu is held.
+func (w *worker) takeStaleLocked(now time.Time) []store.Delivery {
+	var stale []store.Delivery
+	kept := w.ready[:0]
+	for _, r := range w.ready {
+		if now.Before(w.staleAt(r)) {
+			kept = append(kept, r)
+		} else {
+			stale = append(stale, r.d)
+		}
+	}
+	clear(w.ready[len(kept):])
+	w.ready = kept
+	return stale
+}
+
+// staleAtLocked is when the first ready delivery turns stale; zero when
+// none is ready. w.mu is held.
+func (w *worker) staleAtLocked() time.Time {
+	var at time.Time
+	for _, r := range w.ready {
+		if t := w.staleAt(r); at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	return at
 }
 
 // takeReady empties the ready queue, for the caller to release; w.mu is held.
@@ -355,6 +404,10 @@ func (s *Scheduler) next(w *worker) *attempt {
 	defer w.mu.Unlock()
 	if len(w.ready) == 0 || w.stopped || !w.gates.clear(now) || w.shared.held(now) ||
 		w.inflight >= s.slots(w) {
+		return nil
+	}
+	if !now.Before(w.staleAt(w.ready[0])) {
+		w.poke() // the loop hands it back
 		return nil
 	}
 	r := w.ready[0]

@@ -138,22 +138,22 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time, limit int) ([]st
 				lease_owner = NULL, lease_token = NULL, updated_at = $1
 			FROM x WHERE d.id = x.id
 			RETURNING d.id, d.event_id, d.destination, COALESCE(x.lease_owner, ''), x.lease_until
-		), n AS (
-			SELECT count(pg_notify('`+chanDue+`', destination)) FROM (SELECT DISTINCT destination FROM r) y
 		)
-		SELECT r.*, (SELECT * FROM n) FROM r`, at, limit)
+		SELECT * FROM r`, at, limit)
 	if err != nil {
 		return nil, s.fail("reap", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ExpiredLease, error) {
 		var l store.ExpiredLease
-		var n int64
-		err := r.Scan(&l.DeliveryID, &l.EventID, &l.Destination, &l.Owner, &l.Until, &n)
+		err := r.Scan(&l.DeliveryID, &l.EventID, &l.Destination, &l.Owner, &l.Until)
 		l.Until = utc(l.Until)
 		return l, err
 	})
 	if err != nil {
 		return nil, s.fail("reap", err)
+	}
+	for _, l := range out {
+		s.notices.wake(l.Destination)
 	}
 	return out, nil
 }

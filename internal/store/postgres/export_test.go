@@ -11,3 +11,6 @@ func (s *Store) Queued() int { return len(s.ingest.reqs) }
 
 // Pings returns how many idle pings the notifier made.
 func (s *Store) Pings() int64 { return s.feed.pings.Load() }
+
+// SetOnNotices sets the notice sender's hook; call it before any write.
+func (s *Store) SetOnNotices(f func(chans, payloads []string)) { s.notices.onSend = f }

@@ -22,8 +22,9 @@ import (
 // already stored, or being stored by a concurrent batch (of any replica),
 // is skipped by ON CONFLICT once that batch commits; RETURNING names the
 // events created. Rows go in id order, so two batches holding the same ids
-// wait for each other in one order and never deadlock. The wake-ups are
-// sent on commit only.
+// wait for each other in one order and never deadlock. The wake-ups of the
+// created events' destinations follow the commit (notices.go): one per
+// destination for the whole batch.
 const batchSQL = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[], $6::boolean[])
 		AS x(id, type, received_at, body, routes, settled)
@@ -48,10 +49,8 @@ const batchSQL = `WITH input AS (
 	SELECT x.key, e.received_at, e.id FROM unnest($13::text[], $14::text[]) AS x(event_id, key)
 	JOIN e ON e.id = x.event_id
 	ON CONFLICT DO NOTHING
-), n AS (
-	SELECT count(pg_notify('` + chanDue + `', destination)) AS n FROM (SELECT DISTINCT destination FROM d) y
 )
-SELECT e.id FROM e, n`
+SELECT e.id FROM e`
 
 // ingestReq is one caller's event, copied (the caller may reuse its
 // buffers once it stops waiting).
@@ -161,9 +160,15 @@ func (b *batcher) commit(batch []*ingestReq) {
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
 			c, err := b.insert(ctx, []*ingestReq{r})
+			if err == nil {
+				b.wake([]*ingestReq{r}, c)
+			}
 			r.done <- ingestResult{created: c[r.e.ID] && err == nil, err: b.s.wrapIngest(r.e.ID, err)}
 		}
 		return
+	}
+	if err == nil {
+		b.wake(batch, created)
 	}
 	// The same id twice in one batch: the first queued is the one created.
 	answered := make(map[string]bool, len(batch))
@@ -172,6 +177,19 @@ func (b *batcher) commit(batch []*ingestReq) {
 		answered[r.e.ID] = true
 		r.done <- ingestResult{created: ok, err: b.s.wrapIngest(r.e.ID, err)}
 	}
+}
+
+// wake queues the wake-ups of the destinations of the created events.
+func (b *batcher) wake(batch []*ingestReq, created map[string]bool) {
+	var dests []string
+	for _, r := range batch {
+		if created[r.e.ID] {
+			for _, d := range r.e.Deliveries {
+				dests = append(dests, d.Destination)
+			}
+		}
+	}
+	b.s.notices.wake(dests...)
 }
 
 func (s *Store) wrapIngest(id string, err error) error {

@@ -93,6 +93,7 @@ type Store struct {
 	done      chan struct{}      // closed when the notifier has stopped
 	feed      *feed
 	ingest    *batcher
+	notices   *notices
 }
 
 var _ store.Store = (*Store)(nil)
@@ -170,6 +171,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.idlePing = idlePing
 	}
 	s.feed = newFeed(s, opts.idlePing)
+	s.notices = newNotices(s)
 	s.ingest = newBatcher(s, opts.Committers, opts.MaxBatch)
 	go func() {
 		defer close(s.done)
@@ -207,7 +209,8 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		s.ingest.close() // answers every queued webhook first
+		s.ingest.close()  // answers every queued webhook first
+		s.notices.close() // sends their wake-ups
 		s.stop()
 		<-s.done
 		s.pool.Close()

@@ -188,9 +188,15 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	return heads, rows.Err()
 }
 
-const settleSQL = `UPDATE events e SET settled = NOT EXISTS (
-	SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))
-	WHERE e.id = ANY($1)`
+// settleSQL sets the settled flag of the given events, writing only those
+// whose flag changes: an event is settled when none of its deliveries is
+// unfinished, so its flag is wrong exactly when it equals "one is
+// unfinished". Rewriting an unchanged row would copy it, body and all, into
+// a new row version and the WAL at every completion of each of its
+// deliveries.
+const settleSQL = `UPDATE events e SET settled = NOT e.settled
+	WHERE e.id = ANY($1) AND e.settled = EXISTS (
+		SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))`
 
 // Complete records attempts and new states in one transaction for the
 // whole slice. A completion applies only while its token still holds the
@@ -214,7 +220,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		ids = append(ids, cs[i].DeliveryID)
 	}
-	var lost []string
+	var lost, published []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		heads, err := lockHeads(ctx, tx, ids)
 		if err != nil {
@@ -227,8 +233,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		b := &pgx.Batch{}
 		events := map[string]bool{}
-		var published []string
-		lost = lost[:0]
+		lost, published = lost[:0], published[:0]
 		for i := range cs {
 			c := &cs[i]
 			cur := heads[c.DeliveryID]
@@ -294,7 +299,6 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		if len(events) > 0 {
 			b.Queue(settleSQL, keys(events))
 		}
-		queueDispatchNotices(b, s.replica, published)
 		if b.Len() == 0 {
 			return nil
 		}
@@ -303,33 +307,11 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	if err != nil {
 		return s.fail("complete", err)
 	}
+	s.notices.announce(published)
 	if len(lost) > 0 {
 		return &store.LeaseLostError{DeliveryIDs: lost}
 	}
 	return nil
-}
-
-// queueDispatchNotices announces new dispatch records to every replica's
-// feed, in payloads under NOTIFY's 8000-byte limit.
-func queueDispatchNotices(b *pgx.Batch, replica string, ids []string) {
-	const max = 7000
-	var sb strings.Builder
-	flush := func() {
-		if sb.Len() > 0 {
-			b.Queue(`SELECT pg_notify('`+chanDispatch+`', $1)`, replica+"\n"+sb.String())
-			sb.Reset()
-		}
-	}
-	for _, id := range ids {
-		if sb.Len()+len(id)+1 > max {
-			flush()
-		}
-		if sb.Len() > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(id)
-	}
-	flush()
 }
 
 func or(v, fallback string) string {
@@ -367,16 +349,19 @@ func (s *Store) Release(ctx context.Context, leases []store.Lease, now time.Time
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `WITH r AS (
-			UPDATE deliveries d SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
-				lease_owner = NULL, lease_token = NULL, updated_at = $1
-			FROM unnest($2::text[], $3::bigint[]) AS l(id, token)
-			WHERE d.id = l.id AND d.lease_token = l.token
-			RETURNING d.destination)
-		SELECT pg_notify('`+chanDue+`', destination) FROM (SELECT DISTINCT destination FROM r) x`, ms(now), ids, toks)
+	rows, err := s.pool.Query(ctx, `UPDATE deliveries d SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
+			lease_owner = NULL, lease_token = NULL, updated_at = $1
+		FROM unnest($2::text[], $3::bigint[]) AS l(id, token)
+		WHERE d.id = l.id AND d.lease_token = l.token
+		RETURNING d.destination`, ms(now), ids, toks)
 	if err != nil {
 		return s.fail("release", err)
 	}
+	dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return s.fail("release", err)
+	}
+	s.notices.wake(dests...)
 	return nil
 }
 
@@ -386,6 +371,7 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 		return err
 	}
 	at := ms(now)
+	var dest string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		heads, err := lockHeads(ctx, tx, []string{deliveryID})
 		if err != nil {
@@ -402,12 +388,13 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 		b.Queue(`UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
 			lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $1 WHERE id = $2`, at, deliveryID)
 		b.Queue(`UPDATE events SET settled = false WHERE id = $1`, cur.eventID)
-		b.Queue(`SELECT pg_notify('`+chanDue+`', $1)`, cur.destination)
+		dest = cur.destination
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return s.fail("retry", err)
 	}
+	s.notices.wake(dest)
 	return nil
 }
 
@@ -461,13 +448,13 @@ func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time,
 			return err
 		}
 		n = tag.RowsAffected()
-		if n > 0 {
-			_, err = tx.Exec(ctx, `SELECT pg_notify('`+chanDue+`', $1)`, f.Destination)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, s.fail("replay "+f.Destination, err)
+	}
+	if n > 0 {
+		s.notices.wake(f.Destination)
 	}
 	return int(n), nil
 }
@@ -490,21 +477,15 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 	if !paused {
 		sign = "-"
 	}
-	// One batch, one transaction: the flag and its notices commit together.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO destination_state (name, paused) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused); err != nil {
+		return s.fail("set paused "+destination, err)
+	}
 	// Resuming also wakes the destination: its backlog is due on every
 	// replica at once.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO destination_state (name, paused) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused)
-		b.Queue(`SELECT pg_notify('`+chanPaused+`', $1)`, sign+destination)
-		if !paused {
-			b.Queue(`SELECT pg_notify('`+chanDue+`', $1)`, destination)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return s.fail("set paused "+destination, err)
+	s.notices.pause(sign + destination)
+	if !paused {
+		s.notices.wake(destination)
 	}
 	return nil
 }
