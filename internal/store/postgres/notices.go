@@ -22,8 +22,8 @@ import (
 // full, the process died right after the commit) never fails the write that
 // queued it: a lost wake-up is found by the scheduler's poll, a lost
 // announcement is missing only from the live view (the dispatch log has the
-// record), a lost pause change by the next SubscribePaused reconnect or
-// Paused read.
+// record). Pause changes are not sent here: SetPaused notifies inside its
+// own transaction, so a committed pause always reaches every listener.
 type notices struct {
 	s    *Store
 	kick chan struct{} // cap 1: something was queued
@@ -33,7 +33,6 @@ type notices struct {
 	mu     sync.Mutex
 	due    []string            // destinations to wake, in first-queued order
 	dueSet map[string]struct{} // of due
-	paused []string            // chanPaused payloads, in order
 	ids    []string            // dispatch records to announce, in commit order
 
 	dropped atomic.Int64 // announcements not queued: the queue was full
@@ -80,14 +79,6 @@ func (n *notices) wake(dests ...string) {
 			n.due = append(n.due, d)
 		}
 	}
-	n.mu.Unlock()
-	n.poke()
-}
-
-// pause queues a chanPaused payload.
-func (n *notices) pause(payload string) {
-	n.mu.Lock()
-	n.paused = append(n.paused, payload)
 	n.mu.Unlock()
 	n.poke()
 }
@@ -141,15 +132,12 @@ func (n *notices) run() {
 	}
 }
 
-// take empties the queue into one statement's arguments: pause changes
-// first, then announcements, then wake-ups, so a resumed destination's
-// worker learns of the resume before its wake-up.
+// take empties the queue into one statement's arguments: announcements,
+// then wake-ups. (A resume's wake-up is queued after SetPaused committed
+// its notice, so a worker learns of the resume first.)
 func (n *notices) take() (chans, payloads []string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, p := range n.paused {
-		chans, payloads = append(chans, chanPaused), append(payloads, p)
-	}
 	var sb strings.Builder
 	flush := func() {
 		if sb.Len() > 0 {
@@ -170,11 +158,10 @@ func (n *notices) take() (chans, payloads []string) {
 	for _, d := range n.due {
 		chans, payloads = append(chans, chanDue), append(payloads, d)
 	}
-	clear(n.paused)
 	clear(n.ids)
 	clear(n.due)
 	clear(n.dueSet)
-	n.paused, n.ids, n.due = n.paused[:0], n.ids[:0], n.due[:0]
+	n.ids, n.due = n.ids[:0], n.due[:0]
 	return chans, payloads
 }
 

@@ -477,13 +477,19 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 	if !paused {
 		sign = "-"
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO destination_state (name, paused) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET paused = excluded.paused`, destination, paused); err != nil {
+	// The pause notice is part of the write's own transaction, unlike the
+	// other notices (see notices): a pause is an operator's order, rare, so
+	// the notify lock costs nothing here, and no replica misses it because
+	// this process died or lost the database between the commit and a send.
+	if _, err := s.pool.Exec(ctx, `WITH u AS (
+			INSERT INTO destination_state (name, paused) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+			RETURNING 1)
+		SELECT pg_notify('`+chanPaused+`', $3) FROM u`, destination, paused, sign+destination); err != nil {
 		return s.fail("set paused "+destination, err)
 	}
 	// Resuming also wakes the destination: its backlog is due on every
 	// replica at once.
-	s.notices.pause(sign + destination)
 	if !paused {
 		s.notices.wake(destination)
 	}
