@@ -536,7 +536,7 @@ func TestQueryPlans(t *testing.T) {
 		{"release all", func() (string, []any) { return releaseAllSQL, []any{1} },
 			[]string{"USING COVERING INDEX deliveries_state (destination=? AND state=?)"}},
 		{"purge events", func() (string, []any) { return purgeEventsSQL, []any{1, 10} },
-			[]string{"SEARCH events USING INDEX events_settled (received_at<?)"}},
+			[]string{"SEARCH s USING PRIMARY KEY (received_at<?)"}},
 		{"stats states", func() (string, []any) { return statsStatesSQL, []any{"a"} },
 			[]string{"USING COVERING INDEX deliveries_state (destination=? AND state=?)"}},
 		{"stats delivered", func() (string, []any) { return statsDeliveredSQL, []any{"a", 1} },

@@ -251,7 +251,8 @@ type stmts struct {
 	begin, commit, rollback *sql.Stmt
 	insEvent, insDelivery   *sql.Stmt
 	insUser, insTransaction *sql.Stmt
-	settle                  *sql.Stmt
+	settle, unsettle        *sql.Stmt
+	markSettled             *sql.Stmt
 	claimSel                *sql.Stmt
 	getDelivery             *sql.Stmt
 	completeUpd             *sql.Stmt
@@ -272,14 +273,18 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.begin, `BEGIN IMMEDIATE`},
 		{&w.st.commit, `COMMIT`},
 		{&w.st.rollback, `ROLLBACK`},
-		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, ?)
+		// settled is unused since schema version 5 (settled_events).
+		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, 0)
 			ON CONFLICT (id) DO NOTHING`},
+		{&w.st.markSettled, `INSERT OR IGNORE INTO settled_events (received_at, event_id) VALUES (?, ?)`},
 		// Recomputed rather than counted, so it cannot drift. It runs when a
 		// delivery becomes delivered or skipped, and so finds the event
-		// unsettled (that delivery was not final); only the last one writes
-		// the event row, the others read.
-		{&w.st.settle, `UPDATE events SET settled = 1 WHERE id = ?1 AND settled = 0 AND NOT EXISTS (
-			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
+		// unsettled (that delivery was not final); only the last one writes,
+		// the others read.
+		{&w.st.settle, `INSERT OR IGNORE INTO settled_events (received_at, event_id)
+			SELECT received_at, id FROM events WHERE id = ?1 AND NOT EXISTS (
+				SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
+		{&w.st.unsettle, `DELETE FROM settled_events WHERE received_at = (SELECT received_at FROM events WHERE id = ?1) AND event_id = ?1`},
 		{&w.st.insUser, `INSERT OR IGNORE INTO event_users (user_id, received_at, event_id) VALUES (?, ?, ?)`},
 		{&w.st.insTransaction, `INSERT OR IGNORE INTO event_transactions (transaction_id, received_at, event_id) VALUES (?, ?, ?)`},
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
