@@ -30,6 +30,8 @@ type heldLease struct {
 	until, claimedAt                       int64 // Unix ms
 	eventID, eventType, destination, route string
 	body                                   []byte // the event body Claim returned; never changed
+	rowid                                  int64  // the delivery row's
+	eventReceived                          int64  // the event's received_at, Unix ms
 }
 
 func newLeaseTable() *leaseTable {

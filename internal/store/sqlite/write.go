@@ -114,14 +114,16 @@ func (s *Store) Claim(ctx context.Context, owner, destination string, now, lease
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
-		ds, err := scanDeliveriesN(rows, true, limit, func(id string) bool { return s.leases.live(id, nowMs) })
+		var refs []rowRef
+		ds, err := scanDeliveriesN(rows, true, limit, func(id string) bool { return s.leases.live(id, nowMs) }, &refs)
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
 		for i := range ds {
 			d := &ds[i]
 			s.leases.put(d.ID, &heldLease{owner: owner, token: token, until: leaseMs, claimedAt: nowMs, body: d.Body,
-				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route})
+				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route,
+				rowid: refs[i].rowid, eventReceived: refs[i].received})
 			d.State = store.Running
 			d.UpdatedAt = fromMs(nowMs)
 			d.Lease = store.Lease{DeliveryID: d.ID, Owner: owner, Token: token, Until: fromMs(leaseMs)}
@@ -254,8 +256,17 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 			lost = append(lost, r.deliveryID)
 			continue
 		}
-		if _, err := w.st.completeUpd.ExecContext(w.ctx, string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, r.deliveryID); err != nil {
+		args := []any{string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, cur.rowid, r.deliveryID}
+		res, err := w.st.completeUpd.ExecContext(w.ctx, args...)
+		if err != nil {
 			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+		} else if n == 0 {
+			if _, err := w.st.completeByID.ExecContext(w.ctx, args...); err != nil {
+				return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+			}
 		}
 		// Only a delivered or skipped delivery can settle its event: any
 		// other state leaves it unsettled, as it was while this one was due.
@@ -263,7 +274,7 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 		// on disk): with several destinations only the last to finish
 		// usually runs the check.
 		if (r.state == store.Delivered || r.state == store.Skipped) && !w.leases.eventHeld(cur.eventID) {
-			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
+			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID, cur.eventReceived); err != nil {
 				return nil, fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
 			}
 		}
