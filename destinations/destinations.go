@@ -22,11 +22,14 @@ type Destination interface {
 
 // Delivery is what an adapter needs to know about one queued delivery.
 type Delivery struct {
-	ID          string       // delivery id in the store
-	Key         string       // deterministic idempotency key per (event, destination)
-	Destination string       // destination name
-	Attempt     int          // number the first request of this Send gets (1-based)
-	Event       *event.Event // normalized event; Event.Raw holds RevenueCat's bytes
+	ID          string // delivery id in the store
+	Key         string // deterministic idempotency key per (event, destination)
+	Destination string // destination name
+	Attempt     int    // number the first request of this Send gets (1-based)
+	// Event is the normalized event; Event.Raw holds RevenueCat's bytes.
+	// It is shared, read-only: the scheduler hands the same *event.Event to
+	// every destination of the event, possibly at once.
+	Event *event.Event
 }
 
 // Outcome classifies one attempt.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,15 +159,26 @@ func follow(t *testing.T, clk *clock.Fake) (stop func()) {
 // checks that their attempt numbers are 1..n per delivery, each once.
 func (h *harness) attemptsOf(id string) []store.Dispatch {
 	h.t.Helper()
-	var page struct {
-		Items []store.Dispatch `json:"items"`
-	}
-	if code := h.api("GET", "/api/v1/dispatches?limit=500&event_id="+id, nil, &page); code != 200 {
-		h.t.Fatalf("dispatches of %s: %d", id, code)
+	// Every page: a delivery the hammer retried fast can have more
+	// attempts than one page holds.
+	var items []store.Dispatch
+	for before := ""; ; {
+		var page struct {
+			Items []store.Dispatch `json:"items"`
+			Next  string           `json:"next"`
+		}
+		if code := h.api("GET", "/api/v1/dispatches?limit=500&event_id="+id+"&before="+url.QueryEscape(before), nil, &page); code != 200 {
+			h.t.Fatalf("dispatches of %s: %d", id, code)
+		}
+		items = append(items, page.Items...)
+		if page.Next == "" {
+			break
+		}
+		before = page.Next
 	}
 	seen := map[string]map[int]bool{}
-	for i := len(page.Items) - 1; i >= 0; i-- {
-		d := page.Items[i]
+	for i := len(items) - 1; i >= 0; i-- {
+		d := items[i]
 		if seen[d.DeliveryID] == nil {
 			seen[d.DeliveryID] = map[int]bool{}
 		}
@@ -182,7 +194,7 @@ func (h *harness) attemptsOf(id string) []store.Dispatch {
 			}
 		}
 	}
-	return page.Items
+	return items
 }
 
 // TestReplayAndRetryRaceWithDueRetries: while one delivery is dead and

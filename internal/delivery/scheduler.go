@@ -108,7 +108,7 @@ type Scheduler struct {
 	log        *slog.Logger
 	clock      clock.Clock
 	metrics    *Metrics
-	decode     func([]byte) (*event.Event, error)
+	decoded    *decodedEvents
 	onDispatch func(store.Dispatch)
 	poll       time.Duration
 	rand       func(int64) int64
@@ -172,7 +172,7 @@ func NewScheduler(st store.Queue, opts SchedulerOptions) *Scheduler {
 		log:         opts.Logger,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
-		decode:      opts.Decode,
+		decoded:     newDecodedEvents(opts.Decode, decodedCap),
 		onDispatch:  opts.OnDispatch,
 		poll:        opts.PollInterval,
 		rand:        opts.Rand,

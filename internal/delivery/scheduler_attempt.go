@@ -92,7 +92,7 @@ func (s *Scheduler) execute(ctx context.Context, a *attempt) (store.Completion, 
 	first := d.Attempts + 1
 	start := s.clock.Now()
 
-	ev, err := s.decode(d.Body)
+	ev, err := s.decoded.get(d.EventID, d.Body)
 	if err != nil {
 		// A stored body that no longer decodes never will: dead at once,
 		// with the reason in the dispatch log. The destination was not asked,

@@ -64,8 +64,9 @@ var (
 // database to it. Version 1 is the schema of the first release; 2 adds the
 // owner and token of a delivery's lease, and the replica of a dispatch record;
 // 3 adds the index of events by received_at, by customer and by
-// transaction (Events); 4 lets a dispatch record refer to its event's body instead of copying it.
-const SchemaVersion = 4
+// transaction (Events); 4 lets a dispatch record refer to its event's body instead of copying it;
+// 5 keeps SQLite's settled events in a table of their own (nothing changes on PostgreSQL).
+const SchemaVersion = 5
 
 // State is the state of a delivery in the queue.
 type State string

@@ -197,6 +197,9 @@ $$;
 DROP INDEX dispatches_failed;
 CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) WHERE status IN ('retrying', 'dead');
 `,
+	// 5: SQLite's settled-events table; PostgreSQL updates a settled event
+	// in place (MVCC writes a new tuple either way), so nothing changes here.
+	`SELECT 1`,
 }
 
 // Every store numbers its versions alike (store.SchemaVersion).

@@ -18,8 +18,9 @@ import (
 // claim, a completion and the commit that follows are in one order. Readers
 // (Delivery, EventDeliveries) take mu to show a leased row as running.
 type leaseTable struct {
-	mu sync.Mutex
-	m  map[string]*heldLease // by delivery id
+	mu     sync.Mutex
+	m      map[string]*heldLease // by delivery id
+	events map[string]int        // leases held per event id
 }
 
 // heldLease is one claim's lease and the fields of its row that a
@@ -29,9 +30,13 @@ type heldLease struct {
 	until, claimedAt                       int64 // Unix ms
 	eventID, eventType, destination, route string
 	body                                   []byte // the event body Claim returned; never changed
+	rowid                                  int64  // the delivery row's
+	eventReceived                          int64  // the event's received_at, Unix ms
 }
 
-func newLeaseTable() *leaseTable { return &leaseTable{m: make(map[string]*heldLease)} }
+func newLeaseTable() *leaseTable {
+	return &leaseTable{m: make(map[string]*heldLease), events: make(map[string]int)}
+}
 
 func (t *leaseTable) get(id string) *heldLease {
 	t.mu.Lock()
@@ -47,10 +52,29 @@ func (t *leaseTable) live(id string, nowMs int64) bool {
 	return l != nil && nowMs < l.until
 }
 
+// eventHeld reports whether a delivery of event id is leased: on disk it is
+// then pending or retrying, so the event is not settled yet.
+func (t *leaseTable) eventHeld(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.events[id] > 0
+}
+
 func (t *leaseTable) put(id string, l *heldLease) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if old := t.m[id]; old != nil {
+		t.forget(old)
+	}
 	t.m[id] = l
+	t.events[l.eventID]++
+}
+
+// forget uncounts l; mu is held.
+func (t *leaseTable) forget(l *heldLease) {
+	if t.events[l.eventID]--; t.events[l.eventID] <= 0 {
+		delete(t.events, l.eventID)
+	}
 }
 
 // take removes the lease of id when token holds it, and returns it.
@@ -62,6 +86,7 @@ func (t *leaseTable) take(id, token string) *heldLease {
 		return nil
 	}
 	delete(t.m, id)
+	t.forget(l)
 	return l
 }
 
@@ -74,6 +99,7 @@ func (t *leaseTable) drain() []string {
 		ids = append(ids, id)
 	}
 	clear(t.m)
+	clear(t.events)
 	return ids
 }
 

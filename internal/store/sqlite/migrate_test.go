@@ -76,6 +76,17 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if p, err := s.Paused(ctx); err != nil || !p["b"] {
 		t.Fatalf("Paused = %v, %v; want b", p, err)
 	}
+	// e2 was settled under version 1 (settled_events since version 5): Purge
+	// takes it with its delivery and record; e1 still holds work.
+	if n, err := s.Purge(ctx, t0.Add(time.Hour), 10); err != nil || n != 3 {
+		t.Fatalf("Purge = %d, %v; want 3 (x1, e2, d2a)", n, err)
+	}
+	if _, err := s.Event(ctx, "e2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Event(e2) after Purge: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Event(ctx, "e1"); err != nil {
+		t.Fatalf("Event(e1) after Purge: %v", err)
+	}
 	// The pending row is claimed and completed under the new leases.
 	ds, err := s.Claim(ctx, "p1", "a", t0, t0.Add(time.Minute), 10)
 	if err != nil || len(ds) != 1 || ds[0].ID != "d1a" || ds[0].Lease.Token == "" {

@@ -20,12 +20,17 @@ const deliveryCols = `d.id, d.event_id, d.event_type, d.destination, d.route, d.
 // scanDeliveries reads and closes rows of deliveryCols, plus the event body
 // when withBody.
 func scanDeliveries(rows *sql.Rows, withBody bool) ([]store.Delivery, error) {
-	return scanDeliveriesN(rows, withBody, 0, nil)
+	return scanDeliveriesN(rows, withBody, 0, nil, nil)
 }
 
+// rowRef is where a claimed row is and when its event was received
+// (claimSQL's last columns), so its completion seeks neither by id.
+type rowRef struct{ rowid, received int64 }
+
 // scanDeliveriesN is scanDeliveries keeping at most max rows (0: all), and
-// only those skip (when set) does not refuse.
-func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string) bool) ([]store.Delivery, error) {
+// only those skip (when set) does not refuse. With refs, each row has a
+// rowRef after the body, appended there.
+func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string) bool, refs *[]rowRef) ([]store.Delivery, error) {
 	defer rows.Close()
 	var out []store.Delivery
 	if max > 0 {
@@ -35,10 +40,14 @@ func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string
 		var d store.Delivery
 		var next, created, updated int64
 		var delivered sql.NullInt64
+		var ref rowRef
 		dst := []any{&d.ID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.State, &d.Attempts, &d.Tries,
 			&next, &created, &updated, &delivered, &d.LastError}
 		if withBody {
 			dst = append(dst, &d.Body)
+		}
+		if refs != nil {
+			dst = append(dst, &ref.rowid, &ref.received)
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, err
@@ -49,6 +58,9 @@ func scanDeliveriesN(rows *sql.Rows, withBody bool, max int, skip func(id string
 		d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMs(next), fromMs(created), fromMs(updated)
 		d.DeliveredAt = nullMs(delivered)
 		out = append(out, d)
+		if refs != nil {
+			*refs = append(*refs, ref)
+		}
 	}
 	return out, rows.Err()
 }

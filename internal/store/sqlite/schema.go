@@ -13,8 +13,9 @@ import (
 //
 // Times are INTEGER Unix milliseconds (UTC). Indexes, and the query each one
 // serves:
-//   - events_settled (received_at) WHERE settled = 1: Purge, which then
-//     costs O(limit) however many old events still hold work.
+//   - settled_events (received_at, event_id), the table itself (version 5;
+//     before, events_settled (received_at) WHERE settled = 1): Purge, which
+//     then costs O(limit) however many old events still hold work.
 //   - deliveries_due (destination, due_at) WHERE due_at IS NOT NULL: Claim.
 //     due_at is when a row can next be claimed (next_attempt_at while pending
 //     or retrying, lease_until while running, NULL when final), so a claim is
@@ -174,6 +175,21 @@ DROP TABLE v3_bodies;
 ALTER TABLE dispatches ADD COLUMN request_body_event INTEGER NOT NULL DEFAULT 0;
 DROP INDEX dispatches_failed;
 CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) WHERE status IN ('retrying', 'dead');
+`,
+	// 5: an event is settled by a row of its own, not by rewriting the
+	// event: the flag lived in the event row with its body (about 1.8 KB),
+	// so settling each event dirtied a page of old events again, a WAL frame
+	// per two events; a row here is appended at the table's end. The settled
+	// column stays and is no longer read; new events write 0 there (dropping
+	// or clearing it would rewrite every stored event).
+	`
+CREATE TABLE settled_events (
+	received_at INTEGER NOT NULL,
+	event_id    TEXT NOT NULL,
+	PRIMARY KEY (received_at, event_id)
+) WITHOUT ROWID;
+INSERT INTO settled_events (received_at, event_id) SELECT received_at, id FROM events WHERE settled = 1;
+DROP INDEX events_settled;
 `,
 }
 

@@ -53,7 +53,7 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 	var created bool
 	err := s.do(ctx, func(w *writer) error {
 		created = false
-		res, err := w.st.insEvent.ExecContext(w.ctx, eventID, eventType, at, body, routes, len(rows) == 0)
+		res, err := w.st.insEvent.ExecContext(w.ctx, eventID, eventType, at, body, routes)
 		if err != nil {
 			return fmt.Errorf("ingest event %q: %w", eventID, err)
 		}
@@ -63,6 +63,11 @@ func (s *Store) Ingest(ctx context.Context, e store.NewEvent) (bool, error) {
 		}
 		if n == 0 {
 			return nil // duplicate: stored before, or earlier in this batch
+		}
+		if len(rows) == 0 { // unrouted: nothing left to do
+			if _, err := w.st.markSettled.ExecContext(w.ctx, at, eventID); err != nil {
+				return fmt.Errorf("ingest event %q: settle: %w", eventID, err)
+			}
 		}
 		for _, r := range rows {
 			if _, err := w.st.insDelivery.ExecContext(w.ctx, r.id, eventID, eventType, r.destination, r.route, at, at, at); err != nil {
@@ -109,14 +114,16 @@ func (s *Store) Claim(ctx context.Context, owner, destination string, now, lease
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
-		ds, err := scanDeliveriesN(rows, true, limit, func(id string) bool { return s.leases.live(id, nowMs) })
+		var refs []rowRef
+		ds, err := scanDeliveriesN(rows, true, limit, func(id string) bool { return s.leases.live(id, nowMs) }, &refs)
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", destination, err)
 		}
 		for i := range ds {
 			d := &ds[i]
 			s.leases.put(d.ID, &heldLease{owner: owner, token: token, until: leaseMs, claimedAt: nowMs, body: d.Body,
-				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route})
+				eventID: d.EventID, eventType: d.EventType, destination: d.Destination, route: d.Route,
+				rowid: refs[i].rowid, eventReceived: refs[i].received})
 			d.State = store.Running
 			d.UpdatedAt = fromMs(nowMs)
 			d.Lease = store.Lease{DeliveryID: d.ID, Owner: owner, Token: token, Until: fromMs(leaseMs)}
@@ -249,13 +256,25 @@ func (w *writer) complete(rows []completion) (lost []string, err error) {
 			lost = append(lost, r.deliveryID)
 			continue
 		}
-		if _, err := w.st.completeUpd.ExecContext(w.ctx, string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, r.deliveryID); err != nil {
+		args := []any{string(r.state), len(r.dispatches), r.next, r.lastError, r.finished, cur.rowid, r.deliveryID}
+		res, err := w.st.completeUpd.ExecContext(w.ctx, args...)
+		if err != nil {
 			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+		} else if n == 0 {
+			if _, err := w.st.completeByID.ExecContext(w.ctx, args...); err != nil {
+				return nil, fmt.Errorf("complete delivery %q: %w", r.deliveryID, err)
+			}
 		}
 		// Only a delivered or skipped delivery can settle its event: any
 		// other state leaves it unsettled, as it was while this one was due.
-		if r.state == store.Delivered || r.state == store.Skipped {
-			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID); err != nil {
+		// Nor can it while another delivery of the event is leased (pending
+		// on disk): with several destinations only the last to finish
+		// usually runs the check.
+		if (r.state == store.Delivered || r.state == store.Skipped) && !w.leases.eventHeld(cur.eventID) {
+			if _, err := w.st.settle.ExecContext(w.ctx, cur.eventID, cur.eventReceived); err != nil {
 				return nil, fmt.Errorf("complete delivery %q: settle event: %w", r.deliveryID, err)
 			}
 		}
@@ -374,7 +393,7 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 		if _, err := w.st.retryUpd.ExecContext(w.ctx, at, deliveryID); err != nil {
 			return fmt.Errorf("delivery %q: %w", deliveryID, err)
 		}
-		if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET settled = 0 WHERE id = ?`, cur.eventID); err != nil {
+		if _, err := w.st.unsettle.ExecContext(w.ctx, cur.eventID); err != nil {
 			return fmt.Errorf("delivery %q: unsettle event: %w", deliveryID, err)
 		}
 		return nil
@@ -429,8 +448,8 @@ func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time,
 	unsettle := f.Status == store.Delivered || f.Status == store.Skipped
 	err := s.do(ctx, func(w *writer) error {
 		if unsettle {
-			if _, err := w.conn.ExecContext(w.ctx, `UPDATE events SET settled = 0
-				WHERE id IN (SELECT event_id FROM deliveries WHERE `+replayWhere+`)`, args...); err != nil {
+			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM settled_events WHERE (received_at, event_id) IN (
+				SELECT received_at, id FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE `+replayWhere+`))`, args...); err != nil {
 				return fmt.Errorf("replay %s: unsettle events: %w", f.Destination, err)
 			}
 		}
@@ -466,12 +485,12 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 	})
 }
 
-// purgeEventsSQL reads only settled events (events_settled), so old events
+// purgeEventsSQL reads only settled events (settled_events), so old events
 // that still hold work (a large dead backlog) cost nothing. An event whose
 // body a kept dispatch record refers to (request_body_event) stays until
 // that record ages out; the check is one seek of dispatches_event.
-const purgeEventsSQL = `SELECT id FROM events WHERE settled = 1 AND received_at < ?
-	AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = events.id AND request_body_event = 1)
+const purgeEventsSQL = `SELECT event_id, received_at FROM settled_events s WHERE received_at < ?
+	AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = s.event_id AND request_body_event = 1)
 	ORDER BY received_at LIMIT ?`
 
 // Purge deletes, oldest first, at most limit dispatch records created before
@@ -502,22 +521,30 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 		if err != nil {
 			return fmt.Errorf("purge events: %w", err)
 		}
-		var ids []string
+		type settled struct {
+			id string
+			at int64
+		}
+		var evs []settled
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var e settled
+			if err := rows.Scan(&e.id, &e.at); err != nil {
 				rows.Close()
 				return fmt.Errorf("purge events: %w", err)
 			}
-			ids = append(ids, id)
+			evs = append(evs, e)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
 			return fmt.Errorf("purge events: %w", err)
 		}
-		for _, id := range ids {
+		for _, e := range evs {
+			id := e.id
 			// The indexes are not counted: they are part of the event.
+			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM settled_events WHERE received_at = ? AND event_id = ?`, e.at, id); err != nil {
+				return fmt.Errorf("purge event %q: %w", id, err)
+			}
 			for _, q := range []string{`DELETE FROM event_users WHERE event_id = ?`, `DELETE FROM event_transactions WHERE event_id = ?`} {
 				if _, err := w.conn.ExecContext(w.ctx, q, id); err != nil {
 					return fmt.Errorf("purge event %q: %w", id, err)

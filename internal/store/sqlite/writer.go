@@ -222,7 +222,7 @@ func (s *Store) runTx(live []*request, errs []error) error {
 // planner reads a bound LIMIT, so every new binding expired the prepared
 // statement and each claim paid a full re-prepare (~80 µs, a third of a
 // claim's CPU under load). The plan is the same index scan without it.
-const claimSQL = `SELECT ` + deliveryCols + `, e.body FROM deliveries d JOIN events e ON e.id = d.event_id
+const claimSQL = `SELECT ` + deliveryCols + `, e.body, d.rowid, e.received_at FROM deliveries d JOIN events e ON e.id = d.event_id
 	WHERE d.destination = ? AND d.due_at <= ? ORDER BY d.due_at`
 
 // destinationsCTE lists the distinct destinations of deliveries with one
@@ -235,6 +235,21 @@ const destinationsCTE = `WITH RECURSIVE dest(name) AS (
 // releaseAllSQL reads deliveries_state per (destination, 'running').
 const releaseAllSQL = destinationsCTE + `UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_until = NULL,
 	lease_owner = NULL, lease_token = NULL, updated_at = ?1 WHERE state = 'running' AND destination IN (SELECT name FROM dest WHERE name IS NOT NULL)`
+
+// completeSQL writes a finished attempt's delivery; the caller adds the
+// WHERE clause (?6 rowid, ?7 id).
+const completeSQL = `UPDATE deliveries SET
+	state = ?1,
+	attempts = attempts + ?2,
+	tries = tries + 1,
+	next_attempt_at = COALESCE(?3, next_attempt_at),
+	last_error = ?4,
+	lease_until = NULL,
+	lease_owner = NULL,
+	lease_token = NULL,
+	updated_at = ?5,
+	delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
+	`
 
 // writer is the writing connection and its prepared statements; only the
 // writer goroutine uses it (and Open and Close, before and after it runs).
@@ -251,10 +266,12 @@ type stmts struct {
 	begin, commit, rollback *sql.Stmt
 	insEvent, insDelivery   *sql.Stmt
 	insUser, insTransaction *sql.Stmt
-	settle                  *sql.Stmt
+	settle, unsettle        *sql.Stmt
+	markSettled             *sql.Stmt
 	claimSel                *sql.Stmt
 	getDelivery             *sql.Stmt
 	completeUpd             *sql.Stmt
+	completeByID            *sql.Stmt
 	insDispatch             *sql.Stmt
 	setLastError            *sql.Stmt
 	releaseOne, releaseAll  *sql.Stmt
@@ -272,32 +289,29 @@ func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 		{&w.st.begin, `BEGIN IMMEDIATE`},
 		{&w.st.commit, `COMMIT`},
 		{&w.st.rollback, `ROLLBACK`},
-		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, ?)
+		// settled is unused since schema version 5 (settled_events).
+		{&w.st.insEvent, `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES (?, ?, ?, ?, ?, 0)
 			ON CONFLICT (id) DO NOTHING`},
+		{&w.st.markSettled, `INSERT OR IGNORE INTO settled_events (received_at, event_id) VALUES (?, ?)`},
 		// Recomputed rather than counted, so it cannot drift. It runs when a
 		// delivery becomes delivered or skipped, and so finds the event
-		// unsettled (that delivery was not final); only the last one writes
-		// the event row, the others read.
-		{&w.st.settle, `UPDATE events SET settled = 1 WHERE id = ?1 AND settled = 0 AND NOT EXISTS (
-			SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
+		// unsettled (that delivery was not final); only the last one writes,
+		// the others read.
+		{&w.st.settle, `INSERT OR IGNORE INTO settled_events (received_at, event_id)
+			SELECT ?2, ?1 WHERE NOT EXISTS (
+				SELECT 1 FROM deliveries WHERE event_id = ?1 AND state NOT IN ('delivered', 'skipped'))`},
+		{&w.st.unsettle, `DELETE FROM settled_events WHERE received_at = (SELECT received_at FROM events WHERE id = ?1) AND event_id = ?1`},
 		{&w.st.insUser, `INSERT OR IGNORE INTO event_users (user_id, received_at, event_id) VALUES (?, ?, ?)`},
 		{&w.st.insTransaction, `INSERT OR IGNORE INTO event_transactions (transaction_id, received_at, event_id) VALUES (?, ?, ?)`},
 		{&w.st.insDelivery, `INSERT INTO deliveries (id, event_id, event_type, destination, route, state,
 			next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`},
 		{&w.st.claimSel, claimSQL},
 		{&w.st.getDelivery, `SELECT event_id, event_type, destination, route, state, lease_owner, lease_token FROM deliveries WHERE id = ?`},
-		{&w.st.completeUpd, `UPDATE deliveries SET
-			state = ?1,
-			attempts = attempts + ?2,
-			tries = tries + 1,
-			next_attempt_at = COALESCE(?3, next_attempt_at),
-			last_error = ?4,
-			lease_until = NULL,
-			lease_owner = NULL,
-			lease_token = NULL,
-			updated_at = ?5,
-			delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 END
-			WHERE id = ?6`},
+		// By rowid, which the claim read: no seek of the id index. Nothing
+		// renumbers rowids while the store runs (no VACUUM), but if a row
+		// moved anyway, complete falls back to its id.
+		{&w.st.completeUpd, completeSQL + `WHERE rowid = ?6 AND id = ?7`},
+		{&w.st.completeByID, completeSQL + `WHERE id = ?7`},
 		{&w.st.insDispatch, `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route, replica,
 			attempt, status, request, response, duration_ms, created_at, next_attempt_at, request_body_event)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
