@@ -18,11 +18,11 @@ import (
 // wake-up per destination), committed without waiting for its flush: a
 // notice is not data.
 //
-// Notices are hints, so one that is lost (the send failed, the queue was
-// full, the process died right after the commit) never fails the write that
-// queued it: a lost wake-up is found by the scheduler's poll, a lost
-// announcement is missing only from the live view (the dispatch log has the
-// record). Pause changes are not sent here: SetPaused notifies inside its
+// Notices are hints, so one that is lost (the queue was full, the process
+// died right after the commit) never fails the write that queued it, and a
+// send that failed is retried rather than reported to any writer: a lost
+// wake-up is found by the scheduler's poll, a lost announcement is missing
+// only from the live view (the dispatch log has the record). Pause changes are not sent here: SetPaused notifies inside its
 // own transaction, so a committed pause always reaches every listener.
 type notices struct {
 	s    *Store
@@ -35,6 +35,7 @@ type notices struct {
 	dueSet map[string]struct{} // of due
 	ids    []string            // dispatch records to announce, in commit order
 
+	maxIDs  int          // bound of ids (maxQueuedIDs)
 	dropped atomic.Int64 // announcements not queued: the queue was full
 	failing bool         // the last send failed (log once per outage); run's own
 
@@ -51,7 +52,7 @@ const maxQueuedIDs = 1 << 16
 // maxPayload keeps a chanDispatch payload under NOTIFY's 8000 bytes.
 const maxPayload = 7000
 
-// sendTimeout bounds one send; a send that fails is not retried.
+// sendTimeout bounds one send; one that fails is retried (see run).
 const sendTimeout = 5 * time.Second
 
 // notifySQL sends many notices in one statement. set_config makes this
@@ -62,7 +63,7 @@ const notifySQL = `SELECT count(pg_notify(c, p)), set_config('synchronous_commit
 
 func newNotices(s *Store) *notices {
 	n := &notices{s: s, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		dueSet: map[string]struct{}{}}
+		dueSet: map[string]struct{}{}, maxIDs: maxQueuedIDs}
 	go n.run()
 	return n
 }
@@ -89,7 +90,7 @@ func (n *notices) announce(ids []string) {
 		return
 	}
 	n.mu.Lock()
-	room := max(maxQueuedIDs-len(n.ids), 0)
+	room := max(n.maxIDs-len(n.ids), 0)
 	if len(ids) > room {
 		n.dropped.Add(int64(len(ids) - room))
 		ids = ids[:room]
@@ -119,25 +120,71 @@ func (n *notices) close() {
 
 // run sends until close. While one send is out, later writes queue up and
 // go together in the next: under load, one statement serves many commits.
+// A send that failed (the database is restarting, the pool is exhausted) is
+// queued again and retried after a backoff, so a transient failure delays
+// notices instead of losing them; close tries once more and gives up.
 func (n *notices) run() {
 	defer close(n.done)
+	wait := minReconnect
 	for {
 		select {
 		case <-n.kick:
-			n.send()
 		case <-n.stop:
 			n.send()
 			return
 		}
+		if n.send() {
+			wait = minReconnect
+			continue
+		}
+		n.poke() // what failed is queued again
+		select {
+		case <-time.After(wait):
+		case <-n.stop:
+			n.send()
+			return
+		}
+		wait = min(2*wait, maxReconnect)
 	}
 }
 
-// take empties the queue into one statement's arguments: announcements,
-// then wake-ups. (A resume's wake-up is queued after SetPaused committed
-// its notice, so a worker learns of the resume first.)
-func (n *notices) take() (chans, payloads []string) {
+// take empties the queue: announcements in commit order, wake-ups in
+// first-queued order. (A resume's wake-up is queued after SetPaused
+// committed its notice, so a worker learns of the resume first.)
+func (n *notices) take() (ids, due []string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	ids, due = n.ids, n.due
+	n.ids, n.due = nil, nil
+	clear(n.dueSet)
+	return ids, due
+}
+
+// requeue puts back what a failed send took, ahead of what was queued
+// since, within the bound (the oldest are dropped first).
+func (n *notices) requeue(ids, due []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	room := max(n.maxIDs-len(n.ids), 0)
+	if len(ids) > room {
+		n.dropped.Add(int64(len(ids) - room))
+		ids = ids[len(ids)-room:]
+	}
+	n.ids = append(ids, n.ids...)
+	later := n.due
+	n.due = nil
+	clear(n.dueSet)
+	for _, d := range append(due, later...) {
+		if _, ok := n.dueSet[d]; !ok {
+			n.dueSet[d] = struct{}{}
+			n.due = append(n.due, d)
+		}
+	}
+}
+
+// statement turns ids and due into notifySQL's arguments: announcements in
+// payloads under maxPayload, then wake-ups.
+func (n *notices) statement(ids, due []string) (chans, payloads []string) {
 	var sb strings.Builder
 	flush := func() {
 		if sb.Len() > 0 {
@@ -145,7 +192,7 @@ func (n *notices) take() (chans, payloads []string) {
 			sb.Reset()
 		}
 	}
-	for _, id := range n.ids {
+	for _, id := range ids {
 		if sb.Len()+len(id)+1 > maxPayload {
 			flush()
 		}
@@ -155,21 +202,20 @@ func (n *notices) take() (chans, payloads []string) {
 		sb.WriteString(id)
 	}
 	flush()
-	for _, d := range n.due {
+	for _, d := range due {
 		chans, payloads = append(chans, chanDue), append(payloads, d)
 	}
-	clear(n.ids)
-	clear(n.due)
-	clear(n.dueSet)
-	n.ids, n.due = n.ids[:0], n.due[:0]
 	return chans, payloads
 }
 
-func (n *notices) send() {
-	chans, payloads := n.take()
-	if len(chans) == 0 {
-		return
+// send sends everything queued in one statement; false: it failed, and
+// what it took is queued again.
+func (n *notices) send() bool {
+	ids, due := n.take()
+	if len(ids) == 0 && len(due) == 0 {
+		return true
 	}
+	chans, payloads := n.statement(ids, due)
 	if n.onSend != nil {
 		n.onSend(chans, payloads)
 	}
@@ -181,9 +227,14 @@ func (n *notices) send() {
 	switch {
 	case err != nil && !n.failing:
 		n.failing = true
-		n.s.log.Warn("store notices not sent; other replicas find the work by polling", "count", len(chans), "err", err)
+		n.s.log.Warn("store notices not sent; retrying, and other replicas find the work by polling meanwhile", "count", len(chans), "err", err)
 	case err == nil && n.failing:
 		n.failing = false
 		n.s.log.Info("store notices sent again")
 	}
+	if err != nil {
+		n.requeue(ids, due)
+		return false
+	}
+	return true
 }

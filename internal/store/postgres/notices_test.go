@@ -85,3 +85,37 @@ func firstDelivery(t *testing.T, s *Store, destination string) string {
 	}
 	return id
 }
+
+// TestNoticesRequeue: what a failed send took goes back ahead of what was
+// queued since, wake-ups stay one per destination, and the bound holds.
+func TestNoticesRequeue(t *testing.T) {
+	tests := []struct {
+		name             string
+		taken, takenDue  []string
+		since, sinceDue  []string
+		limit            int
+		wantIDs, wantDue []string
+		wantDropped      int64
+	}{
+		{"failed first, then newer", []string{"a", "b"}, []string{"x"}, []string{"c"}, []string{"y", "x"}, 10,
+			[]string{"a", "b", "c"}, []string{"x", "y"}, 0},
+		{"nothing since", []string{"a"}, nil, nil, nil, 10, []string{"a"}, nil, 0},
+		{"over the bound: the oldest go", []string{"a", "b", "c"}, nil, []string{"d"}, nil, 3,
+			[]string{"b", "c", "d"}, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &notices{kick: make(chan struct{}, 1), dueSet: map[string]struct{}{}, maxIDs: tt.limit}
+			n.announce(tt.since)
+			n.wake(tt.sinceDue...)
+			n.requeue(tt.taken, tt.takenDue)
+			ids, due := n.take()
+			if !reflect.DeepEqual(ids, tt.wantIDs) || !reflect.DeepEqual(due, tt.wantDue) {
+				t.Errorf("after requeue: ids %v due %v, want %v %v", ids, due, tt.wantIDs, tt.wantDue)
+			}
+			if got := n.dropped.Load(); got != tt.wantDropped {
+				t.Errorf("dropped %d, want %d", got, tt.wantDropped)
+			}
+		})
+	}
+}
