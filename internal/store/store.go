@@ -65,8 +65,9 @@ var (
 // owner and token of a delivery's lease, and the replica of a dispatch record;
 // 3 adds the index of events by received_at, by customer and by
 // transaction (Events); 4 lets a dispatch record refer to its event's body instead of copying it;
-// 5 keeps SQLite's settled events in a table of their own (nothing changes on PostgreSQL).
-const SchemaVersion = 5
+// 5 keeps SQLite's settled events in a table of their own (nothing changes on PostgreSQL);
+// 6 does the same on PostgreSQL, where completions stop locking their events (nothing changes on SQLite).
+const SchemaVersion = 6
 
 // State is the state of a delivery in the queue.
 type State string

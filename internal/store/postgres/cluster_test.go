@@ -614,3 +614,74 @@ func TestNotifierPingsWhenIdle(t *testing.T) {
 		t.Fatalf("notifier connects = %d; idle pings must keep the one session", b.Connects())
 	}
 }
+
+// TestReplicasSettleTogether: the deliveries of each event finish on two
+// replicas at the same moment (one claims every "a", the other every "b",
+// and they complete in lockstep), so no completion can see its event
+// settled; Purge still finds every event settled and deletes it, and an
+// event whose other delivery is still pending stays.
+func TestReplicasSettleTogether(t *testing.T) {
+	rs := replicas(t, 2)
+	const events = 200
+	for i := 0; i < events; i++ {
+		ingest(t, rs[0], fmt.Sprintf("e%04d", i), t0.Add(time.Duration(i)*time.Millisecond), "a", "b")
+	}
+	ingest(t, rs[0], "open", t0, "a", "c") // its c is never claimed
+	now := t0.Add(time.Minute)
+	claimed := make([][]store.Delivery, 2)
+	for i, dest := range []string{"a", "b"} {
+		ds, err := rs[i].Claim(t.Context(), rs[i].Replica(), dest, now, now.Add(time.Minute), events+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed[i] = ds
+	}
+	if len(claimed[0]) != events+1 || len(claimed[1]) != events {
+		t.Fatalf("claimed %d a and %d b, want %d and %d", len(claimed[0]), len(claimed[1]), events+1, events)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for _, d := range claimed[i] {
+				err := rs[i].Complete(context.Background(), []store.Completion{{DeliveryID: d.ID, LeaseToken: d.Lease.Token,
+					State: store.Delivered, FinishedAt: now,
+					Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: now}}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	deleted := 0
+	for {
+		// Dispatch records are created at now: only events are old enough.
+		n, err := rs[1].Purge(t.Context(), now, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		deleted += n
+	}
+	if want := events * 3; deleted != want { // each event and its two deliveries
+		t.Fatalf("Purge deleted %d rows, want %d", deleted, want)
+	}
+	if _, err := rs[0].Event(t.Context(), "open"); err != nil {
+		t.Fatalf("the event with a pending delivery: %v", err)
+	}
+	var left int
+	if err := rs[0].pool.QueryRow(t.Context(), `SELECT count(*) FROM events`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d events left (%v), want 1", left, err)
+	}
+}

@@ -21,18 +21,22 @@ import (
 // batchSQL stores many events and their deliveries in one statement. An id
 // already stored, or being stored by a concurrent batch (of any replica),
 // is skipped by ON CONFLICT once that batch commits; RETURNING names the
-// events created. Rows go in id order, so two batches holding the same ids
+// events created; an unrouted event is settled as it is stored, so its
+// settle check goes with it (schema.go, version 6). Rows go in id order, so two batches holding the same ids
 // wait for each other in one order and never deadlock. The wake-ups of the
 // created events' destinations follow the commit (notices.go): one per
 // destination for the whole batch.
 const batchSQL = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[], $6::boolean[])
-		AS x(id, type, received_at, body, routes, settled)
+		AS x(id, type, received_at, body, routes, unrouted)
 ), e AS (
-	INSERT INTO events (id, type, received_at, body, routes, settled)
-	SELECT id, type, received_at, body, routes, settled FROM input ORDER BY id
+	INSERT INTO events (id, type, received_at, body, routes)
+	SELECT id, type, received_at, body, routes FROM input ORDER BY id
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id, type, received_at
+), s AS (
+	INSERT INTO settle_checks (event_id, received_at)
+	SELECT e.id, e.received_at FROM e JOIN input ON input.id = e.id WHERE input.unrouted
 ), d AS (
 	INSERT INTO deliveries (id, event_id, event_type, destination, route, state, next_attempt_at, created_at, updated_at)
 	SELECT x.id, e.id, e.type, x.destination, x.route, 'pending', e.received_at, e.received_at, e.received_at
@@ -203,7 +207,7 @@ func (s *Store) wrapIngest(id string, err error) error {
 func (b *batcher) insert(ctx context.Context, batch []*ingestReq) (map[string]bool, error) {
 	n := len(batch)
 	ids, types, bodies, routes := make([]string, 0, n), make([]string, 0, n), make([][]byte, 0, n), make([]*string, 0, n)
-	received, settled := make([]time.Time, 0, n), make([]bool, 0, n)
+	received, unrouted := make([]time.Time, 0, n), make([]bool, 0, n)
 	var devents, dids, ddests, droutes, uevents, users, tevents, txns []string
 	seen := make(map[string]bool, n)
 	for _, r := range batch {
@@ -212,7 +216,7 @@ func (b *batcher) insert(ctx context.Context, batch []*ingestReq) (map[string]bo
 		}
 		seen[r.e.ID] = true
 		ids, types, bodies = append(ids, r.e.ID), append(types, r.e.Type), append(bodies, r.e.Body)
-		received, settled = append(received, r.received), append(settled, len(r.e.Deliveries) == 0)
+		received, unrouted = append(received, r.received), append(unrouted, len(r.e.Deliveries) == 0)
 		var rt *string
 		if r.e.Routes != nil {
 			v := string(r.e.Routes)
@@ -230,7 +234,7 @@ func (b *batcher) insert(ctx context.Context, batch []*ingestReq) (map[string]bo
 			tevents, txns = append(tevents, r.e.ID), append(txns, x)
 		}
 	}
-	rows, err := b.s.pool.Query(ctx, batchSQL, ids, types, received, bodies, routes, settled, devents, dids, ddests, droutes,
+	rows, err := b.s.pool.Query(ctx, batchSQL, ids, types, received, bodies, routes, unrouted, devents, dids, ddests, droutes,
 		uevents, users, tevents, txns)
 	if err != nil {
 		return nil, err

@@ -85,3 +85,60 @@ func TestMigrateIndexesStoredUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateSettleChecks: a version 5 database, whose events carry a
+// settled flag, migrates to settle checks: Purge deletes the events that
+// were settled and keeps the one still holding work.
+func TestMigrateSettleChecks(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	type stmt struct {
+		q    string
+		args []any
+	}
+	var stmts []stmt
+	for _, m := range migrations[:5] {
+		stmts = append(stmts, stmt{m, nil})
+	}
+	stmts = append(stmts,
+		stmt{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
+		stmt{`INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5)`, nil},
+		stmt{`INSERT INTO events (id, type, received_at, body, routes, settled) VALUES
+			('done', 'RENEWAL', $1, '{}', NULL, true), ('unrouted', 'RENEWAL', $1, '{}', NULL, true),
+			('open', 'RENEWAL', $1, '{}', NULL, false)`, []any{t0}},
+		stmt{`INSERT INTO deliveries (id, event_id, event_type, destination, route, state, next_attempt_at, created_at, updated_at, delivered_at)
+			VALUES ('d1', 'done', 'RENEWAL', 'a', 'r', 'delivered', $1, $1, $1, $1),
+			('d2', 'open', 'RENEWAL', 'a', 'r', 'delivered', $1, $1, $1, $1),
+			('d3', 'open', 'RENEWAL', 'b', 'r', 'retrying', $1, $1, $1, NULL)`, []any{t0}},
+	)
+	for _, st := range stmts {
+		if _, err := conn.Exec(t.Context(), st.q, st.args...); err != nil {
+			conn.Close(t.Context())
+			t.Fatalf("write version 5 database: %v", err)
+		}
+	}
+	conn.Close(t.Context())
+
+	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	n, err := s.Purge(t.Context(), t0.Add(time.Hour), 10)
+	if err != nil || n != 3 { // done and d1, unrouted
+		t.Fatalf("Purge = %d, %v; want 3", n, err)
+	}
+	for _, tt := range []struct {
+		id   string
+		kept bool
+	}{{"done", false}, {"unrouted", false}, {"open", true}} {
+		_, err := s.Event(t.Context(), tt.id)
+		if tt.kept != (err == nil) {
+			t.Errorf("Event(%s): %v, want kept %v", tt.id, err, tt.kept)
+		}
+	}
+}

@@ -20,8 +20,9 @@ import (
 // the bytes the event page shows).
 //
 // Indexes, and the query each one serves (as in SQLite):
-//   - events_settled (received_at) WHERE settled: Purge, O(limit) however
-//     many old events still hold work.
+//   - settle_checks_received (received_at, event_id): Purge, O(limit)
+//     however many old events still hold work (version 6; before it,
+//     events_settled).
 //   - deliveries_due (destination, due_at) WHERE due_at IS NOT NULL: Claim.
 //     due_at is when a row can next be claimed (next_attempt_at while
 //     pending or retrying, lease_until while running, NULL when final).
@@ -200,6 +201,31 @@ CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) W
 	// 5: SQLite's settled-events table; PostgreSQL updates a settled event
 	// in place (MVCC writes a new tuple either way), so nothing changes here.
 	`SELECT 1`,
+	// 6: a completion takes no lock on its event and does not rewrite it.
+	// Before, each completion locked its events (so that replicas finishing
+	// one event's last two deliveries at once would not both miss that it
+	// was settled) and the last one rewrote the event's row, body and all,
+	// to set its settled flag; replicas completing one event's deliveries
+	// waited for each other's commit flush. Now a delivery that becomes
+	// delivered or skipped, and an unrouted event, adds a row to
+	// settle_checks; Purge takes the oldest rows, locks their events'
+	// deliveries and deletes the events whose deliveries are all finished,
+	// and the rows of the others (the delivery finishing later adds one
+	// again). The foreign key of deliveries goes too: every delivery insert
+	// ran a trigger that locked its event's row, and every purged event a
+	// query on deliveries; deliveries are inserted with their event in one
+	// statement and deleted before it (Purge), so it never caught anything.
+	`
+CREATE TABLE settle_checks (
+	event_id    text NOT NULL,
+	received_at timestamptz NOT NULL
+);
+CREATE INDEX settle_checks_received ON settle_checks (received_at, event_id);
+INSERT INTO settle_checks (event_id, received_at) SELECT id, received_at FROM events WHERE settled;
+DROP INDEX events_settled;
+ALTER TABLE events DROP COLUMN settled;
+ALTER TABLE deliveries DROP CONSTRAINT deliveries_event_id_fkey;
+`,
 }
 
 // Every store numbers its versions alike (store.SchemaVersion).

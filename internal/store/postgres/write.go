@@ -155,23 +155,18 @@ func fixDelivery(d *store.Delivery) {
 type head struct {
 	eventID, eventType, destination, route string
 	state                                  store.State
-	token                                  *int64 // the lease's, while one holds the row
-	owner                                  string // the lease's owner, while one holds the row
+	token                                  *int64    // the lease's, while one holds the row
+	owner                                  string    // the lease's owner, while one holds the row
+	created                                time.Time // the event's received_at
 }
 
-// lockHeads takes the events of the given deliveries FOR NO KEY UPDATE, in
-// id order, before their deliveries are read and written. Two replicas
-// completing the two deliveries of one event therefore run one after the
-// other, and the second's settled flag sees the first's result (READ
-// COMMITTED: each statement after the lock reads what committed before it).
-// It returns the current heads of the deliveries, locked too.
+// lockHeads locks the given deliveries FOR UPDATE, in id order (as Purge
+// locks the deliveries it checks), and returns their current heads. Their
+// events are not locked: a completion neither reads nor writes its event's
+// row, and Purge decides which events are settled (schema.go, version 6).
 func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, error) {
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id IN (
-		SELECT event_id FROM deliveries WHERE id = ANY($1)) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
-		return nil, err
-	}
 	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token,
-		COALESCE(lease_owner, '') FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		COALESCE(lease_owner, ''), created_at FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +174,7 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	for rows.Next() {
 		var id string
 		var h head
-		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner); err != nil {
+		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner, &h.created); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -188,15 +183,13 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	return heads, rows.Err()
 }
 
-// settleSQL sets the settled flag of the given events, writing only those
-// whose flag changes: an event is settled when none of its deliveries is
-// unfinished, so its flag is wrong exactly when it equals "one is
-// unfinished". Rewriting an unchanged row would copy it, body and all, into
-// a new row version and the WAL at every completion of each of its
-// deliveries.
-const settleSQL = `UPDATE events e SET settled = NOT e.settled
-	WHERE e.id = ANY($1) AND e.settled = EXISTS (
-		SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state NOT IN ('delivered', 'skipped'))`
+// settleSQL adds the settle checks of deliveries that became delivered or
+// skipped: Purge later tells from all of an event's deliveries whether it
+// is settled. Deciding it here would need every completion of an event to
+// wait for the others' commits (two replicas finishing its last two
+// deliveries at once would each see the other's still running).
+const settleSQL = `INSERT INTO settle_checks (event_id, received_at)
+	SELECT * FROM unnest($1::text[], $2::timestamptz[])`
 
 // Complete records attempts and new states in one transaction for the
 // whole slice. A completion applies only while its token still holds the
@@ -232,7 +225,8 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 			}
 		}
 		b := &pgx.Batch{}
-		events := map[string]bool{}
+		var checkEvents []string
+		var checkTimes []time.Time
 		lost, published = lost[:0], published[:0]
 		for i := range cs {
 			c := &cs[i]
@@ -257,7 +251,9 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 				lease_owner = NULL, lease_token = NULL, updated_at = $5,
 				delivered_at = CASE WHEN $1 = 'delivered' THEN $5::timestamptz END
 				WHERE id = $6`, string(c.State), len(c.Dispatches), next, c.LastError, ms(finished), c.DeliveryID)
-			events[cur.eventID] = true
+			if c.State == store.Delivered || c.State == store.Skipped {
+				checkEvents, checkTimes = append(checkEvents, cur.eventID), append(checkTimes, cur.created)
+			}
 			if c.State == store.Retrying || c.State == store.Dead {
 				// A late completion must not replace a newer error.
 				b.Queue(`INSERT INTO destination_state (name, last_error, last_error_at) VALUES ($1, $2, $3)
@@ -296,8 +292,8 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 				published = append(published, d.ID)
 			}
 		}
-		if len(events) > 0 {
-			b.Queue(settleSQL, keys(events))
+		if len(checkEvents) > 0 {
+			b.Queue(settleSQL, checkEvents, checkTimes)
 		}
 		if b.Len() == 0 {
 			return nil
@@ -319,15 +315,6 @@ func or(v, fallback string) string {
 		return fallback
 	}
 	return v
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // Release makes the given leased deliveries Pending and due at now
@@ -384,12 +371,10 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 		if cur.state == store.Running {
 			return fmt.Errorf("delivery %q is running: %w", deliveryID, store.ErrConflict)
 		}
-		b := &pgx.Batch{}
-		b.Queue(`UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
-			lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $1 WHERE id = $2`, at, deliveryID)
-		b.Queue(`UPDATE events SET settled = false WHERE id = $1`, cur.eventID)
 		dest = cur.destination
-		return tx.SendBatch(ctx, b).Close()
+		_, err = tx.Exec(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = $1, lease_until = NULL,
+			lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $1 WHERE id = $2`, at, deliveryID)
+		return err
 	})
 	if err != nil {
 		return s.fail("retry", err)
@@ -430,16 +415,11 @@ func (s *Store) Replay(ctx context.Context, f store.ReplayFilter, now time.Time,
 	}
 	var n int64
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// Events first, as every writer of deliveries' states does.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE `+
-			replayWhere+`) ORDER BY id FOR NO KEY UPDATE`, args...); err != nil {
+		// Locked in id order first, as Complete and Purge lock deliveries,
+		// so that a replay and a purge of the same settled events wait for
+		// each other instead of deadlocking.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM deliveries WHERE `+replayWhere+` ORDER BY id FOR UPDATE`, args...); err != nil {
 			return err
-		}
-		if f.Status == store.Delivered || f.Status == store.Skipped {
-			if _, err := tx.Exec(ctx, `UPDATE events SET settled = false
-				WHERE id IN (SELECT event_id FROM deliveries WHERE `+replayWhere+`)`, args...); err != nil {
-				return err
-			}
 		}
 		tag, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = $6,
 			lease_until = NULL, lease_owner = NULL, lease_token = NULL, delivered_at = NULL, updated_at = $6
@@ -499,6 +479,14 @@ func (s *Store) SetPaused(ctx context.Context, destination string, paused bool) 
 // Purge deletes, oldest first, at most limit dispatch records created
 // before before, and at most limit settled events received before before
 // with their deliveries. It returns the rows deleted; a caller loops until 0.
+//
+// An event is settled when every one of its deliveries is delivered or
+// skipped. Completions do not decide it (schema.go, version 6): Purge takes
+// the oldest settle checks, locks the deliveries of their events in id
+// order, waiting for any completion, retry or replay that holds one, and
+// then reads their states as committed. The checks of an event that is not
+// settled after all (a delivery retried, replayed or still to finish) are
+// deleted; the delivery that finishes later adds one again.
 func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
 	if err := s.usable(); err != nil {
 		return 0, err
@@ -516,32 +504,19 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 			return fmt.Errorf("dispatches: %w", err)
 		}
 		total += tag.RowsAffected()
-		// SKIP LOCKED: an event a writer holds is being retried or was just
-		// settled; the next purge sees it.
-		rows, err := tx.Query(ctx, `SELECT id FROM events WHERE settled AND received_at < $1
-			ORDER BY received_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, at, limit)
-		if err != nil {
-			return fmt.Errorf("events: %w", err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("events: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		// The indexes are not counted: they are part of the event.
-		for _, q := range []string{`DELETE FROM event_users WHERE event_id = ANY($1)`, `DELETE FROM event_transactions WHERE event_id = ANY($1)`} {
-			if _, err := tx.Exec(ctx, q, ids); err != nil {
-				return fmt.Errorf("events: %w", err)
-			}
-		}
-		for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ANY($1)`, `DELETE FROM events WHERE id = ANY($1)`} {
-			tag, err := tx.Exec(ctx, q, ids)
+		// Until limit events are gone or no old check is left: checks of
+		// events that are not settled are deleted without counting, so a
+		// call that found only those goes on to the next.
+		for events := 0; events < limit; {
+			n, more, err := purgeSettled(ctx, tx, at, limit-events)
 			if err != nil {
 				return fmt.Errorf("events: %w", err)
 			}
-			total += tag.RowsAffected()
+			events += int(n.events)
+			total += n.rows
+			if !more {
+				break
+			}
 		}
 		return nil
 	})
@@ -549,4 +524,68 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 		return 0, s.fail("purge", err)
 	}
 	return int(total), nil
+}
+
+// purgeCount counts what one purgeSettled deleted: events, and the rows
+// reported (events and deliveries; their index rows are part of them).
+type purgeCount struct{ events, rows int64 }
+
+// purgeSettled checks the events of the oldest settle checks received
+// before at, up to limit events, and deletes those settled. more is false
+// when no check was left to take.
+func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n purgeCount, more bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT event_id FROM settle_checks WHERE received_at < $1
+		GROUP BY received_at, event_id ORDER BY received_at, event_id LIMIT $2`, at, limit)
+	if err != nil {
+		return n, false, err
+	}
+	checked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(checked) == 0 {
+		return n, false, err
+	}
+	rows, err = tx.Query(ctx, `SELECT event_id, state FROM deliveries WHERE event_id = ANY($1) ORDER BY id FOR UPDATE`, checked)
+	if err != nil {
+		return n, false, err
+	}
+	open := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var state store.State
+		if err := rows.Scan(&id, &state); err != nil {
+			rows.Close()
+			return n, false, err
+		}
+		if state != store.Delivered && state != store.Skipped {
+			open[id] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, false, err
+	}
+	settled := make([]string, 0, len(checked))
+	for _, id := range checked {
+		if !open[id] {
+			settled = append(settled, id)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM settle_checks WHERE event_id = ANY($1)`, checked); err != nil {
+		return n, false, err
+	}
+	if len(settled) == 0 {
+		return n, true, nil
+	}
+	for _, q := range []string{`DELETE FROM event_users WHERE event_id = ANY($1)`, `DELETE FROM event_transactions WHERE event_id = ANY($1)`} {
+		if _, err := tx.Exec(ctx, q, settled); err != nil {
+			return n, false, err
+		}
+	}
+	for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ANY($1)`, `DELETE FROM events WHERE id = ANY($1)`} {
+		tag, err := tx.Exec(ctx, q, settled)
+		if err != nil {
+			return n, false, err
+		}
+		n.rows += tag.RowsAffected()
+	}
+	n.events = int64(len(settled))
+	return n, true, nil
 }
