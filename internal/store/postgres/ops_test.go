@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rcrouter/rcrouter/destinations"
 	"github.com/rcrouter/rcrouter/internal/store"
 	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
 )
@@ -140,5 +141,49 @@ func TestMigrateSettleChecks(t *testing.T) {
 		if tt.kept != (err == nil) {
 			t.Errorf("Event(%s): %v, want kept %v", tt.id, err, tt.kept)
 		}
+	}
+}
+
+// TestDispatchBodyStoredAsReference: a request that sent its event's own
+// bytes is stored with a flag and without them; another body is stored as it
+// is (storetest's DispatchBodyOfEvent reads both back whole).
+func TestDispatchBodyStoredAsReference(t *testing.T) {
+	s := openNew(t)
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	body := `{"event":{"id":"evt-1","type":"RENEWAL"}}`
+	if _, err := s.Ingest(ctx, store.NewEvent{ID: "evt-1", Type: "RENEWAL", ReceivedAt: t0, Body: []byte(body),
+		Deliveries: []store.NewDelivery{{Destination: "raw", Route: "r"}, {Destination: "templated", Route: "r"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, destination, body string
+		ref                     bool
+	}{
+		{"raw body", "raw", body, true},
+		{"another body", "templated", `{"text":"renewal"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := s.Claim(ctx, "rc-1", tt.destination, t0, t0.Add(time.Minute), 1)
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("Claim = %v, %v", ds, err)
+			}
+			cs := []store.Completion{{DeliveryID: ds[0].ID, LeaseToken: ds[0].Lease.Token, State: store.Delivered, FinishedAt: t0,
+				Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: t0,
+					Request: destinations.Request{Method: "POST", URL: "http://127.0.0.1/hook", Body: tt.body}}}}}
+			if err := s.Complete(ctx, cs); err != nil {
+				t.Fatal(err)
+			}
+			var ref bool
+			var stored string
+			if err := s.pool.QueryRow(ctx, `SELECT request_body_event, request FROM dispatches WHERE id = $1`,
+				cs[0].Dispatches[0].ID).Scan(&ref, &stored); err != nil {
+				t.Fatal(err)
+			}
+			if ref != tt.ref || (tt.ref && strings.Contains(stored, "evt-1")) {
+				t.Fatalf("stored request_body_event = %v, request %s; want reference %v", ref, stored, tt.ref)
+			}
+		})
 	}
 }

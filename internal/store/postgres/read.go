@@ -83,18 +83,26 @@ func (s *Store) EventDeliveries(ctx context.Context, eventID string) ([]store.De
 		`SELECT `+deliveryCols+` FROM deliveries d WHERE d.event_id = $1 ORDER BY d.destination`, eventID)
 }
 
+// dispatchCols reads a record of the table dispatches (unaliased); a
+// request body stored as a reference (request_body_event) is its event's
+// body, read by primary key.
 const dispatchCols = `id, delivery_id, event_id, event_type, destination, route, attempt, status,
-	request, response, duration_ms, created_at, next_attempt_at, replica`
+	request, response, duration_ms, created_at, next_attempt_at, replica,
+	CASE WHEN request_body_event THEN (SELECT body FROM events WHERE events.id = dispatches.event_id) END`
 
 func scanDispatch(row pgx.Row) (store.Dispatch, error) {
 	var d store.Dispatch
 	var req, resp, replica string
+	var eventBody []byte
 	if err := row.Scan(&d.ID, &d.DeliveryID, &d.EventID, &d.EventType, &d.Destination, &d.Route, &d.Attempt,
-		&d.Status, &req, &resp, &d.DurationMs, &d.CreatedAt, &d.NextAttemptAt, &replica); err != nil {
+		&d.Status, &req, &resp, &d.DurationMs, &d.CreatedAt, &d.NextAttemptAt, &replica, &eventBody); err != nil {
 		return d, err
 	}
 	if err := json.Unmarshal([]byte(req), &d.Request); err != nil {
 		return d, fmt.Errorf("decode request of dispatch %s: %w", d.ID, err)
+	}
+	if eventBody != nil {
+		d.Request.Body = string(eventBody)
 	}
 	if err := json.Unmarshal([]byte(resp), &d.Response); err != nil {
 		return d, fmt.Errorf("decode response of dispatch %s: %w", d.ID, err)

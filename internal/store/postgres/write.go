@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,15 +159,23 @@ type head struct {
 	token                                  *int64    // the lease's, while one holds the row
 	owner                                  string    // the lease's owner, while one holds the row
 	created                                time.Time // the event's received_at
+	body                                   []byte    // the event's body (Complete only)
 }
 
 // lockHeads locks the given deliveries FOR UPDATE, in id order (as Purge
 // locks the deliveries it checks), and returns their current heads. Their
 // events are not locked: a completion neither reads nor writes its event's
 // row, and Purge decides which events are settled (schema.go, version 6).
-func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, error) {
+//
+// With bodies, each head holds its event's body too (read, not locked), to
+// store a request that sent it as a reference (Complete).
+func lockHeads(ctx context.Context, tx pgx.Tx, ids []string, bodies bool) (map[string]head, error) {
+	body := `NULL::bytea`
+	if bodies {
+		body = `(SELECT body FROM events WHERE events.id = deliveries.event_id)`
+	}
 	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token,
-		COALESCE(lease_owner, ''), created_at FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		COALESCE(lease_owner, ''), created_at, `+body+` FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +183,8 @@ func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, e
 	for rows.Next() {
 		var id string
 		var h head
-		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner, &h.created); err != nil {
+		if err := rows.Scan(&id, &h.eventID, &h.eventType, &h.destination, &h.route, &h.state, &h.token, &h.owner,
+			&h.created, &h.body); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -215,7 +225,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	}
 	var lost, published []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		heads, err := lockHeads(ctx, tx, ids)
+		heads, err := lockHeads(ctx, tx, ids, true)
 		if err != nil {
 			return err
 		}
@@ -279,7 +289,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 		}
 		if len(recs.ids) > 0 {
 			b.Queue(dispatchSQL, recs.ids, recs.deliveries, recs.events, recs.types, recs.dests, recs.routes,
-				recs.attempts, recs.statuses, recs.requests, recs.responses, recs.durations, recs.created, recs.next, recs.replicas)
+				recs.attempts, recs.statuses, recs.requests, recs.responses, recs.durations, recs.created, recs.next, recs.replicas, recs.bodyIsEvent)
 		}
 		if len(checkEvents) > 0 {
 			b.Queue(settleSQL, checkEvents, checkTimes)
@@ -312,9 +322,10 @@ const (
 		AS u(id, state, n, next, err, finished)
 	WHERE d.id = u.id`
 	dispatchSQL = `INSERT INTO dispatches (id, delivery_id, event_id, event_type, destination, route,
-	attempt, status, request, response, duration_ms, created_at, next_attempt_at, replica)
+	attempt, status, request, response, duration_ms, created_at, next_attempt_at, replica, request_body_event)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-		$7::integer[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[])`
+		$7::integer[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[],
+		$15::boolean[])`
 )
 
 // finishedRows are the columns of finishSQL, a row per completion.
@@ -337,12 +348,19 @@ type dispatchRows struct {
 	durations                                                                              []int64
 	created                                                                                []time.Time
 	next                                                                                   []*time.Time
+	bodyIsEvent                                                                            []bool
 }
 
 // add appends d, made under delivery (whose head is cur: the record's
 // fields left empty are taken from it).
 func (r *dispatchRows) add(d *store.Dispatch, delivery string, cur head) error {
-	req, err := json.Marshal(d.Request)
+	rq := d.Request
+	eventID := or(d.EventID, cur.eventID)
+	bodyIsEvent := rq.Body != "" && eventID == cur.eventID && rq.Body == string(cur.body)
+	if bodyIsEvent {
+		rq.Body = ""
+	}
+	req, err := json.Marshal(rq)
 	if err != nil {
 		return fmt.Errorf("delivery %q: encode request: %w", delivery, err)
 	}
@@ -356,12 +374,13 @@ func (r *dispatchRows) add(d *store.Dispatch, delivery string, cur head) error {
 		next = &n
 	}
 	r.ids, r.deliveries = append(r.ids, d.ID), append(r.deliveries, delivery)
-	r.events, r.types = append(r.events, or(d.EventID, cur.eventID)), append(r.types, or(d.EventType, cur.eventType))
+	r.events, r.types = append(r.events, eventID), append(r.types, or(d.EventType, cur.eventType))
 	r.dests, r.routes = append(r.dests, or(d.Destination, cur.destination)), append(r.routes, or(d.Route, cur.route))
 	r.attempts, r.statuses = append(r.attempts, int32(d.Attempt)), append(r.statuses, d.Status)
 	r.requests, r.responses = append(r.requests, string(req)), append(r.responses, string(resp))
 	r.durations, r.created = append(r.durations, d.DurationMs), append(r.created, ms(d.CreatedAt))
 	r.next, r.replicas = append(r.next, next), append(r.replicas, d.Replica)
+	r.bodyIsEvent = append(r.bodyIsEvent, bodyIsEvent)
 	return nil
 }
 
@@ -415,7 +434,7 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 	at := ms(now)
 	var dest string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		heads, err := lockHeads(ctx, tx, []string{deliveryID})
+		heads, err := lockHeads(ctx, tx, []string{deliveryID}, false)
 		if err != nil {
 			return err
 		}
@@ -589,7 +608,11 @@ type purgeCount struct{ events, rows int64 }
 // before at, up to limit events, and deletes those settled. more is false
 // when no check was left to take.
 func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n purgeCount, more bool, err error) {
-	rows, err := tx.Query(ctx, `SELECT event_id FROM settle_checks WHERE received_at < $1
+	// An event whose body a kept dispatch record refers to stays until that
+	// record ages out (one seek of dispatches_event); it is looked for again
+	// once the deliveries are locked, since no attempt can add a record then.
+	rows, err := tx.Query(ctx, `SELECT event_id FROM settle_checks c WHERE received_at < $1
+		AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = c.event_id AND request_body_event)
 		GROUP BY received_at, event_id ORDER BY received_at, event_id LIMIT $2`, at, limit)
 	if err != nil {
 		return n, false, err
@@ -617,13 +640,25 @@ func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n pu
 	if err := rows.Err(); err != nil {
 		return n, false, err
 	}
-	settled := make([]string, 0, len(checked))
+	var final []string
 	for _, id := range checked {
 		if !open[id] {
-			settled = append(settled, id)
+			final = append(final, id)
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM settle_checks WHERE event_id = ANY($1)`, checked); err != nil {
+	rows, err = tx.Query(ctx, `SELECT id FROM unnest($1::text[]) AS x(id) WHERE NOT EXISTS (
+		SELECT 1 FROM dispatches WHERE dispatches.event_id = x.id AND request_body_event)`, final)
+	if err != nil {
+		return n, false, err
+	}
+	settled, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return n, false, err
+	}
+	// The checks of the events that hold work go; those of events a new
+	// record refers to stay.
+	done := slices.Concat(settled, slices.Collect(maps.Keys(open)))
+	if _, err := tx.Exec(ctx, `DELETE FROM settle_checks WHERE event_id = ANY($1)`, done); err != nil {
 		return n, false, err
 	}
 	if len(settled) == 0 {

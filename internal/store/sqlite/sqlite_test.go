@@ -599,7 +599,7 @@ func TestQueryPlans(t *testing.T) {
 
 // TestDispatchBodyIsTheEvents: a request that sent the event's own bytes is
 // stored as a reference to them and read back whole; another body is stored
-// as it is; Purge keeps the event while a record refers to its body.
+// as it is (storetest's DispatchBodyOfEvent checks Purge keeps the event).
 func TestDispatchBodyIsTheEvents(t *testing.T) {
 	ctx := t.Context()
 	s := openTest(t, filepath.Join(t.TempDir(), "rc.db"), Options{})
@@ -641,20 +641,6 @@ func TestDispatchBodyIsTheEvents(t *testing.T) {
 				t.Fatalf("stored request_body_event = %v, request %s; want reference %v", ref, stored, tt.ref)
 			}
 		})
-	}
-	// Every delivery is final and the event is old, but the raw record
-	// (created two days after it) still needs its body.
-	if _, err := s.Purge(ctx, t0.Add(24*time.Hour), 10); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Event(ctx, "evt-1"); err != nil {
-		t.Fatalf("event purged while a dispatch record refers to its body: %v", err)
-	}
-	if _, err := s.Purge(ctx, t0.Add(72*time.Hour), 10); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Event(ctx, "evt-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("event after its records aged out: err = %v, want ErrNotFound", err)
 	}
 }
 

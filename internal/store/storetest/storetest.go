@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Stats", testStats},
 		{"Paused", testPaused},
 		{"Purge", testPurge},
+		{"DispatchBodyOfEvent", testDispatchBodyOfEvent},
 		{"PingAndClose", testPingAndClose},
 	}
 	for _, tt := range tests {
@@ -1628,5 +1629,47 @@ func testDispatchBuckets(t *testing.T, open func(t *testing.T) store.Store) {
 	got, err = h.s.DispatchBuckets(t.Context(), store.BucketFilter{Destination: "none", Since: t0, Width: time.Hour, Count: 2})
 	if err != nil || len(got) != 2 || got[0] != (store.Bucket{Start: t0}) || got[1] != (store.Bucket{Start: at(time.Hour)}) {
 		t.Fatalf("DispatchBuckets(none) = %+v, %v; want 2 empty buckets", got, err)
+	}
+}
+
+// testDispatchBodyOfEvent: a record whose request sent the event's own
+// bytes reads back whole (a store may keep it as a reference to the event's
+// body), as does one with another body; Purge keeps the event while such a
+// record is kept, and deletes it once the record is gone.
+func testDispatchBodyOfEvent(t *testing.T, open func(t *testing.T) store.Store) {
+	h := newH(t, open)
+	h.ingest("evt-1", t0, "raw", "templated")
+	tests := []struct{ name, destination, body string }{
+		{"the event's body", "raw", string(body("evt-1"))},
+		{"another body", "templated", `{"text":"renewal"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := h.claimOne(tt.destination, t0, "evt-1")
+			cs := []store.Completion{{DeliveryID: d.ID, LeaseToken: d.Lease.Token, State: store.Delivered, FinishedAt: t0,
+				Dispatches: []store.Dispatch{{Attempt: 1, Status: "delivered", CreatedAt: at(48 * time.Hour),
+					Request: destinations.Request{Method: "POST", URL: "http://127.0.0.1/hook", Body: tt.body}}}}}
+			if err := h.s.Complete(t.Context(), cs); err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.s.Dispatch(t.Context(), cs[0].Dispatches[0].ID)
+			if err != nil || got.Request.Body != tt.body || got.Request.Method != "POST" {
+				t.Fatalf("Dispatch = %+v, %v; want request body %q", got.Request, err, tt.body)
+			}
+		})
+	}
+	// Every delivery is final and the event is old, but its records were
+	// made two days after it.
+	if _, err := h.s.Purge(t.Context(), at(24*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Event(t.Context(), "evt-1"); err != nil {
+		t.Fatalf("event purged while its dispatch records are kept: %v", err)
+	}
+	if _, err := h.s.Purge(t.Context(), at(72*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Event(t.Context(), "evt-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("event after its records aged out: err = %v, want ErrNotFound", err)
 	}
 }
