@@ -182,6 +182,12 @@ func (s *Scheduler) shareResult(ctx context.Context, w *worker, a *attempt, f fi
 	w.mu.Lock()
 	tell := a.probe || h == store.BreakerFailed ||
 		(h == store.BreakerOK && (w.shared.failed || f.at.Sub(w.shared.okAt) >= okEvery))
+	// A success to tell is taken as told at once: another success that
+	// finishes while this one is recorded is then not told again.
+	wasFailed, okAt := w.shared.failed, w.shared.okAt
+	if tell && h == store.BreakerOK {
+		w.shared.failed, w.shared.okAt = false, f.at
+	}
 	w.mu.Unlock()
 	if !tell {
 		return
@@ -191,14 +197,19 @@ func (s *Scheduler) shareResult(ctx context.Context, w *worker, a *attempt, f fi
 		if ctx.Err() == nil {
 			s.log.Warn("circuit breaker: record attempt", "destination", w.name, "err", err)
 		}
+		if h == store.BreakerOK {
+			// Not told after all: the next success tells it. A failure
+			// recorded meanwhile keeps failed set.
+			w.mu.Lock()
+			w.shared.failed = w.shared.failed || wasFailed
+			w.shared.okAt = okAt
+			w.mu.Unlock()
+		}
 		return
 	}
 	w.mu.Lock()
-	switch h {
-	case store.BreakerFailed:
+	if h == store.BreakerFailed {
 		w.shared.failed = true
-	case store.BreakerOK:
-		w.shared.failed, w.shared.okAt = false, f.at
 	}
 	switch state {
 	case "closed":
