@@ -13,10 +13,11 @@ import (
 // not share flushes between concurrent one-event transactions (about one
 // commit per WAL flush at 8 and 32 writers, and fewer events/s than one
 // writer: BENCHMARKS.md), so concurrent webhooks are grouped here, as the
-// SQLite writer does: a few committers each take every request queued at
-// that moment (up to MaxBatch) and store them in one statement, one round
-// trip and one commit. An idle store adds no delay: a lone request is
-// committed at once.
+// SQLite writer does: a committer (Options.Committers, one by default)
+// takes every request queued at that moment (up to MaxBatch) and stores them
+// in one statement, one round trip and one commit; what arrives meanwhile
+// goes in the next. An idle store adds no delay: a lone request is committed
+// at once.
 
 // batchSQL stores many events and their deliveries in one statement. An id
 // already stored, or being stored by a concurrent batch (of any replica),

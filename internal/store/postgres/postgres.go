@@ -66,7 +66,10 @@ type Options struct {
 	Logger  *slog.Logger // nil: discard
 	// MaxBatch is the most webhooks one ingest commit serves. Default 128.
 	MaxBatch int
-	// Committers is how many ingest commits may run at once. Default 2.
+	// Committers is how many ingest commits may run at once. Default 1:
+	// a second one made smaller batches and more commits, and the commits of
+	// claims and completions waited behind them for the WAL (BENCHMARKS.md,
+	// "one ingest committer").
 	Committers int
 	// NoMigrate: Open refuses a database whose schema is not at
 	// store.SchemaVersion instead of migrating it (serve --no-migrate).
@@ -120,7 +123,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.MaxBatch = 128
 	}
 	if opts.Committers <= 0 {
-		opts.Committers = 2
+		opts.Committers = 1
 	}
 	cfg.MaxConns = opts.MaxConns
 	// Named sessions: operators (and tests) tell the notifier's connection
