@@ -581,13 +581,12 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 		// Until limit events are gone or no old check is left: checks of
 		// events that are not settled are deleted without counting, so a
 		// call that found only those goes on to the next.
-		for events := 0; events < limit; {
-			n, more, err := purgeSettled(ctx, tx, at, limit-events)
+		for events := int64(0); events < int64(limit); {
+			n, deleted, more, err := purgeSettled(ctx, tx, at, limit-int(events))
 			if err != nil {
 				return fmt.Errorf("events: %w", err)
 			}
-			events += int(n.events)
-			total += n.rows
+			events, total = events+n, total+deleted
 			if !more {
 				break
 			}
@@ -600,30 +599,38 @@ func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, er
 	return int(total), nil
 }
 
-// purgeCount counts what one purgeSettled deleted: events, and the rows
-// reported (events and deliveries; their index rows are part of them).
-type purgeCount struct{ events, rows int64 }
-
 // purgeSettled checks the events of the oldest settle checks received
-// before at, up to limit events, and deletes those settled. more is false
-// when no check was left to take.
-func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n purgeCount, more bool, err error) {
+// before at, up to limit events, and deletes those settled. It returns the
+// events deleted and the rows reported for them (events and deliveries;
+// their index rows are part of them); more is false when no check was left
+// to take.
+func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (events, deleted int64, more bool, err error) {
 	// An event whose body a kept dispatch record refers to stays until that
 	// record ages out (one seek of dispatches_event); it is looked for again
 	// once the deliveries are locked, since no attempt can add a record then.
-	rows, err := tx.Query(ctx, `SELECT event_id FROM settle_checks c WHERE received_at < $1
+	rows, err := tx.Query(ctx, `SELECT event_id, received_at FROM settle_checks c WHERE received_at < $1
 		AND NOT EXISTS (SELECT 1 FROM dispatches WHERE dispatches.event_id = c.event_id AND request_body_event)
 		GROUP BY received_at, event_id ORDER BY received_at, event_id LIMIT $2`, at, limit)
 	if err != nil {
-		return n, false, err
+		return 0, 0, false, err
 	}
-	checked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(checked) == 0 {
-		return n, false, err
+	var checked []string
+	received := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var t time.Time
+		if err := rows.Scan(&id, &t); err != nil {
+			rows.Close()
+			return 0, 0, false, err
+		}
+		checked, received[id] = append(checked, id), t
+	}
+	if err := rows.Err(); err != nil || len(checked) == 0 {
+		return 0, 0, false, err
 	}
 	rows, err = tx.Query(ctx, `SELECT event_id, state FROM deliveries WHERE event_id = ANY($1) ORDER BY id FOR UPDATE`, checked)
 	if err != nil {
-		return n, false, err
+		return 0, 0, false, err
 	}
 	open := map[string]bool{}
 	for rows.Next() {
@@ -631,14 +638,14 @@ func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n pu
 		var state store.State
 		if err := rows.Scan(&id, &state); err != nil {
 			rows.Close()
-			return n, false, err
+			return 0, 0, false, err
 		}
 		if state != store.Delivered && state != store.Skipped {
 			open[id] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return n, false, err
+		return 0, 0, false, err
 	}
 	var final []string
 	for _, id := range checked {
@@ -649,33 +656,38 @@ func purgeSettled(ctx context.Context, tx pgx.Tx, at time.Time, limit int) (n pu
 	rows, err = tx.Query(ctx, `SELECT id FROM unnest($1::text[]) AS x(id) WHERE NOT EXISTS (
 		SELECT 1 FROM dispatches WHERE dispatches.event_id = x.id AND request_body_event)`, final)
 	if err != nil {
-		return n, false, err
+		return 0, 0, false, err
 	}
 	settled, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return n, false, err
+		return 0, 0, false, err
 	}
-	// The checks of the events that hold work go; those of events a new
-	// record refers to stay.
-	done := slices.Concat(settled, slices.Collect(maps.Keys(open)))
-	if _, err := tx.Exec(ctx, `DELETE FROM settle_checks WHERE event_id = ANY($1)`, done); err != nil {
-		return n, false, err
+	// The checks of the events that hold work go, and those of the settled
+	// ones; those of events a new record refers to stay. Deleted by
+	// (received_at, event_id), their index.
+	var ids []string
+	var times []time.Time
+	for _, id := range slices.Concat(settled, slices.Collect(maps.Keys(open))) {
+		ids, times = append(ids, id), append(times, received[id])
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM settle_checks c USING unnest($1::timestamptz[], $2::text[]) AS x(received_at, event_id)
+		WHERE c.received_at = x.received_at AND c.event_id = x.event_id`, times, ids); err != nil {
+		return 0, 0, false, err
 	}
 	if len(settled) == 0 {
-		return n, true, nil
+		return 0, 0, true, nil
 	}
 	for _, q := range []string{`DELETE FROM event_users WHERE event_id = ANY($1)`, `DELETE FROM event_transactions WHERE event_id = ANY($1)`} {
 		if _, err := tx.Exec(ctx, q, settled); err != nil {
-			return n, false, err
+			return 0, 0, false, err
 		}
 	}
 	for _, q := range []string{`DELETE FROM deliveries WHERE event_id = ANY($1)`, `DELETE FROM events WHERE id = ANY($1)`} {
 		tag, err := tx.Exec(ctx, q, settled)
 		if err != nil {
-			return n, false, err
+			return 0, 0, false, err
 		}
-		n.rows += tag.RowsAffected()
+		deleted += tag.RowsAffected()
 	}
-	n.events = int64(len(settled))
-	return n, true, nil
+	return int64(len(settled)), deleted, true, nil
 }
