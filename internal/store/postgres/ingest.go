@@ -23,8 +23,9 @@ import (
 // already stored, or being stored by a concurrent batch (of any replica),
 // is skipped by ON CONFLICT once that batch commits; RETURNING names the
 // events created; an unrouted event is settled as it is stored, so its
-// settle check goes with it (schema.go, version 6). Rows go in id order, so two batches holding the same ids
-// wait for each other in one order and never deadlock. The wake-ups of the
+// settle check goes with it (schema.go, version 6). Rows go in id order, so
+// two batches holding the same ids wait for each other in one order and
+// never deadlock. The wake-ups of the
 // created events' destinations follow the commit (notices.go): one per
 // destination for the whole batch.
 const batchSQL = `WITH input AS (

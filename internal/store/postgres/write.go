@@ -158,24 +158,20 @@ type head struct {
 	state                                  store.State
 	token                                  *int64    // the lease's, while one holds the row
 	owner                                  string    // the lease's owner, while one holds the row
-	created                                time.Time // the event's received_at
-	body                                   []byte    // the event's body (Complete only)
+	created                                time.Time // the delivery's created_at: its event's received_at
+	body                                   []byte    // the event's body
 }
 
 // lockHeads locks the given deliveries FOR UPDATE, in id order (as Purge
-// locks the deliveries it checks), and returns their current heads. Their
-// events are not locked: a completion neither reads nor writes its event's
-// row, and Purge decides which events are settled (schema.go, version 6).
-//
-// With bodies, each head holds its event's body too (read, not locked), to
-// store a request that sent it as a reference (Complete).
-func lockHeads(ctx context.Context, tx pgx.Tx, ids []string, bodies bool) (map[string]head, error) {
-	body := `NULL::bytea`
-	if bodies {
-		body = `(SELECT body FROM events WHERE events.id = deliveries.event_id)`
-	}
+// locks the deliveries it checks), and returns their current heads, each
+// with its event's body (read, not locked: Complete stores a request that
+// sent it as a reference). Their events are not locked: a completion never
+// writes its event's row, and Purge decides which events are settled
+// (schema.go, version 6).
+func lockHeads(ctx context.Context, tx pgx.Tx, ids []string) (map[string]head, error) {
 	rows, err := tx.Query(ctx, `SELECT id, event_id, event_type, destination, route, state, lease_token,
-		COALESCE(lease_owner, ''), created_at, `+body+` FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		COALESCE(lease_owner, ''), created_at, (SELECT body FROM events WHERE events.id = deliveries.event_id)
+		FROM deliveries WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +221,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 	}
 	var lost, published []string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		heads, err := lockHeads(ctx, tx, ids, true)
+		heads, err := lockHeads(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
@@ -434,7 +430,7 @@ func (s *Store) Retry(ctx context.Context, deliveryID string, now time.Time) err
 	at := ms(now)
 	var dest string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		heads, err := lockHeads(ctx, tx, []string{deliveryID}, false)
+		heads, err := lockHeads(ctx, tx, []string{deliveryID})
 		if err != nil {
 			return err
 		}
