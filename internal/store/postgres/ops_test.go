@@ -12,25 +12,48 @@ import (
 	"github.com/rcrouter/rcrouter/internal/store/postgres/pgtest"
 )
 
-// TestMigrateIndexesStoredUsers: version 3 indexes the customers and
-// transactions of the events a version 2 database holds, from their bodies,
-// by the rule Ingest follows (as SQLite's test of the same name).
-func TestMigrateIndexesStoredUsers(t *testing.T) {
+// stmt is one statement of an old database's contents.
+type stmt struct {
+	q    string
+	args []any
+}
+
+// openOld writes a database at schema version (its migrations, then
+// stmts), opens it, which migrates it to this build's version, and returns
+// the store, closed when t ends.
+func openOld(t *testing.T, version int, stmts ...stmt) *Store {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	stmts := []struct {
-		q    string
-		args []any
-	}{
-		{migrations[0], nil},
-		{migrations[1], nil},
-		{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
-		{`INSERT INTO schema_migrations (version) VALUES (1), (2)`, nil},
+	defer conn.Close(t.Context())
+	var all []stmt
+	for _, m := range migrations[:version] {
+		all = append(all, stmt{m, nil})
 	}
+	all = append(all, stmt{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
+		stmt{`INSERT INTO schema_migrations (version) SELECT generate_series(1, $1::integer)`, []any{version}})
+	for _, st := range append(all, stmts...) {
+		if _, err := conn.Exec(t.Context(), st.q, st.args...); err != nil {
+			t.Fatalf("write version %d database: %v", version, err)
+		}
+	}
+	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestMigrateIndexesStoredUsers: version 3 indexes the customers and
+// transactions of the events a version 2 database holds, from their bodies,
+// by the rule Ingest follows (as SQLite's test of the same name).
+func TestMigrateIndexesStoredUsers(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var stmts []stmt
 	insert := `INSERT INTO events (id, type, received_at, body, routes, settled) VALUES ($1, 'RENEWAL', $2, $3, NULL, true)`
 	for i, body := range []string{
 		`{"event":{"app_user_id":"alice","original_app_user_id":"$RCAnonymousID:1","aliases":["$RCAnonymousID:1","alice@example.com"],"transaction_id":"T2","original_transaction_id":"T1"}}`,
@@ -38,24 +61,9 @@ func TestMigrateIndexesStoredUsers(t *testing.T) {
 		`not json`,
 		`{"event":{"app_user_id":"","aliases":"bob","original_app_user_id":7}}`,
 	} {
-		stmts = append(stmts, struct {
-			q    string
-			args []any
-		}{insert, []any{"e" + string(rune('1'+i)), t0.Add(time.Duration(i) * time.Second), []byte(body)}})
+		stmts = append(stmts, stmt{insert, []any{"e" + string(rune('1'+i)), t0.Add(time.Duration(i) * time.Second), []byte(body)}})
 	}
-	for _, st := range stmts {
-		if _, err := conn.Exec(t.Context(), st.q, st.args...); err != nil {
-			conn.Close(t.Context())
-			t.Fatalf("write version 2 database: %v", err)
-		}
-	}
-	conn.Close(t.Context())
-
-	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openOld(t, 2, stmts...)
 	tests := []struct {
 		name string
 		f    store.EventFilter
@@ -91,44 +99,15 @@ func TestMigrateIndexesStoredUsers(t *testing.T) {
 // settled flag, migrates to settle checks: Purge deletes the events that
 // were settled and keeps the one still holding work.
 func TestMigrateSettleChecks(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	type stmt struct {
-		q    string
-		args []any
-	}
-	var stmts []stmt
-	for _, m := range migrations[:5] {
-		stmts = append(stmts, stmt{m, nil})
-	}
-	stmts = append(stmts,
-		stmt{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`, nil},
-		stmt{`INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5)`, nil},
+	s := openOld(t, 5,
 		stmt{`INSERT INTO events (id, type, received_at, body, routes, settled) VALUES
 			('done', 'RENEWAL', $1, '{}', NULL, true), ('unrouted', 'RENEWAL', $1, '{}', NULL, true),
 			('open', 'RENEWAL', $1, '{}', NULL, false)`, []any{t0}},
 		stmt{`INSERT INTO deliveries (id, event_id, event_type, destination, route, state, next_attempt_at, created_at, updated_at, delivered_at)
 			VALUES ('d1', 'done', 'RENEWAL', 'a', 'r', 'delivered', $1, $1, $1, $1),
 			('d2', 'open', 'RENEWAL', 'a', 'r', 'delivered', $1, $1, $1, $1),
-			('d3', 'open', 'RENEWAL', 'b', 'r', 'retrying', $1, $1, $1, NULL)`, []any{t0}},
-	)
-	for _, st := range stmts {
-		if _, err := conn.Exec(t.Context(), st.q, st.args...); err != nil {
-			conn.Close(t.Context())
-			t.Fatalf("write version 5 database: %v", err)
-		}
-	}
-	conn.Close(t.Context())
-
-	s, err := Open(t.Context(), Options{DSN: dsn, Replica: "rc-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+			('d3', 'open', 'RENEWAL', 'b', 'r', 'retrying', $1, $1, $1, NULL)`, []any{t0}})
 	n, err := s.Purge(t.Context(), t0.Add(time.Hour), 10)
 	if err != nil || n != 3 { // done and d1, unrouted
 		t.Fatalf("Purge = %d, %v; want 3", n, err)
