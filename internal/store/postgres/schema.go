@@ -214,7 +214,7 @@ CREATE INDEX dispatches_failed ON dispatches (destination, status, created_at) W
 	// again). The foreign key of deliveries goes too: every delivery insert
 	// ran a trigger that locked its event's row, and every purged event a
 	// query on deliveries; deliveries are inserted with their event in one
-	// statement and deleted before it (Purge), so it never caught anything.
+	// statement and deleted before it (Purge), so the code never relied on it.
 	// And as SQLite's version 4: a dispatch record whose request body is
 	// its event's own bytes (webhook body raw) stores a flag instead of a
 	// copy, about 1.7 KB less per attempt in the table and the WAL; Purge
