@@ -307,8 +307,8 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) error {
 
 // finishSQL writes the new states of a Complete's deliveries in one
 // statement, and dispatchSQL its attempt records: one statement each for
-// the whole slice instead of one per row, which halved PostgreSQL's time in
-// them (BENCHMARKS.md).
+// the whole slice instead of one per row (BENCHMARKS.md, "PostgreSQL
+// completions without event locks").
 const (
 	finishSQL = `UPDATE deliveries d SET state = u.state, attempts = d.attempts + u.n, tries = d.tries + 1,
 	next_attempt_at = COALESCE(u.next, d.next_attempt_at), last_error = u.err, lease_until = NULL,
