@@ -615,11 +615,11 @@ func TestNotifierPingsWhenIdle(t *testing.T) {
 	}
 }
 
-// TestReplicasSettleTogether: the deliveries of each event finish on two
-// replicas at the same moment (one claims every "a", the other every "b",
-// and they complete in lockstep), so no completion can see its event
-// settled; Purge still finds every event settled and deletes it, and an
-// event whose other delivery is still pending stays.
+// TestReplicasSettleTogether: the two deliveries of each event finish on
+// two replicas at about the same moment (one claims every "a", the other
+// every "b", and both complete in the same order at once), as no
+// completion needs to see the other's; Purge finds every event settled and
+// deletes it, and an event whose other delivery is still pending stays.
 func TestReplicasSettleTogether(t *testing.T) {
 	rs := replicas(t, 2)
 	const events = 200
